@@ -1,0 +1,48 @@
+# reinforge: `make demo` and `make test` work on a fresh machine with only Python 3.11.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch is pinned to the CPU build that lies on this machine's disk: any other spec can pull a multi-GB CUDA build.
+TORCH := torch==2.13.0
+
+.PHONY: install demo demo-rlhf test test-slow lint format bench bench-gpu clean
+
+$(BIN)/python:
+	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 not found; set PY=/path/to/python3.11"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/reinforge demo
+
+demo-rlhf: $(STAMP)
+	$(BIN)/reinforge demo rlhf
+
+lint: $(STAMP)
+	$(BIN)/ruff check reinforge tests benchmarks
+	$(BIN)/ruff format --check reinforge tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format reinforge tests benchmarks
+	$(BIN)/ruff check --fix reinforge tests benchmarks
+
+test: $(STAMP)
+	$(BIN)/ruff check reinforge tests benchmarks
+	$(BIN)/python -m pytest -q -x --durations=15 --doctest-modules reinforge tests
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow tests
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,211 @@
+"""The ``reinforge`` command. Each subcommand is a thin wrapper over a library function.
+
+Errors caused by the user's input (``ReinforgeError``) print one line and exit 2; ``--debug``
+(anywhere on the command line) shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reinforge.errors import ReinforgeError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="reinforge: make LLM systems better from graded feedback (RFT, RLHF, tuning).",
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="API keys for `reinforge serve`.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: key=value (repeatable).")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")]
+ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.")]
+
+
+def _debug() -> bool:
+    return os.environ.get("REINFORGE_DEBUG") == "1"
+
+
+def user_errors(fn):
+    """Turn ``ReinforgeError`` into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ReinforgeError as e:
+            if _debug():
+                raise
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted; resume with --resume", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _train(algo: str, config: Path, overrides: list[str] | None, resume: bool) -> None:
+    from reinforge.train.registry import run_from_cli
+
+    run_from_cli(algo, config, overrides or [], resume)
+
+
+@app.command()
+@user_errors
+def rft(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
+    """Reinforcement fine-tuning (GRPO) of a policy against a grader."""
+    _train("rft", config, set, resume)
+
+
+@app.command()
+@user_errors
+def sft(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
+    """Supervised fine-tuning on chat messages (loss on assistant tokens)."""
+    _train("sft", config, set, resume)
+
+
+@app.command()
+@user_errors
+def rm(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
+    """Train a reward model on preference pairs, rankings or thumbs."""
+    _train("rm", config, set, resume)
+
+
+@app.command()
+@user_errors
+def ppo(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
+    """PPO against a reward model or grader, with a KL penalty to the reference."""
+    _train("ppo", config, set, resume)
+
+
+@app.command()
+@user_errors
+def dpo(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
+    """Direct preference optimisation (and variants) on preference pairs."""
+    _train("dpo", config, set, resume)
+
+
+@app.command()
+@user_errors
+def rlhf(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
+    """The RLHF loop: SFT, then rounds of (label -> reward model -> PPO)."""
+    _train("rlhf", config, set, resume)
+
+
+@app.command("eval")
+@user_errors
+def eval_(
+    model: Annotated[str, typer.Option(help="Model directory, hub id, or tiny:<task>:<size>.")],
+    data: Annotated[Path, typer.Option(help="RFT JSONL file to evaluate on.")],
+    grader: Annotated[str | None, typer.Option(help="Grader JSON/YAML (default: the task's grader).")] = None,
+    task: Annotated[str | None, typer.Option(help="Built-in task whose grader to use.")] = None,
+    samples: Annotated[int, typer.Option(help="Samples per prompt (pass@k uses all of them).")] = 1,
+    temperature: float = 0.0,
+    max_tokens: int = 32,
+    output: Annotated[Path | None, typer.Option(help="Write per-row results as JSONL.")] = None,
+) -> None:
+    """Grade a model's outputs on a dataset: mean reward and pass@k."""
+    from reinforge.train.evaluate import eval_command
+
+    eval_command(model, data, grader, task, samples, temperature, max_tokens, output)
+
+
+@app.command()
+@user_errors
+def grade(
+    grader: Annotated[Path | None, typer.Option("--grader", help="Grader spec (.json or .yaml).")] = None,
+    input: Annotated[Path | None, typer.Option("--input", help="JSONL of {item, sample} rows.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Where to write graded rows.")] = None,
+    validate: Annotated[Path | None, typer.Option("--validate", help="Only validate this grader spec.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel workers for python graders.")] = None,
+) -> None:
+    """Grade samples with an OpenAI-style grader, or validate a grader spec."""
+    from reinforge.graders.command import grade_command
+
+    grade_command(grader=grader, input=input, output=output, validate=validate, workers=workers)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@user_errors
+def tune(
+    ctx: typer.Context,
+    args: Annotated[list[str], typer.Argument(help="CONFIG.yaml | ask STUDY | tell STUDY TRIAL VALUE")],
+    set: SetOpt = None,
+    resume: ResumeOpt = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Start even when the cost estimate exceeds the budget.")] = False,
+) -> None:
+    """Tune prompts and hyperparameters: `tune CONFIG.yaml`, or manual `tune ask/tell STUDY`."""
+    from reinforge.tune.command import tune_command
+
+    tune_command(list(args) + list(ctx.args), overrides=set or [], resume=resume, yes=yes)
+
+
+@app.command()
+@user_errors
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite under --data-dir).")] = None,
+    data_dir: Annotated[Path, typer.Option(help="Uploaded files, checkpoints and the default DB.")] = Path(
+        "reinforge-data"
+    ),
+    workers: Annotated[int, typer.Option(help="Job worker processes.")] = 1,
+    model: Annotated[list[str] | None, typer.Option(help="Extra local model directories to serve.")] = None,
+) -> None:
+    """Serve the OpenAI-compatible fine-tuning API, chat completions and the feedback web UI."""
+    from reinforge.serve.command import serve_command
+
+    serve_command(host=host, port=port, db=db, data_dir=data_dir, workers=workers, models=model or [])
+
+
+@keys_app.command("create")
+@user_errors
+def keys_create(
+    name: Annotated[str, typer.Option(help="A label for the key.")],
+    db: Annotated[str | None, typer.Option(help="Database URL.")] = None,
+    data_dir: Annotated[Path, typer.Option()] = Path("reinforge-data"),
+) -> None:
+    """Create an API key; prints it as the last word."""
+    from reinforge.serve.command import keys_create_command
+
+    keys_create_command(name=name, db=db, data_dir=data_dir)
+
+
+@app.command()
+@user_errors
+def demo(
+    which: Annotated[str, typer.Argument(help="rft (default) or rlhf")] = "rft",
+    output_dir: Annotated[Path | None, typer.Option(help="Run directory (default runs/demo).")] = None,
+    quick: Annotated[bool, typer.Option(help="A much shorter run, for smoke tests.")] = False,
+) -> None:
+    """The demos: `demo` (RFT beats SFT and a 4x larger SFT model) and `demo rlhf`."""
+    if which == "rft":
+        from reinforge.demo import run_demo
+
+        run_demo(output_dir or Path("runs/demo"), quick=quick)
+    elif which == "rlhf":
+        from reinforge.demo_rlhf import run_demo_rlhf
+
+        run_demo_rlhf(output_dir or Path("runs/demo-rlhf"), quick=quick)
+    else:
+        raise ReinforgeError(f"demo {which!r}: unknown demo; choose rft or rlhf")
+
+
+def main() -> None:
+    if "--debug" in sys.argv:
+        sys.argv.remove("--debug")
+        os.environ["REINFORGE_DEBUG"] = "1"
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Dataset readers and validators: RFT rows, preference data, splits."""

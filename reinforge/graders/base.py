@@ -1,0 +1,85 @@
+"""The grader contract: ``grade(item, sample) -> Grade``; ``grade_batch`` is the normal, fast path.
+
+A grader never crashes training: any failure is a recorded zero with an OpenAI-style error flag.
+
+Call order: build once (``from_spec`` or a subclass constructor), then call ``grade_batch`` with many
+``(item, sample)`` pairs as often as needed; ``close()`` releases pools or clients.
+
+>>> g = CallableGrader(lambda item, sample: float(sample["output_text"] == item["answer"]))
+>>> g.grade({"answer": "4"}, make_sample("4")).reward
+1.0
+>>> g.grade({}, make_sample("4")).errors
+{'python_grader_runtime_error': True}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Grade:
+    """One graded sample. ``reward`` is a float (0 when any error fired)."""
+
+    reward: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, bool] = field(default_factory=dict)  # OpenAI error flag names that fired
+    sub_rewards: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.errors.values())
+
+
+def make_sample(output_text: str, output_tools: list | None = None, choices: list | None = None) -> dict:
+    """The ``sample`` namespace of OpenAI's graders: text, parsed JSON (when it parses), tools, choices."""
+    sample: dict[str, Any] = {"output_text": output_text, "output_tools": output_tools or []}
+    try:
+        sample["output_json"] = json.loads(output_text)
+    except (json.JSONDecodeError, TypeError, ValueError):
+        sample["output_json"] = None
+    sample["choices"] = choices if choices is not None else [{"message": {"content": output_text}}]
+    return sample
+
+
+class Grader(ABC):
+    """Turns ``(item, sample)`` into a :class:`Grade`. Subclasses implement ``grade``; batch is optional."""
+
+    name: str = "grader"
+
+    @abstractmethod
+    def grade(self, item: dict, sample: dict) -> Grade:
+        """Score one sample for one dataset row; must not raise."""
+
+    def grade_batch(self, pairs: Sequence[tuple[dict, dict]]) -> list[Grade]:
+        """Score many pairs, in input order. Override for parallelism or vectorisation."""
+        return [self.grade(item, sample) for item, sample in pairs]
+
+    def close(self) -> None:
+        """Release pools, clients or models held by the grader."""
+
+    def __call__(self, item: dict, sample: dict) -> float:
+        return self.grade(item, sample).reward
+
+
+class CallableGrader(Grader):
+    """A plain Python function ``f(item, sample) -> float`` as a grader (runs in-process, unsandboxed)."""
+
+    def __init__(self, fn: Callable[[dict, dict], float], name: str | None = None):
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "callable")
+
+    def grade(self, item: dict, sample: dict) -> Grade:
+        try:
+            value = self.fn(item, sample)
+            reward = float(value)
+        except Exception as e:  # a grader never crashes training
+            return Grade(0.0, {"error": f"{type(e).__name__}: {e}"}, {"python_grader_runtime_error": True})
+        if not math.isfinite(reward):
+            return Grade(0.0, {"error": f"non-finite reward {value!r}"}, {"python_grader_runtime_error": True})
+        return Grade(reward)
