@@ -1,0 +1,43 @@
+"""Built-in tasks used by demos, tests and benchmarks: a data generator and a grader each.
+
+>>> task = get_task("addition")
+>>> row = task.make_rows(1, seed=0)[0]
+>>> sorted(row)
+['answer', 'messages']
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from reinforge.errors import ReinforgeError
+from reinforge.graders.base import Grader
+
+
+class Task(Protocol):
+    name: str
+    grader: Grader
+
+    def make_rows(self, n: int, seed: int = 0, split: str = "train") -> list[dict]:
+        """``n`` OpenAI RFT rows (``messages`` + reference fields) from the train or validation split."""
+        ...
+
+
+def sft_rows(rows: list[dict], answer_key: str = "answer") -> list[dict]:
+    """Labelled chat rows for SFT: the prompt messages plus the reference answer as the assistant turn."""
+    return [{"messages": [*r["messages"], {"role": "assistant", "content": str(r[answer_key])}]} for r in rows]
+
+
+def get_task(name: str) -> Task:
+    from reinforge.tasks.addition import AdditionTask
+
+    tasks = {"addition": AdditionTask}
+    try:
+        from reinforge.tasks.sentiment import SentimentTask  # the RLHF demo's text task, when present
+
+        tasks["sentiment"] = SentimentTask
+    except ImportError:
+        pass
+    if name not in tasks:
+        raise ReinforgeError(f"task {name!r}: unknown built-in task; choose one of {sorted(tasks)}")
+    return tasks[name]()

@@ -1,0 +1,58 @@
+"""Two-digit addition, ``"37+48"`` -> ``"85"``: verifiable, tiny-model sized, with a dense reward.
+
+Train and validation prompts are disjoint by construction (a hash of the operands picks the split),
+so a validation score measures generalisation, not memory.
+
+The reward, :func:`digit_reward`, is the fraction of answer digits right, aligned from the ones
+place, over the longer of the two lengths: 1.0 for the exact answer, partial credit otherwise.
+
+>>> digit_reward("85", "85"), digit_reward("84", "85"), digit_reward("x", "85")
+(1.0, 0.5, 0.0)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from reinforge.graders.base import CallableGrader
+
+
+def digit_reward(output: str, answer: str) -> float:
+    out, ans = output.strip(), str(answer)
+    if not out:
+        return 0.0
+    width = max(len(out), len(ans))
+    hits = sum(a == b for a, b in zip(reversed(out), reversed(ans)))
+    return hits / width
+
+
+def addition_reward(item: dict, sample: dict) -> float:
+    return digit_reward(sample["output_text"], item["answer"])
+
+
+def exact_match(item: dict, sample: dict) -> float:
+    return float(sample["output_text"].strip() == str(item["answer"]))
+
+
+def split_of(a: int, b: int) -> str:
+    """~20% of operand pairs are held out, picked by a hash so no digit pattern leaks into the split."""
+    return "validation" if hashlib.md5(f"{a}+{b}".encode()).digest()[0] < 51 else "train"
+
+
+class AdditionTask:
+    name = "addition"
+
+    def __init__(self, low: int = 10, high: int = 99):
+        self.low, self.high = low, high
+        self.grader = CallableGrader(addition_reward, name="digit_reward")
+
+    def pairs(self, split: str) -> list[tuple[int, int]]:
+        rng = range(self.low, self.high + 1)
+        return [(a, b) for a in rng for b in rng if split_of(a, b) == split]
+
+    def make_rows(self, n: int, seed: int = 0, split: str = "train") -> list[dict]:
+        pool = self.pairs(split)
+        r = random.Random(seed)
+        picks = r.sample(pool, n) if n <= len(pool) else [r.choice(pool) for _ in range(n)]
+        return [{"messages": [{"role": "user", "content": f"{a}+{b}"}], "answer": str(a + b)} for a, b in picks]

@@ -1,0 +1,109 @@
+"""Checkpoints that are never half-written: save into ``step-N.tmp/``, fsync, then rename to ``step-N/``.
+
+A checkpoint holds the model (HF format, loadable by plain ``transformers``), the tokenizer, the
+optimizer and LR-scheduler state, RNG states and ``trainer_state.json`` (step, data position, and
+anything the trainer adds).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reinforge.errors import ReinforgeError
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_pretrained_model(model, tokenizer, path: Path) -> None:
+    """Save a plain HF model: LoRA adapters are merged into a copy so ``final/`` needs no peft."""
+    if hasattr(model, "merge_and_unload") and hasattr(model, "peft_config"):
+        import copy
+
+        merged = copy.deepcopy(model).merge_and_unload()
+        merged.save_pretrained(path)
+    else:
+        model.save_pretrained(path)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(path)
+
+
+def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer, scheduler, state: dict) -> Path:
+    ckpt_root = Path(run_dir) / "checkpoints"
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    final = ckpt_root / f"step-{step}"
+    tmp = ckpt_root / f"step-{step}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        tmp.mkdir()
+        if hasattr(model, "peft_config"):
+            model.save_pretrained(tmp / "adapter")  # trainable adapter weights, for exact resume
+        save_pretrained_model(model, tokenizer, tmp)
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
+             "rng": rng_state()},
+            tmp / "optimizer.pt",
+        )
+        (tmp / "trainer_state.json").write_text(json.dumps({**state, "step": step}, indent=1))
+    except OSError as e:  # disk full and friends: the previous checkpoint stays intact
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ReinforgeError(f"{final}: could not write checkpoint ({e.strerror or e}); earlier checkpoints are intact") from None
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    return final
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    root = Path(run_dir) / "checkpoints"
+    if not root.exists():
+        return []
+    done = [p for p in root.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp")
+            and (p / "trainer_state.json").exists()]
+    return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    ckpts = list_checkpoints(run_dir)
+    return ckpts[-1] if ckpts else None
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    if keep <= 0:
+        return
+    for p in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(p, ignore_errors=True)
+    for p in (Path(run_dir) / "checkpoints").glob("*.tmp"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def load_trainer_state(ckpt: Path) -> dict:
+    return json.loads((Path(ckpt) / "trainer_state.json").read_text())
+
+
+def load_optimizer_state(ckpt: Path, optimizer, scheduler) -> None:
+    blob = torch.load(Path(ckpt) / "optimizer.pt", weights_only=False)
+    optimizer.load_state_dict(blob["optimizer"])
+    if scheduler is not None and blob.get("scheduler") is not None:
+        scheduler.load_state_dict(blob["scheduler"])
+    set_rng_state(blob["rng"])

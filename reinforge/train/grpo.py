@@ -1,0 +1,393 @@
+"""GRPO / reinforcement fine-tuning (RFT) against a grader.
+
+Each step reads as its phases: 1. rollout (G samples per prompt) -> 2. score (grader) ->
+3. group-relative advantages -> 4. clipped-ratio update with a KL penalty to the frozen reference,
+for ``inner_epochs`` passes -> 5. log, evaluate, checkpoint.
+
+Maths: advantages A_i = (r_i - mean_group r) / (std_group r + eps) [DeepSeekMath, GRPO];
+loss_t = -min(rho_t A, clip(rho_t, 1-eps_low, 1+eps_high) A) + beta * KL_k3(pi || pi_ref)_t with
+rho_t = pi(o_t) / pi_old(o_t); aggregated per ``loss_type`` (see ``train/losses.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import model_validator
+
+from reinforge.config import Config
+from reinforge.errors import ConfigError, ReinforgeError
+from reinforge.train.losses import LossType
+
+
+class LoraSettings(Config):
+    r: int = 16  # adapter rank
+    alpha: int = 32  # scaling numerator: the update is scaled by alpha / r
+    dropout: float = 0.0
+    target_modules: list[str] | str = "all-linear"
+
+
+# OpenAI's RFT hyperparameter names -> ours (``hyperparameters:`` block; "auto" keeps our default)
+OPENAI_NAMES = {"n_epochs": "epochs", "batch_size": "prompts_per_step", "eval_interval": "eval_interval",
+                "eval_samples": "eval_samples", "seed": "seed"}
+
+
+class GRPOConfig(Config):
+    """Every knob of an RFT run. YAML keys are these field names; OpenAI's names go under ``hyperparameters``."""
+
+    # -- model and data
+    model: str = "tiny:addition:1m"  # local HF dir, hub id, or tiny:<task>:<size>
+    task: str | None = None  # built-in task: supplies data (when no files) and the grader (when none given)
+    train_file: str | None = None  # OpenAI RFT JSONL: {"messages": [...], <reference fields>}
+    validation_file: str | None = None
+    validation_split: float | None = None  # hold out this fraction of train_file when no validation_file
+    train_examples: int = 2000  # rows drawn from a built-in task
+    validation_examples: int = 200
+    grader: dict | str | None = None  # OpenAI grader JSON (inline or a path); default: the task's grader
+    output_dir: str = "runs/rft"
+    seed: int = 0
+    # -- sampling
+    group_size: int = 8  # G: samples per prompt
+    prompts_per_step: int = 8  # B: prompts per step, so B*G completions per step
+    max_new_tokens: int = 16
+    temperature: float = 1.0
+    top_p: float = 1.0
+    # -- optimisation
+    steps: int | None = None  # total steps; default: epochs over the training prompts
+    epochs: float = 1.0
+    learning_rate: float = 1e-5
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    inner_epochs: int = 1  # passes over each rollout batch (mu in the GRPO paper)
+    num_minibatches: int = 1  # optimizer steps per inner epoch
+    beta: float = 0.04  # KL coefficient; 0 skips the reference model entirely
+    clip_eps: float = 0.2
+    clip_eps_high: float | None = None  # DAPO clip-higher; None = clip_eps
+    loss_type: LossType = "grpo"
+    scale_rewards: bool = True  # divide advantages by the group std (False = Dr. GRPO)
+    # -- evaluation and checkpoints
+    eval_interval: int = 10  # steps between validations (0: only at the start and the end)
+    eval_samples: int = 1  # k samples per validation prompt for pass@k (1: greedy only)
+    pass_threshold: float = 1.0  # a sample with reward >= this counts as a pass
+    save_interval: int = 50
+    keep_checkpoints: int = 2
+    # -- system
+    lora: LoraSettings | None = None
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    device: str = "auto"
+    logprob_chunk: int = 64  # sequences per LM-head chunk when computing log-probs
+    progress: bool = True
+    hyperparameters: dict[str, Any] | None = None  # OpenAI names: n_epochs, batch_size, ... (see OPENAI_NAMES)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _map_openai_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("hyperparameters"):
+            return data
+        data = dict(data)
+        hp = dict(data.pop("hyperparameters"))
+        for name, value in hp.items():
+            if value == "auto":
+                continue
+            if name in OPENAI_NAMES:
+                data[OPENAI_NAMES[name]] = value
+            elif name == "learning_rate_multiplier":
+                data["learning_rate"] = float(data.get("learning_rate", cls.model_fields["learning_rate"].default)) * float(value)
+            elif name == "compute_multiplier":  # more compute = more samples explored per prompt
+                base = int(data.get("group_size", cls.model_fields["group_size"].default))
+                data["group_size"] = max(2, round(base * float(value)))
+            elif name == "reasoning_effort":
+                continue  # no effect on models without a reasoning mode
+            else:
+                raise ValueError(f"hyperparameters.{name}: unknown OpenAI hyperparameter; known: "
+                                 f"{sorted([*OPENAI_NAMES, 'learning_rate_multiplier', 'compute_multiplier'])}")
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> GRPOConfig:
+        if self.group_size < 2:
+            raise ValueError(f"group_size={self.group_size}: GRPO needs >= 2 samples per prompt to compare")
+        if self.inner_epochs < 1 or self.num_minibatches < 1:
+            raise ValueError("inner_epochs and num_minibatches must be >= 1")
+        if (self.prompts_per_step * self.group_size) % self.num_minibatches:
+            raise ValueError(f"num_minibatches={self.num_minibatches} must divide prompts_per_step*group_size")
+        if not (self.task or self.train_file):
+            raise ValueError("give train_file (OpenAI RFT JSONL) or task (a built-in task)")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------- setup
+
+
+def load_data(cfg: GRPOConfig) -> tuple[list[dict], list[dict]]:
+    from reinforge.data.rft import load_rft_rows, split_rows
+    from reinforge.tasks import get_task
+
+    if cfg.train_file:
+        train = load_rft_rows(cfg.train_file)
+        if cfg.validation_file:
+            val = load_rft_rows(cfg.validation_file)
+        elif cfg.validation_split:
+            train, val = split_rows(train, cfg.validation_split, cfg.seed)
+        else:
+            val = []
+        return train, val
+    task = get_task(cfg.task)
+    return (task.make_rows(cfg.train_examples, seed=cfg.seed, split="train"),
+            task.make_rows(cfg.validation_examples, seed=cfg.seed, split="validation"))
+
+
+def load_grader(cfg: GRPOConfig, reward_fn=None):
+    from reinforge.graders import as_grader
+    from reinforge.tasks import get_task
+
+    if reward_fn is not None:
+        return as_grader(reward_fn)
+    if cfg.grader is not None:
+        return as_grader(cfg.grader)
+    if cfg.task:
+        return get_task(cfg.task).grader
+    raise ConfigError("grader: give a grader (OpenAI grader JSON or a path) or a task with a built-in grader")
+
+
+def build_policy(cfg: GRPOConfig, weights_from: str | None = None):
+    """(policy, reference or None, tokenizer). LoRA: the reference is the base with adapters disabled."""
+    from reinforge.models.loading import load_model
+
+    dtype = None if cfg.dtype == "auto" else cfg.dtype
+    policy, tok = load_model(weights_from or cfg.model, dtype=dtype, device=cfg.device, trainable=True)
+    ref = None
+    if cfg.lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        lcfg = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                          target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+        policy = get_peft_model(policy, lcfg)
+    elif cfg.beta > 0:
+        ref, _ = load_model(cfg.model, dtype=dtype, device=cfg.device) if weights_from else (copy.deepcopy(policy), tok)
+        ref.requires_grad_(False).eval()
+    return policy, ref, tok
+
+
+def batch_indices(step: int, batch: int, n_rows: int, seed: int) -> list[int]:
+    """Rows for ``step`` (1-based): epochs are fresh shuffles, so the data position is a function of step."""
+    out, start = [], (step - 1) * batch
+    for pos in range(start, start + batch):
+        epoch, k = divmod(pos, n_rows)
+        perm = list(range(n_rows))
+        random.Random(seed * 1000 + epoch).shuffle(perm)
+        out.append(perm[k])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- update
+
+
+def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -> dict[str, float]:
+    """Phases 3-4: advantages, then ``inner_epochs`` x ``num_minibatches`` clipped-ratio steps."""
+    from reinforge.train.logprobs import per_token_logps
+    from reinforge.train.losses import aggregate_loss, clipped_policy_loss, group_advantages, kl_k3, masked_mean
+
+    device = next(policy.parameters()).device
+    ids, attn = roll.input_ids.to(device), roll.attention_mask.to(device)
+    cmask = roll.completion_mask.to(device)
+    T = roll.n_completion
+    b_adv = group_advantages(roll.rewards, cfg.scale_rewards).flatten().to(device)  # (N,)
+
+    def logps_of(model, sl):
+        return per_token_logps(model, ids[sl], attn[sl], T, cfg.temperature, cfg.logprob_chunk)
+
+    N = ids.shape[0]
+    with torch.no_grad():
+        b_ref = None
+        if cfg.beta > 0:
+            if ref is not None:
+                b_ref = logps_of(ref, slice(None))
+            else:  # LoRA: the reference is the base model, adapters off
+                with policy.disable_adapter():
+                    b_ref = logps_of(policy, slice(None))
+        # old log-probs are needed only when the batch is reused; with one pass, ratio = 1 by definition
+        b_old = logps_of(policy, slice(None)) if cfg.inner_epochs > 1 else None
+
+    mb_size = N // cfg.num_minibatches
+    gen = torch.Generator().manual_seed(step_seed)
+    stats: dict[str, list[float]] = {"loss": [], "policy": [], "kl": [], "clip": [], "grad_norm": []}
+    policy.train()
+    for _ in range(cfg.inner_epochs):
+        order = torch.randperm(N, generator=gen) if cfg.num_minibatches > 1 else torch.arange(N)
+        for mb in range(cfg.num_minibatches):
+            idx = order[mb * mb_size : (mb + 1) * mb_size].to(device)
+            mb_logp = per_token_logps(policy, ids[idx], attn[idx], T, cfg.temperature, cfg.logprob_chunk)
+            mb_old = b_old[idx] if b_old is not None else mb_logp.detach()
+            mb_mask = cmask[idx]
+            pg, clipped = clipped_policy_loss(mb_logp, mb_old, b_adv[idx], cfg.clip_eps, cfg.clip_eps_high)
+            per_token = pg
+            if b_ref is not None:
+                kl = kl_k3(mb_logp, b_ref[idx])
+                per_token = pg + cfg.beta * kl
+                stats["kl"].append(masked_mean(kl, mb_mask).item())
+            loss = aggregate_loss(per_token, mb_mask, cfg.loss_type, cfg.max_new_tokens)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            gn = torch.nn.utils.clip_grad_norm_([p for p in policy.parameters() if p.requires_grad], cfg.max_grad_norm)
+            optimizer.step()
+            stats["loss"].append(loss.item())
+            stats["policy"].append(aggregate_loss(pg.detach(), mb_mask, cfg.loss_type, cfg.max_new_tokens).item())
+            stats["clip"].append(masked_mean(clipped.float(), mb_mask).item())
+            stats["grad_norm"].append(float(gn))
+    mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
+    return {"loss/total": mean(stats["loss"]), "loss/policy": mean(stats["policy"]), "kl/k3": mean(stats["kl"]),
+            "clip/fraction": mean(stats["clip"]), "grad/norm": mean(stats["grad_norm"])}
+
+
+# ---------------------------------------------------------------------------------------------- loop
+
+
+def train_grpo(
+    cfg: GRPOConfig, resume: bool = False, on_step: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None, reward_fn: Callable | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) GRPO to ``cfg.steps`` total steps; returns the summary written to ``summary.json``."""
+    from reinforge.models.chat import encode_prompt, prompt_messages
+    from reinforge.models.generation import HFBackend, SamplingParams
+    from reinforge.train import checkpoint as ck
+    from reinforge.train.evaluate import evaluate
+    from reinforge.train.progress import TrainProgress, print_table
+    from reinforge.train.rollout import collect_rollout
+    from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
+    from reinforge.train.schedule import make_scheduler
+
+    t_start = time.time()
+    run_dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
+    train_rows, val_rows = load_data(cfg)
+    grader = load_grader(cfg, reward_fn)
+    total = cfg.steps or max(1, math.ceil(cfg.epochs * len(train_rows) / cfg.prompts_per_step))
+    last = ck.latest_checkpoint(run_dir) if resume else None
+    start = ck.load_trainer_state(last)["step"] if last else 0
+
+    torch.manual_seed(cfg.seed)
+    weights_from = str(last) if last is not None and cfg.lora is None else None
+    policy, ref, tok = build_policy(cfg, weights_from)
+    if last is not None and cfg.lora is not None:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(policy, load_file(str(last / "adapter" / "adapter_model.safetensors")))
+    params = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
+    if last is not None:
+        ck.load_optimizer_state(last, optimizer, scheduler)
+        for group in optimizer.param_groups:  # a resumed run (or a PBT exploit) may change the learning rate
+            group["initial_lr"] = cfg.learning_rate
+        scheduler.base_lrs = [cfg.learning_rate for _ in scheduler.base_lrs]
+    log = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None)
+    backend = HFBackend(policy, tok)
+    prompt_cache = [encode_prompt(tok, prompt_messages(r)) for r in train_rows]
+
+    def run_eval(step: int) -> dict:
+        if not val_rows:
+            return {}
+        res = evaluate(backend, tok, grader, val_rows, cfg.max_new_tokens, k=cfg.eval_samples,
+                       temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed + step,
+                       pass_threshold=cfg.pass_threshold)
+        rec = {"step": step, "kind": "eval", **{f"eval/{k}": v for k, v in res.items()}}
+        log.log(rec)
+        if on_step:
+            on_step(rec)
+        return rec
+
+    evals: list[dict] = []
+    if start == 0:
+        evals.append(run_eval(0))
+    stopped = False
+    with TrainProgress(total, start, "rft", enabled=cfg.progress) as bar:
+        for step in range(start + 1, total + 1):
+            t0 = time.perf_counter()
+            # 1-2. rollout and score
+            idx = batch_indices(step, cfg.prompts_per_step, len(train_rows), cfg.seed)
+            rows = [train_rows[i] for i in idx]
+            sp = SamplingParams(cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.group_size,
+                                seed=cfg.seed * 1_000_003 + step)
+            roll = collect_rollout(backend, grader, rows, [prompt_cache[i] for i in idx], sp, backend.pad_id)
+            # 3-4. advantages and update
+            upd = grpo_update(policy, ref, optimizer, roll, cfg, step_seed=cfg.seed * 7919 + step)
+            scheduler.step()
+            dt = time.perf_counter() - t0
+            n_tokens = int(roll.completion_mask.sum())
+            lengths = roll.completion_mask.sum(-1).float()
+            r = roll.rewards
+            rec = {
+                "step": step, "kind": "train",
+                "reward/mean": r.mean().item(), "reward/std": r.std().item(),
+                "reward/group_std_zero": (r.std(dim=1) < 1e-6).float().mean().item(),
+                **upd,
+                "length/mean": lengths.mean().item(), "length/max": lengths.max().item(),
+                "grader/errors": sum(not g.ok for g in roll.grades),
+                "lr": scheduler.get_last_lr()[0],
+                "perf/step_seconds": dt, "perf/gen_seconds": roll.gen_seconds,
+                "perf/tokens_per_s": n_tokens / dt, "perf/completions_per_s": r.numel() / dt,
+            }
+            log.log(rec)
+            if on_step:
+                on_step(rec)
+            bar.update(step, {"reward": rec["reward/mean"], "kl": rec["kl/k3"],
+                              "val": evals[-1].get("eval/reward_mean", float("nan")) if evals else float("nan")})
+            # 5. evaluate and checkpoint
+            if cfg.eval_interval and step % cfg.eval_interval == 0 and step != total:
+                evals.append(run_eval(step))
+            stopped = bool(should_stop and should_stop())
+            if step == total or stopped or (cfg.save_interval and step % cfg.save_interval == 0):
+                ck.save_checkpoint(run_dir, step, policy, tok, optimizer, scheduler,
+                                   {"data_position": step * cfg.prompts_per_step, "epoch_rows": len(train_rows)})
+                ck.prune_checkpoints(run_dir, cfg.keep_checkpoints)
+            if stopped:
+                break
+    if not stopped:
+        evals.append(run_eval(total))
+        final = run_dir / "final"
+        tmp = run_dir / "final.tmp"
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        ck.save_pretrained_model(policy, tok, tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    records = log.records()
+    ev = [r for r in records if r["kind"] == "eval" and "eval/reward_mean" in r]
+    tr = [r for r in records if r["kind"] == "train"]
+    summary = {
+        "algorithm": "grpo", "model": cfg.model, "steps": tr[-1]["step"] if tr else 0, "total_steps": total,
+        "status": "stopped" if stopped else "succeeded",
+        "train_examples": len(train_rows), "validation_examples": len(val_rows),
+        "baseline_val_reward": ev[0]["eval/reward_mean"] if ev else None,
+        "final_val_reward": ev[-1]["eval/reward_mean"] if ev else None,
+        "final_train_reward": sum(r["reward/mean"] for r in tr[-5:]) / max(1, len(tr[-5:])) if tr else None,
+        "seconds": round(time.time() - t_start, 1),
+        "run_dir": str(run_dir),
+    }
+    if ev and f"eval/pass@{cfg.eval_samples}" in ev[-1]:
+        summary[f"final_val_pass@{cfg.eval_samples}"] = ev[-1][f"eval/pass@{cfg.eval_samples}"]
+    write_summary(run_dir, summary)
+    plot_metric(run_dir, records)
+    if cfg.progress:
+        print_table(f"rft {run_dir}", {k: v for k, v in summary.items() if v is not None and k != "run_dir"})
+    return summary
+
+
+def main(config_path, overrides: list[str], resume: bool) -> dict:
+    from reinforge.config import load_config
+
+    cfg = load_config(GRPOConfig, config_path, overrides)
+    if not resume and Path(cfg.output_dir, "checkpoints").exists() and not Path(cfg.output_dir, "summary.json").exists():
+        raise ReinforgeError(f"{cfg.output_dir}: an unfinished run is there; pass --resume to continue it")
+    return train_grpo(cfg, resume=resume)
