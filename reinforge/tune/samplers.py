@@ -1,0 +1,256 @@
+"""Samplers propose configurations behind one ask/tell protocol.
+
+Call order (the study does this): ``ask(ctx)`` returns the parameters of trial ``ctx.number``; once
+that trial ends, ``tell(trial)``. ``ctx.trials`` always holds the whole history (from storage), so a
+sampler may be stateless; the ones here rebuild whatever they need from it, which is what makes a
+killed study resumable and the manual ``tune ask`` / ``tune tell`` mode work across processes.
+
+Implementations: ``grid``, ``random``, ``quasirandom`` (scrambled Sobol), ``tpe``, ``gp``, ``cmaes``,
+``nsga2`` (Optuna's, through its ask-and-tell API), ``bayes`` (GP for small single-objective spaces
+without conditions, else TPE) and ``evolution`` (ours, in ``evolution.py``).
+
+>>> from reinforge.tune.space import Space, Int
+>>> ctx = AskContext(Space({"x": Int(0, 9)}), [], 0, ["minimize"])
+>>> RandomSampler(seed=0).ask(ctx) == RandomSampler(seed=0).ask(ctx)
+True
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from reinforge.errors import ConfigError
+from reinforge.tune.space import Space
+from reinforge.tune.storage import Trial
+
+
+class SearchExhausted(Exception):
+    """The sampler has nothing new to propose (a finished grid)."""
+
+
+@dataclass
+class AskContext:
+    space: Space
+    trials: list[Trial]  # every trial so far, finished or not
+    number: int  # the number of the trial being asked for
+    directions: list[str]
+    has_constraints: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+class Sampler(ABC):
+    """Proposes the next configuration from the history. One abstract method; ``tell`` is optional."""
+
+    name = "sampler"
+
+    @abstractmethod
+    def ask(self, ctx: AskContext) -> dict[str, Any]:
+        """Parameters for trial ``ctx.number`` (only active parameters)."""
+
+    def tell(self, trial: Trial) -> None:  # noqa: B027 - optional hook
+        """Hear how a trial ended (values, state); default: nothing to update."""
+
+    def spec(self) -> dict:
+        """What ``make_sampler`` needs to rebuild this sampler (stored with the study)."""
+        return {"name": self.name}
+
+
+def config_key(params: dict) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+class RandomSampler(Sampler):
+    """Uniform in each parameter's own scale; trial ``n`` always gets the same draw for a given seed."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def ask(self, ctx: AskContext) -> dict[str, Any]:
+        return ctx.space.sample(random.Random(f"{self.seed}-{ctx.number}"))
+
+    def spec(self) -> dict:
+        return {"name": self.name, "seed": self.seed}
+
+
+class QuasiRandomSampler(RandomSampler):
+    """Scrambled Sobol points: random-like but evenly spread; point ``n`` goes to trial ``n``."""
+
+    name = "quasirandom"
+
+    def ask(self, ctx: AskContext) -> dict[str, Any]:
+        from scipy.stats import qmc
+
+        names = list(ctx.space)
+        sobol = qmc.Sobol(d=len(names), scramble=True, seed=self.seed)
+        if ctx.number:
+            sobol.fast_forward(ctx.number)
+        u = sobol.random(1)[0]
+        return ctx.space.from_units(dict(zip(names, u.tolist())))
+
+
+class GridSampler(Sampler):
+    """Every combination, in order; ``points`` values per continuous parameter."""
+
+    name = "grid"
+
+    def __init__(self, points: int = 5, seed: int = 0):
+        self.points, self.seed = points, seed
+
+    def ask(self, ctx: AskContext) -> dict[str, Any]:
+        tried = {config_key(t.params) for t in ctx.trials}
+        for config in ctx.space.grid(self.points):
+            if config_key(config) not in tried:
+                return config
+        raise SearchExhausted(f"grid of {len(ctx.space.grid(self.points))} configurations is done")
+
+    def spec(self) -> dict:
+        return {"name": self.name, "points": self.points, "seed": self.seed}
+
+
+class OptunaSampler(Sampler):
+    """Optuna's TPE / GP / CMA-ES / NSGA-II through ask-and-tell, synced from the study's history."""
+
+    ALGORITHMS = ("tpe", "gp", "cmaes", "nsga2")
+
+    def __init__(self, algorithm: str = "tpe", seed: int = 0, **options: Any):
+        if algorithm not in self.ALGORITHMS:
+            raise ConfigError(f"sampler {algorithm!r}: Optuna samplers here are {self.ALGORITHMS}")
+        self.name, self.algorithm, self.seed, self.options = algorithm, algorithm, seed, options
+        self.ostudy = None
+        self.live: dict[int, Any] = {}  # our trial number -> Optuna trial asked in this process
+        self.known: set[int] = set()  # trial numbers Optuna has heard the end of
+
+    def _build(self, ctx: AskContext):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        kw: dict[str, Any] = {"seed": self.seed, **self.options}
+        if ctx.has_constraints and self.algorithm != "cmaes":
+            kw["constraints_func"] = lambda ft: ft.user_attrs.get("constraints", [0.0])
+        make = {
+            "tpe": optuna.samplers.TPESampler,
+            "gp": optuna.samplers.GPSampler,
+            "cmaes": optuna.samplers.CmaEsSampler,
+            "nsga2": optuna.samplers.NSGAIISampler,
+        }[self.algorithm]
+        if self.algorithm in ("gp", "cmaes"):
+            kw.setdefault("warn_independent_sampling", False)
+        self.ostudy = optuna.create_study(sampler=make(**kw), directions=ctx.directions)
+
+    def _sync(self, ctx: AskContext) -> None:
+        """Give Optuna the finished trials it has not seen (from storage, other workers, a resume)."""
+        import optuna
+        from optuna.trial import TrialState
+
+        for t in ctx.trials:
+            if t.number in self.known or t.number in self.live or t.state == "running" or t.values is None:
+                continue
+            dists = {n: ctx.space[n].distribution() for n in t.params if n in ctx.space}
+            params = {
+                n: v for n, v in t.params.items() if n in dists and v in getattr(dists[n], "choices", [v])
+            }
+            dists = {n: dists[n] for n in params}
+            state = TrialState.COMPLETE if t.state == "complete" else TrialState.PRUNED
+            attrs = {"constraints": t.constraints} if t.constraints is not None else {}
+            inter = {int(k): v for k, v in t.intermediate.items()} if len(ctx.directions) == 1 else {}
+            self.ostudy.add_trial(
+                optuna.trial.create_trial(
+                    params=params,
+                    distributions=dists,
+                    values=t.values if state == TrialState.COMPLETE else None,
+                    state=state,
+                    user_attrs=attrs,
+                    intermediate_values=inter,
+                )
+            )
+            self.known.add(t.number)
+
+    def ask(self, ctx: AskContext) -> dict[str, Any]:
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        if self.ostudy is None:
+            self._build(ctx)
+        self._sync(ctx)
+        otrial = self.ostudy.ask()
+        params: dict[str, Any] = {}
+        for name, p in ctx.space.items():
+            if not ctx.space.is_active(name, params):
+                continue
+            d = p.distribution()
+            if isinstance(d, FloatDistribution):
+                params[name] = otrial.suggest_float(name, d.low, d.high, log=d.log)
+            elif isinstance(d, IntDistribution):
+                params[name] = otrial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+            elif isinstance(d, CategoricalDistribution):
+                params[name] = otrial.suggest_categorical(name, list(d.choices))
+        self.live[ctx.number] = otrial
+        return params
+
+    def tell(self, trial: Trial) -> None:
+        from optuna.trial import TrialState
+
+        otrial = self.live.pop(trial.number, None)
+        if otrial is None or self.ostudy is None:
+            return
+        if trial.constraints is not None:
+            otrial.set_user_attr("constraints", trial.constraints)
+        if trial.state == "complete" and trial.values is not None:
+            self.ostudy.tell(otrial, trial.values if len(trial.values) > 1 else trial.values[0])
+        else:
+            if len(self.ostudy.directions) == 1:
+                for budget, v in sorted(trial.intermediate.items()):
+                    otrial.report(v, int(budget))
+            state = TrialState.PRUNED if trial.state == "pruned" else TrialState.FAIL
+            self.ostudy.tell(otrial, state=state)
+        self.known.add(trial.number)
+
+    def spec(self) -> dict:
+        return {"name": self.algorithm, "seed": self.seed, **self.options}
+
+
+def resolve_bayes(space: Space, n_objectives: int, n_trials: int | None) -> str:
+    """GP for single-objective studies of <= 100 trials without conditions, else TPE.
+
+    GP models the whole space jointly and wins at small budgets (Branin, 50 trials, Optuna 5.0:
+    GP 0.398 vs TPE 0.465 median); TPE scales to many trials, conditions and several objectives."""
+    small = n_trials is None or n_trials <= 100
+    return "gp" if n_objectives == 1 and small and not space.conditional else "tpe"
+
+
+def make_sampler(
+    spec: str | dict | Sampler,
+    space: Space,
+    n_objectives: int = 1,
+    n_trials: int | None = None,
+    seed: int = 0,
+) -> Sampler:
+    """A sampler from a name (``"bayes"``), a spec dict (``{"name": "evolution", "population": 16}``) or itself."""
+    if isinstance(spec, Sampler):
+        return spec
+    opts = dict(spec) if isinstance(spec, dict) else {"name": spec}
+    name = opts.pop("name", "bayes")
+    opts.setdefault("seed", seed)
+    if name == "bayes":
+        name = resolve_bayes(space, n_objectives, n_trials)
+    if name in OptunaSampler.ALGORITHMS:
+        return OptunaSampler(name, **opts)
+    simple = {"random": RandomSampler, "quasirandom": QuasiRandomSampler, "grid": GridSampler}
+    if name in simple:
+        try:
+            return simple[name](**opts)
+        except TypeError as e:
+            raise ConfigError(f"sampler {name}: {e}") from None
+    if name == "evolution":
+        from reinforge.tune.evolution import EvolutionSampler
+
+        return EvolutionSampler(**opts)
+    raise ConfigError(
+        f"sampler {name!r}: unknown; choose one of bayes, tpe, gp, cmaes, nsga2, random, "
+        "quasirandom, grid, evolution"
+    )
