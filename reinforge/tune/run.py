@@ -40,7 +40,7 @@ class Budget:
         return None
 
 
-SPEND_KEYS = {"examples": "examples_graded", "tokens": "tokens", "cost_usd": "cost_usd"}
+SPEND_KEYS = {"examples": "examples_graded", "tokens": "tokens_spent", "cost_usd": "cost_usd"}
 
 
 def timed(objective: Callable, params: dict, budget: int | None) -> tuple[Any, float]:

@@ -1,0 +1,210 @@
+"""Objectives over a dataset: run a pipeline on examples, grade each output, average — with a cache.
+
+:class:`ExampleObjective` is what LLM apps are tuned with. Called as ``objective(params, budget)`` it
+evaluates the first ``budget`` examples (all when ``budget`` is None). Every (config, example) output
+and its grade is stored in the study's SQLite file, so no model call is repeated: not across
+trials, not when a scheduler promotes a trial to more examples, not after a kill and resume.
+
+It returns a dict of metrics: ``score`` (mean grade), ``scores`` (per example, for paired tests),
+``tokens`` and ``latency_s`` (per example: cost objectives), ``examples_graded``, ``tokens_spent``,
+``model_calls`` and ``cost_usd`` (new work only: what budgets count) and ``failures`` (the worst
+examples, which an LLM mutator reads).
+
+>>> from reinforge.graders.base import CallableGrader
+>>> rows = [{"q": "2+2", "answer": "4"}, {"q": "3+3", "answer": "6"}]
+>>> calls = []
+>>> def pipeline(params, batch):
+...     calls.extend(batch)
+...     return [str(eval(r["q"]) + params["offset"]) for r in batch]
+>>> obj = ExampleObjective(pipeline, rows, CallableGrader(lambda i, s: float(s["output_text"] == i["answer"])))
+>>> obj({"offset": 0})["score"], obj({"offset": 0})["examples_graded"], len(calls)
+(1.0, 0, 2)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from reinforge.errors import ReinforgeError
+from reinforge.graders.base import Grader, make_sample
+from reinforge.tune.storage import Storage
+
+Pipeline = Callable[[dict, list[dict]], list[Any]]  # (params, rows) -> one output (str or dict) per row
+
+
+def cache_key(namespace: str, params: dict, row: dict) -> str:
+    """sha256 over the pipeline's name, the whole configuration and the example's content."""
+    blob = json.dumps([namespace, params, row], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def as_output(out: Any) -> dict:
+    """A pipeline output as a dict with ``output_text`` and usage fields (zeros when not given)."""
+    d = dict(out) if isinstance(out, dict) else {"output_text": str(out)}
+    d.setdefault("output_text", "")
+    for k in ("prompt_tokens", "completion_tokens", "model_calls"):
+        d.setdefault(k, 0)
+    return d
+
+
+class ExampleObjective:
+    """Grade ``pipeline`` over ``rows``; see the module docstring for the returned metrics."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        rows: Sequence[dict],
+        grader: Grader | Callable,
+        name: str = "pipeline",
+        cache: str | Path | Storage | None = None,
+        price_per_1k_input: float = 0.0,
+        price_per_1k_output: float = 0.0,
+        batch_size: int = 16,
+        keep_failures: int = 5,
+    ):
+        from reinforge.graders import as_grader
+
+        if not rows:
+            raise ReinforgeError(f"{name}: the dataset is empty")
+        self.pipeline, self.rows, self.grader, self.name = pipeline, list(rows), as_grader(grader), name
+        self.cache_path = cache if not isinstance(cache, Storage) else None
+        self._cache = cache if isinstance(cache, Storage) else None
+        self.prices = (price_per_1k_input, price_per_1k_output)
+        self.batch_size, self.keep_failures = batch_size, keep_failures
+
+    def __getstate__(self) -> dict:  # the SQLite handle is reopened in each worker process
+        return {**self.__dict__, "_cache": None}
+
+    @property
+    def cache(self) -> Storage:
+        if self._cache is None:
+            self._cache = Storage(self.cache_path)
+        return self._cache
+
+    @property
+    def n_examples(self) -> int:
+        return len(self.rows)
+
+    def __call__(self, params: dict, budget: int | None = None) -> dict[str, Any]:
+        rows = self.rows[: budget or len(self.rows)]
+        keys = [cache_key(self.name, params, row) for row in rows]
+        records: list[dict | None] = [self.cache.cache_get(k) for k in keys]
+        todo = [i for i, r in enumerate(records) if r is None]
+        new_calls = new_in = new_out = 0
+        for start in range(0, len(todo), self.batch_size):  # 1. run the pipeline on uncached examples
+            idx = todo[start : start + self.batch_size]
+            t0 = time.perf_counter()
+            outs = [as_output(o) for o in self.pipeline(params, [rows[i] for i in idx])]
+            if len(outs) != len(idx):
+                raise ReinforgeError(
+                    f"{self.name}: pipeline returned {len(outs)} outputs for {len(idx)} rows"
+                )
+            latency = (time.perf_counter() - t0) / len(idx)
+            samples = [{**make_sample(o["output_text"]), **o} for o in outs]
+            grades = self.grader.grade_batch([(rows[i], s) for i, s in zip(idx, samples)])  # 2. grade them
+            for i, o, g in zip(idx, outs, grades):
+                rec = {
+                    "output_text": o["output_text"],
+                    "reward": g.reward,
+                    "errors": g.errors,
+                    "prompt_tokens": o["prompt_tokens"],
+                    "completion_tokens": o["completion_tokens"],
+                    "model_calls": o["model_calls"],
+                    "latency_s": o.get("latency_s", latency),
+                    "extra": numeric_extras(o),
+                }
+                self.cache.cache_put(keys[i], rec)  # 3. committed at once: a kill loses nothing graded
+                records[i] = rec
+                new_calls += o["model_calls"]
+                new_in += o["prompt_tokens"]
+                new_out += o["completion_tokens"]
+        return self.summarise(rows, records, len(todo), new_calls, new_in, new_out)
+
+    def summarise(self, rows, records, n_new, new_calls, new_in, new_out) -> dict[str, Any]:
+        n = len(records)
+        scores = [r["reward"] for r in records]
+        tokens = [r["prompt_tokens"] + r["completion_tokens"] for r in records]
+        worst = sorted(range(n), key=lambda i: scores[i])[: self.keep_failures]
+        failures = [
+            {
+                "input": _short(rows[i].get("messages", rows[i])),
+                "output": _short(records[i]["output_text"]),
+                "expected": _short({k: v for k, v in rows[i].items() if k != "messages"}),
+                "score": scores[i],
+            }
+            for i in worst
+            if scores[i] < 1.0
+        ]
+        metrics = {
+            "score": sum(scores) / n,
+            "scores": scores,
+            "tokens": sum(tokens) / n,
+            "latency_s": sum(r["latency_s"] for r in records) / n,
+            "examples": n,
+            "examples_graded": n_new,
+            "model_calls": new_calls,
+            "tokens_spent": new_in + new_out,
+            "cost_usd": (new_in * self.prices[0] + new_out * self.prices[1]) / 1000,
+            "failures": failures,
+        }
+        for r in records:  # extra per-example costs a pipeline reports, e.g. context_tokens for RAG
+            for k, v in r.get("extra", {}).items():
+                metrics[k] = metrics.get(k, 0) + v / n
+        return metrics
+
+
+STANDARD = {"output_text", "prompt_tokens", "completion_tokens", "model_calls", "latency_s"}
+
+
+def numeric_extras(output: dict) -> dict[str, float]:
+    """Numbers a pipeline reports beyond the standard usage fields (e.g. ``context_tokens``)."""
+    return {
+        k: v
+        for k, v in output.items()
+        if k not in STANDARD and isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def _short(x: Any, limit: int = 300) -> str:
+    s = x if isinstance(x, str) else json.dumps(x, default=str)
+    return s if len(s) <= limit else s[:limit] + "..."
+
+
+def estimate_cost(
+    objective: ExampleObjective,
+    space,
+    n_trials: int,
+    examples_per_trial: float | None = None,
+    probes: int = 2,
+    probe_examples: int = 3,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Extrapolate a study's model calls, tokens, money and time from a few probe evaluations.
+
+    Probes are random configurations on the first ``probe_examples`` examples; their outputs land in
+    the cache, so the study does not pay for them again."""
+    import random
+
+    rng = random.Random(seed)
+    per_example = {"model_calls": 0.0, "tokens": 0.0, "cost_usd": 0.0, "seconds": 0.0}
+    graded = 0
+    for _ in range(probes):
+        params = space.sample(rng)
+        t0 = time.perf_counter()
+        m = objective(params, probe_examples)
+        dt = time.perf_counter() - t0
+        if m["examples_graded"]:
+            graded += m["examples_graded"]
+            per_example["model_calls"] += m["model_calls"]
+            per_example["tokens"] += m["tokens_spent"]
+            per_example["cost_usd"] += m["cost_usd"]
+            per_example["seconds"] += dt
+    graded = max(graded, 1)
+    total_examples = n_trials * (examples_per_trial or objective.n_examples)
+    est = {k: v / graded * total_examples for k, v in per_example.items()}
+    return {"examples": total_examples, **est}
