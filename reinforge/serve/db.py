@@ -1,0 +1,188 @@
+"""Service storage: SQLAlchemy tables for keys, files, jobs, events, checkpoints and feedback.
+
+SQLite (WAL mode, so workers write while the API reads) by default; PostgreSQL by URL. Every row that a
+user owns carries ``owner`` (the API key's id) and every query filters on it.
+
+>>> eng = make_engine("sqlite://")
+>>> key_id, key = create_key(eng, "alice")
+>>> key.startswith("rf-") and lookup_key(eng, key) == key_id
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(12)}"
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(
+        String(64), unique=True, index=True
+    )  # sha256; the key is never stored
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class FileRow(Base):
+    __tablename__ = "files"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    filename: Mapped[str] = mapped_column(String(500))
+    purpose: Mapped[str] = mapped_column(String(50))
+    bytes: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20))  # rft | chat | preference: what the rows hold
+    rows: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    model: Mapped[str] = mapped_column(String(500))
+    model_path: Mapped[str] = mapped_column(Text)  # what the trainer loads: a tiny id or a local directory
+    method: Mapped[dict] = mapped_column(JSON)  # OpenAI's method object, verbatim
+    training_file: Mapped[str] = mapped_column(String(64))
+    validation_file: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    suffix: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    user_metadata: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    status: Mapped[str] = mapped_column(
+        String(20), index=True
+    )  # queued running paused succeeded failed cancelled
+    control: Mapped[str | None] = mapped_column(String(20), nullable=True)  # cancel | pause, set by the API
+    resume: Mapped[bool] = mapped_column(Boolean, default=False)  # the next run continues from a checkpoint
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(64), nullable=True)  # lease token of the running worker
+    heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    run_dir: Mapped[str] = mapped_column(Text)
+    fine_tuned_model: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    trained_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(64), ForeignKey("jobs.id"), index=True)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    level: Mapped[str] = mapped_column(String(10), default="info")
+    type: Mapped[str] = mapped_column(String(10), default="message")  # message | metrics
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class CheckpointRow(Base):
+    __tablename__ = "checkpoints"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(64), ForeignKey("jobs.id"), index=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[str] = mapped_column(String(500), index=True)  # ft:...:ckpt-step-N
+    path: Mapped[str] = mapped_column(Text)
+    metrics: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class FeedbackQueue(Base):
+    __tablename__ = "feedback_queues"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class FeedbackItem(Base):
+    __tablename__ = "feedback_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    queue_id: Mapped[str] = mapped_column(String(64), ForeignKey("feedback_queues.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    prompt: Mapped[Any] = mapped_column(JSON)  # a string or a list of chat messages
+    responses: Mapped[list] = mapped_column(JSON)  # strings
+    sources: Mapped[list | None] = mapped_column(JSON, nullable=True)  # model id per response
+    ranking: Mapped[list | None] = mapped_column(JSON, nullable=True)  # response indices, best first
+    thumbs: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # {"0": 1, "1": -1}
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    judged_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+# ---------------------------------------------------------------------------------------------- engine
+
+
+def default_db_url(data_dir: str | Path) -> str:
+    return f"sqlite:///{Path(data_dir).resolve() / 'reinforge.db'}"
+
+
+def make_engine(url: str) -> Engine:
+    """Create tables if missing. SQLite gets WAL + a busy timeout so API and workers share the file."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url[len("postgresql://") :]
+    if url.startswith("sqlite"):
+        eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(eng, "connect")
+        def _pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            if ":memory:" not in url and url != "sqlite://":
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+    else:
+        eng = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    Base.metadata.create_all(eng)
+    return eng
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(engine: Engine, name: str) -> tuple[str, str]:
+    """Store a new key's hash; return (key id, the key itself — shown once)."""
+    key = "rf-" + secrets.token_urlsafe(32)
+    key_id = new_id("key")
+    with Session(engine) as s:
+        s.add(ApiKey(id=key_id, name=name, key_hash=hash_key(key), created_at=time.time()))
+        s.commit()
+    return key_id, key
+
+
+def lookup_key(engine: Engine, key: str) -> str | None:
+    with Session(engine) as s:
+        return s.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(key)))
+
+
+def add_event(
+    s: Session,
+    job_id: str,
+    message: str,
+    level: str = "info",
+    type: str = "message",
+    data: dict | None = None,
+) -> None:
+    s.add(EventRow(job_id=job_id, message=message, level=level, type=type, data=data, created_at=time.time()))

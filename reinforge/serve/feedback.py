@@ -1,0 +1,222 @@
+"""Human feedback: queues of prompts with two or more responses, judged in the web UI, exported as preferences.
+
+A judgement is a ``ranking`` (response indices, best first), optional ``thumbs`` per response (+1/-1) and an
+optional comment. Export writes the formats the reward-model and DPO trainers read:
+two responses -> ``{"prompt", "chosen", "rejected"}``; more -> ``{"prompt", "responses", "ranking"}``;
+thumbs alone (no ranking) -> one pair per (up, down) response pair.
+
+>>> preference_rows("2+2", ["4", "5"], [0, 1], None)
+[{'prompt': '2+2', 'chosen': '4', 'rejected': '5'}]
+>>> preference_rows("q", ["a", "b", "c"], None, {"0": -1, "2": 1})
+[{'prompt': 'q', 'chosen': 'c', 'rejected': 'a'}]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from reinforge.serve.db import FeedbackItem, FeedbackQueue, new_id
+
+
+def preference_rows(
+    prompt: Any, responses: list[str], ranking: list[int] | None, thumbs: dict[str, int] | None
+) -> list[dict]:
+    """Preference JSONL rows for one judged item (empty when it holds no preference)."""
+    if ranking and len(ranking) == len(responses):
+        if len(responses) == 2:
+            return [{"prompt": prompt, "chosen": responses[ranking[0]], "rejected": responses[ranking[1]]}]
+        return [{"prompt": prompt, "responses": list(responses), "ranking": list(ranking)}]
+    ups = [int(i) for i, v in (thumbs or {}).items() if v > 0]
+    downs = [int(i) for i, v in (thumbs or {}).items() if v < 0]
+    return [
+        {"prompt": prompt, "chosen": responses[u], "rejected": responses[d]}
+        for u in sorted(ups)
+        for d in sorted(downs)
+    ]
+
+
+class QueueCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "feedback"
+    items: list[dict[str, Any]] | None = None  # uploaded set: [{"prompt", "responses": [...]}]
+    prompts: list[Any] | None = None  # or prompts (strings or message lists) answered by `models`
+    models: list[str] | None = None
+    samples_per_model: int = 1
+    temperature: float = 1.0
+    max_tokens: int = 32
+
+
+class Judgement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ranking: list[int] | None = None
+    thumbs: dict[str, int] | None = None
+    comment: str | None = None
+
+
+def item_obj(it: FeedbackItem) -> dict:
+    return {
+        "id": it.id,
+        "position": it.position,
+        "prompt": it.prompt,
+        "responses": it.responses,
+        "sources": it.sources,
+        "ranking": it.ranking,
+        "thumbs": it.thumbs,
+        "comment": it.comment,
+        "judged": it.judged_at is not None,
+    }
+
+
+def feedback_router(sf, owner_of, resolve_model, pool) -> APIRouter:
+    from reinforge.serve.app import APIError, not_found
+
+    r = APIRouter(prefix="/v1/feedback")
+    Owner = Depends(owner_of)
+
+    def get_queue(s, owner: str, qid: str) -> FeedbackQueue:
+        q = s.get(FeedbackQueue, qid)
+        if q is None or q.owner != owner:
+            raise not_found("feedback queue", qid)
+        return q
+
+    def queue_obj(s, q: FeedbackQueue, with_items: bool) -> dict:
+        items = s.scalars(
+            select(FeedbackItem).where(FeedbackItem.queue_id == q.id).order_by(FeedbackItem.position)
+        ).all()
+        out = {
+            "id": q.id,
+            "object": "feedback.queue",
+            "name": q.name,
+            "created_at": int(q.created_at),
+            "total": len(items),
+            "judged": sum(i.judged_at is not None for i in items),
+        }
+        if with_items:
+            out["items"] = [item_obj(i) for i in items]
+        return out
+
+    def generate(owner: str, req: QueueCreate) -> list[dict]:
+        from reinforge.models.chat import encode_prompt
+        from reinforge.models.generation import SamplingParams
+
+        items = [{"prompt": p, "responses": [], "sources": []} for p in req.prompts or []]
+        for mid in req.models or []:
+            path = resolve_model(owner, mid)
+            if path is None:
+                raise APIError(400, f"models: {mid!r} is not available", param="models")
+            lm = pool.get(path)
+            for it in items:
+                msgs = (
+                    it["prompt"]
+                    if isinstance(it["prompt"], list)
+                    else [{"role": "user", "content": it["prompt"]}]
+                )
+                out = lm.submit(
+                    encode_prompt(lm.tokenizer, msgs),
+                    SamplingParams(req.temperature, 1.0, req.max_tokens, req.samples_per_model),
+                )
+                it["responses"] += out.texts
+                it["sources"] += [mid] * len(out.texts)
+        return items
+
+    @r.post("/queues")
+    async def create_queue(req: QueueCreate, owner: str = Owner):
+        if req.items is not None:
+            items = req.items
+        elif req.prompts and req.models:
+            items = await run_in_threadpool(generate, owner, req)
+        else:
+            raise APIError(400, "give items ([{prompt, responses}]) or prompts and models", param="items")
+        for i, it in enumerate(items):
+            if "prompt" not in it or not isinstance(it.get("responses"), list) or len(it["responses"]) < 2:
+                raise APIError(
+                    400,
+                    f"items[{i}]: needs 'prompt' and at least two 'responses' (a model list "
+                    "with samples_per_model * len(models) >= 2)",
+                    param=f"items[{i}]",
+                )
+        with sf() as s:
+            q = FeedbackQueue(id=new_id("fbq"), owner=owner, name=req.name, created_at=time.time())
+            s.add(q)
+            s.flush()
+            for i, it in enumerate(items):
+                s.add(
+                    FeedbackItem(
+                        queue_id=q.id,
+                        position=i,
+                        prompt=it["prompt"],
+                        responses=[str(x) for x in it["responses"]],
+                        sources=it.get("sources"),
+                    )
+                )
+            s.commit()
+            return queue_obj(s, q, with_items=False)
+
+    @r.get("/queues")
+    def list_queues(owner: str = Owner):
+        with sf() as s:
+            qs = s.scalars(
+                select(FeedbackQueue)
+                .where(FeedbackQueue.owner == owner)
+                .order_by(FeedbackQueue.created_at.desc())
+            ).all()
+            return {"object": "list", "data": [queue_obj(s, q, False) for q in qs], "has_more": False}
+
+    @r.get("/queues/{qid}")
+    def get_queue_items(qid: str, owner: str = Owner):
+        with sf() as s:
+            return queue_obj(s, get_queue(s, owner, qid), with_items=True)
+
+    @r.post("/items/{item_id}")
+    def judge(item_id: int, req: Judgement, owner: str = Owner):
+        with sf() as s:
+            it = s.get(FeedbackItem, item_id)
+            if it is None:
+                raise not_found("feedback item", str(item_id))
+            get_queue(s, owner, it.queue_id)
+            n = len(it.responses)
+            if req.ranking is not None and sorted(req.ranking) != list(range(n)):
+                raise APIError(
+                    400,
+                    f"ranking: must order all {n} responses (a permutation of 0..{n - 1})",
+                    param="ranking",
+                )
+            if req.thumbs and any(int(k) not in range(n) or v not in (-1, 1) for k, v in req.thumbs.items()):
+                raise APIError(400, "thumbs: {response index: 1 or -1}", param="thumbs")
+            it.ranking, it.thumbs, it.comment, it.judged_at = (
+                req.ranking,
+                req.thumbs,
+                req.comment,
+                time.time(),
+            )
+            s.commit()
+            return item_obj(it)
+
+    @r.get("/queues/{qid}/export")
+    def export(qid: str, owner: str = Owner):
+        with sf() as s:
+            get_queue(s, owner, qid)
+            items = s.scalars(
+                select(FeedbackItem)
+                .where(FeedbackItem.queue_id == qid, FeedbackItem.judged_at.is_not(None))
+                .order_by(FeedbackItem.position)
+            ).all()
+            rows = [
+                row for it in items for row in preference_rows(it.prompt, it.responses, it.ranking, it.thumbs)
+            ]
+        body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        return Response(
+            body,
+            media_type="application/jsonl",
+            headers={"Content-Disposition": f'attachment; filename="{qid}-preferences.jsonl"'},
+        )
+
+    return r
