@@ -131,8 +131,6 @@ class OptunaSampler(Sampler):
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         kw: dict[str, Any] = {"seed": self.seed, **self.options}
-        if ctx.has_constraints and self.algorithm != "cmaes":
-            kw["constraints_func"] = lambda ft: ft.user_attrs.get("constraints", [0.0])
         make = {
             "tpe": optuna.samplers.TPESampler,
             "gp": optuna.samplers.GPSampler,
@@ -157,7 +155,7 @@ class OptunaSampler(Sampler):
             }
             dists = {n: dists[n] for n in params}
             state = TrialState.COMPLETE if t.state == "complete" else TrialState.PRUNED
-            attrs = {"constraints": t.constraints} if t.constraints is not None else {}
+            cons = {f"constraints:{i}": c for i, c in enumerate(t.constraints or [])}  # Optuna 5's format
             inter = {int(k): v for k, v in t.intermediate.items()} if len(ctx.directions) == 1 else {}
             self.ostudy.add_trial(
                 optuna.trial.create_trial(
@@ -198,8 +196,8 @@ class OptunaSampler(Sampler):
         otrial = self.live.pop(trial.number, None)
         if otrial is None or self.ostudy is None:
             return
-        if trial.constraints is not None:
-            otrial.set_user_attr("constraints", trial.constraints)
+        for i, c in enumerate(trial.constraints or []):  # Optuna 5: constraints live on the trial
+            otrial.set_constraint(str(i), c)
         if trial.state == "complete" and trial.values is not None:
             self.ostudy.tell(otrial, trial.values if len(trial.values) > 1 else trial.values[0])
         else:
