@@ -163,7 +163,7 @@ class OptunaSampler(Sampler):
                     distributions=dists,
                     values=t.values if state == TrialState.COMPLETE else None,
                     state=state,
-                    user_attrs=attrs,
+                    system_attrs=cons,
                     intermediate_values=inter,
                 )
             )
