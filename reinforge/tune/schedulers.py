@@ -271,7 +271,7 @@ class PairedStopping(Scheduler):
         if self.incumbent is not None and len(scores) >= self.min_examples:
             diff = [sign * (s - b) for s, b in zip(scores, self.incumbent[1])]  # > 0: candidate worse
             if any(d != 0 for d in diff):
-                p = wilcoxon(diff, alternative="greater", zero_method="zsplit").pvalue
+                p = wilcoxon(diff, alternative="greater", zero_method="zsplit", method="approx").pvalue
                 if p < self.alpha:
                     self.close_at(study, job.trial.number, job.budget, "pruned")
                     return
