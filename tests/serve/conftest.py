@@ -15,7 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-ADDITION_ROWS = [("12+15", "27"), ("23+31", "54"), ("40+18", "58"), ("35+22", "57"), ("61+17", "78"), ("44+44", "88")]
+ADDITION_ROWS = [
+    ("12+15", "27"),
+    ("23+31", "54"),
+    ("40+18", "58"),
+    ("35+22", "57"),
+    ("61+17", "78"),
+    ("44+44", "88"),
+]
 
 
 def free_port() -> int:
@@ -25,8 +32,9 @@ def free_port() -> int:
 
 
 def cli(*args: str, timeout: float = 120) -> str:
-    out = subprocess.run([sys.executable, "-m", "reinforge.cli", *args], capture_output=True, text=True,
-                         timeout=timeout)
+    out = subprocess.run(
+        [sys.executable, "-m", "reinforge.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -62,8 +70,18 @@ class Server:
 
 def start_server(data_dir: Path, db: str | None = None, workers: int = 1, port: int | None = None) -> Server:
     port = port or free_port()
-    args = [sys.executable, "-m", "reinforge.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
-            "--workers", str(workers)]
+    args = [
+        sys.executable,
+        "-m",
+        "reinforge.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--workers",
+        str(workers),
+    ]
     if db:
         args += ["--db", db]
     log = data_dir.parent / f"{data_dir.name}-server-{port}.log"
@@ -105,11 +123,18 @@ def rft_rows(pairs=ADDITION_ROWS) -> list[dict]:
 
 
 def sft_rows(pairs=ADDITION_ROWS) -> list[dict]:
-    return [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in pairs]
+    return [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in pairs
+    ]
 
 
-STRING_CHECK = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
-                "reference": "{{item.answer}}", "operation": "eq"}
+STRING_CHECK = {
+    "type": "string_check",
+    "name": "exact",
+    "input": "{{sample.output_text}}",
+    "reference": "{{item.answer}}",
+    "operation": "eq",
+}
 
 
 def wait_for(fn, timeout: float = 90, every: float = 0.5):

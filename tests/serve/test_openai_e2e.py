@@ -31,46 +31,83 @@ def check_finished_job(client, job, expect_metric: str):
     metrics = [e.data for e in events if e.type == "metrics"]
     assert metrics and any(expect_metric in m for m in metrics), metrics[:3]
     ckpts = client.fine_tuning.jobs.checkpoints.list(job.id).data
-    assert ckpts and all(c.fine_tuned_model_checkpoint.startswith(job.fine_tuned_model + ":ckpt-step-") for c in ckpts)
+    assert ckpts and all(
+        c.fine_tuned_model_checkpoint.startswith(job.fine_tuned_model + ":ckpt-step-") for c in ckpts
+    )
     assert ckpts[0].step_number == max(c.step_number for c in ckpts)  # newest first
     models = {m.id for m in client.models.list().data}
     assert job.fine_tuned_model in models and ckpts[0].fine_tuned_model_checkpoint in models
-    reply = client.chat.completions.create(model=job.fine_tuned_model, temperature=0, max_tokens=6,
-                                           messages=[{"role": "user", "content": "21+34"}])
+    reply = client.chat.completions.create(
+        model=job.fine_tuned_model,
+        temperature=0,
+        max_tokens=6,
+        messages=[{"role": "user", "content": "21+34"}],
+    )
     assert reply.choices[0].message.content.strip().isdigit(), reply
-    chunks = list(client.chat.completions.create(model=ckpts[0].fine_tuned_model_checkpoint, temperature=0,
-                                                 max_tokens=6, stream=True,
-                                                 messages=[{"role": "user", "content": "21+34"}]))
+    chunks = list(
+        client.chat.completions.create(
+            model=ckpts[0].fine_tuned_model_checkpoint,
+            temperature=0,
+            max_tokens=6,
+            stream=True,
+            messages=[{"role": "user", "content": "21+34"}],
+        )
+    )
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert chunks[-1].choices[0].finish_reason in ("stop", "length") and streamed.strip()
 
 
 def test_reinforcement_job_with_string_check(client, tmp_path):
-    train = client.files.create(file=write_rows(tmp_path / "train.jsonl", rft_rows()).open("rb"), purpose="fine-tune")
-    val = client.files.create(file=write_rows(tmp_path / "val.jsonl", rft_rows()[:2]).open("rb"), purpose="fine-tune")
+    train = client.files.create(
+        file=write_rows(tmp_path / "train.jsonl", rft_rows()).open("rb"), purpose="fine-tune"
+    )
+    val = client.files.create(
+        file=write_rows(tmp_path / "val.jsonl", rft_rows()[:2]).open("rb"), purpose="fine-tune"
+    )
     assert {f.id for f in client.files.list().data} >= {train.id, val.id}
     job = client.fine_tuning.jobs.create(
-        model="tiny:addition:1m", training_file=train.id, validation_file=val.id, suffix="e2e", seed=1,
-        method={"type": "reinforcement", "reinforcement": {
-            "grader": STRING_CHECK,
-            "hyperparameters": {"n_epochs": 1, "batch_size": 2, "compute_multiplier": 0.25, "eval_interval": 2}}},
+        model="tiny:addition:1m",
+        training_file=train.id,
+        validation_file=val.id,
+        suffix="e2e",
+        seed=1,
+        method={
+            "type": "reinforcement",
+            "reinforcement": {
+                "grader": STRING_CHECK,
+                "hyperparameters": {
+                    "n_epochs": 1,
+                    "batch_size": 2,
+                    "compute_multiplier": 0.25,
+                    "eval_interval": 2,
+                },
+            },
+        },
     )
     assert job.status == "queued" and job.method.type == "reinforcement"
     job = run_to_success(client, job.id)
     assert job.fine_tuned_model.endswith(f":e2e:{job.id}")
     check_finished_job(client, job, "train_mean_reward")
-    evals = [e.data for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data
-             if e.type == "metrics" and "full_valid_mean_reward" in e.data]
+    evals = [
+        e.data
+        for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data
+        if e.type == "metrics" and "full_valid_mean_reward" in e.data
+    ]
     assert evals, "validation reward was never reported"
     assert job.result_files and client.files.content(job.result_files[0]).text.count("\n") >= 3
 
 
 def test_supervised_job(client, tmp_path):
-    train = client.files.create(file=write_rows(tmp_path / "sft.jsonl", sft_rows()).open("rb"), purpose="fine-tune")
-    val = client.files.create(file=write_rows(tmp_path / "sft_val.jsonl", sft_rows()[:2]).open("rb"),
-                              purpose="fine-tune")
+    train = client.files.create(
+        file=write_rows(tmp_path / "sft.jsonl", sft_rows()).open("rb"), purpose="fine-tune"
+    )
+    val = client.files.create(
+        file=write_rows(tmp_path / "sft_val.jsonl", sft_rows()[:2]).open("rb"), purpose="fine-tune"
+    )
     job = client.fine_tuning.jobs.create(
-        model="tiny:addition:1m", training_file=train.id, validation_file=val.id,
+        model="tiny:addition:1m",
+        training_file=train.id,
+        validation_file=val.id,
         method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2, "batch_size": 2}}},
     )
     job = run_to_success(client, job.id)

@@ -1,0 +1,99 @@
+"""Jobs in worker processes: pause/resume/cancel within seconds; a killed server loses no job."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.serve.conftest import STRING_CHECK, rft_rows, start_server, wait_for, write_rows
+
+
+def api(server, key):
+    return httpx.Client(base_url=server.url + "/v1", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def long_job(c: httpx.Client, tmp_path, steps: int, **extra) -> str:
+    path = write_rows(tmp_path / "train.jsonl", rft_rows())
+    fid = c.post(
+        "/files", files={"file": ("train.jsonl", path.read_bytes())}, data={"purpose": "fine-tune"}
+    ).json()["id"]
+    r = c.post(
+        "/fine_tuning/jobs",
+        json={
+            "model": "tiny:addition:1m",
+            "training_file": fid,
+            "method": {
+                "type": "reinforcement",
+                "reinforcement": {
+                    "grader": STRING_CHECK,
+                    "hyperparameters": {"batch_size": 2, "compute_multiplier": 0.25},
+                },
+                "reinforge": {"steps": steps, "max_new_tokens": 4, "beta": 0.0, **extra},
+            },
+        },
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+def train_steps(c: httpx.Client, job_id: str) -> list[int]:
+    data = c.get(f"/fine_tuning/jobs/{job_id}/metrics").json()["data"]
+    return [d["step"] for d in data if d.get("kind") == "train"]
+
+
+def status(c: httpx.Client, job_id: str) -> str:
+    return c.get(f"/fine_tuning/jobs/{job_id}").json()["status"]
+
+
+def test_pause_resume_cancel(server, api_key, tmp_path):
+    c = api(server, api_key)
+    job_id = long_job(c, tmp_path, steps=500)
+    wait_for(lambda: len(train_steps(c, job_id)) >= 1)
+    c.post(f"/fine_tuning/jobs/{job_id}/pause")
+    wait_for(lambda: status(c, job_id) == "paused", timeout=20)
+    paused_at = max(train_steps(c, job_id))
+    assert c.get(f"/fine_tuning/jobs/{job_id}/checkpoints").json()["data"], "pause must leave a checkpoint"
+    assert c.post(f"/fine_tuning/jobs/{job_id}/resume").json()["status"] == "queued"
+    wait_for(lambda: max(train_steps(c, job_id)) > paused_at + 1)
+    steps = train_steps(c, job_id)
+    assert len(steps) == len(set(steps)), f"a resumed job repeats no step: {steps}"
+    t0 = time.time()
+    c.post(f"/fine_tuning/jobs/{job_id}/cancel")
+    wait_for(lambda: status(c, job_id) == "cancelled", timeout=20, every=0.2)
+    assert time.time() - t0 < 10
+    assert c.post(f"/fine_tuning/jobs/{job_id}/cancel").status_code == 400  # already finished
+
+
+def test_killed_server_resumes_job(tmp_path):
+    data = tmp_path / "data"
+    srv = start_server(data)
+    try:
+        key = srv.new_key()
+        c = api(srv, key)
+        job_id = long_job(c, tmp_path, steps=4, save_interval=1)
+        wait_for(lambda: c.get(f"/fine_tuning/jobs/{job_id}/checkpoints").json()["data"])
+        srv.kill()  # API and worker die together, mid-job
+        srv = start_server(data)
+        c = api(srv, key)
+        wait_for(lambda: status(c, job_id) in ("succeeded", "failed"), timeout=120)
+        job = c.get(f"/fine_tuning/jobs/{job_id}").json()
+        assert job["status"] == "succeeded", job["error"]
+        messages = [
+            e["message"] for e in c.get(f"/fine_tuning/jobs/{job_id}/events?limit=200").json()["data"]
+        ]
+        assert any("Server restarted" in m for m in messages) and any("Resuming job" in m for m in messages)
+        steps = train_steps(c, job_id)
+        assert max(steps) == 4 and min(steps) == 1
+    finally:
+        srv.stop()
+
+
+@pytest.mark.slow
+def test_job_that_cannot_run_fails_with_reason(server, api_key, tmp_path):
+    c = api(server, api_key)
+    job_id = long_job(c, tmp_path, steps=2, max_new_tokens=0)
+    wait_for(lambda: status(c, job_id) in ("failed", "succeeded"))
+    job = c.get(f"/fine_tuning/jobs/{job_id}").json()
+    assert job["status"] == "failed" and job["error"]["message"]
