@@ -60,7 +60,7 @@ class Grader(ABC):
         """Score many pairs, in input order. Override for parallelism or vectorisation."""
         return [self.grade(item, sample) for item, sample in pairs]
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release pools, clients or models held by the grader."""
 
     def __call__(self, item: dict, sample: dict) -> float:
@@ -81,5 +81,46 @@ class CallableGrader(Grader):
         except Exception as e:  # a grader never crashes training
             return Grade(0.0, {"error": f"{type(e).__name__}: {e}"}, {"python_grader_runtime_error": True})
         if not math.isfinite(reward):
-            return Grade(0.0, {"error": f"non-finite reward {value!r}"}, {"python_grader_runtime_error": True})
+            return Grade(
+                0.0, {"error": f"non-finite reward {value!r}"}, {"python_grader_runtime_error": True}
+            )
         return Grade(reward)
+
+
+# OpenAI's error flags in the graders/run response, in its order; ``*_details``/``*_type`` carry text.
+ERROR_FLAGS: tuple[str, ...] = (
+    "formula_parse_error",
+    "sample_parse_error",
+    "truncated_observation_error",
+    "unresponsive_reward_error",
+    "invalid_variable_error",
+    "other_error",
+    "python_grader_server_error",
+    "python_grader_runtime_error",
+    "model_grader_server_error",
+    "model_grader_refusal_error",
+    "model_grader_parse_error",
+)
+ERROR_DETAILS: tuple[str, ...] = (
+    "python_grader_server_error_type",
+    "python_grader_runtime_error_details",
+    "model_grader_server_error_details",
+)
+
+
+def error_grade(flag: str, details: str = "", **metadata: Any) -> Grade:
+    """A recorded zero: ``flag`` fired; ``details`` go to the matching ``*_details`` metadata key.
+
+    >>> error_grade("invalid_variable_error", "item.x is missing").errors
+    {'invalid_variable_error': True}
+    """
+    detail_key = {
+        "python_grader_runtime_error": "python_grader_runtime_error_details",
+        "python_grader_server_error": "python_grader_server_error_type",
+        "model_grader_server_error": "model_grader_server_error_details",
+    }.get(flag)
+    meta = dict(metadata)
+    meta["error"] = details or flag
+    if detail_key:
+        meta[detail_key] = details
+    return Grade(0.0, meta, {flag: True})

@@ -1,0 +1,170 @@
+"""``{{ namespace.path }}`` templates over the ``item`` and ``sample`` namespaces, compiled once.
+
+A path is a namespace (``item`` or ``sample``) followed by ``.key``, ``[0]`` or ``["key"]`` steps:
+``{{item.ground_truth.date}}``, ``{{ sample.output_tools[0].function.arguments }}``. Strings render
+as they are; every other value renders as JSON (``1``, ``true``, ``{"a": 1}``). A path that does not
+resolve raises :class:`TemplateVariableError`, which graders turn into ``invalid_variable_error``.
+
+>>> t = compile_template("{{ item.answer }} vs {{sample.output_tools[0].function.name}}")
+>>> t.render({"answer": 4}, {"output_tools": [{"function": {"name": "add"}}]})
+'4 vs add'
+>>> t.render({}, {})
+Traceback (most recent call last):
+...
+reinforge.graders.templating.TemplateVariableError: item.answer: key 'answer' not found
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+NAMESPACES = ("item", "sample")
+_VAR = re.compile(r"\{\{(.*?)\}\}", re.S)
+_STEP = re.compile(r"""\.\s*([A-Za-z_][\w-]*)|\[\s*(-?\d+)\s*\]|\[\s*"([^"]*)"\s*\]|\[\s*'([^']*)'\s*\]""")
+_HEAD = re.compile(r"\s*([A-Za-z_]\w*)")
+
+Step = str | int  # a dict key or a list index
+
+
+class TemplateError(ValueError):
+    """The template itself is malformed (found at validation time)."""
+
+
+class TemplateVariableError(LookupError):
+    """A variable did not resolve for this (item, sample); graders report ``invalid_variable_error``."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One ``{{ ... }}`` reference: namespace plus steps, e.g. ``("sample", ("output_tools", 0))``."""
+
+    namespace: str
+    steps: tuple[Step, ...]
+    text: str  # the path as written, for error messages
+
+
+def parse_variable(text: str) -> Variable:
+    """Parse the inside of ``{{ ... }}`` into a :class:`Variable`; raise :class:`TemplateError`."""
+    head = _HEAD.match(text)
+    if not head:
+        raise TemplateError(f"'{{{{{text}}}}}': expected item.<path> or sample.<path>")
+    namespace = head.group(1)
+    if namespace not in NAMESPACES:
+        raise TemplateError(f"'{{{{{text}}}}}': unknown namespace '{namespace}' (use item or sample)")
+    steps: list[Step] = []
+    pos = head.end()
+    rest = text.rstrip()
+    while pos < len(rest):
+        m = _STEP.match(rest, pos)
+        if not m:
+            raise TemplateError(f"'{{{{{text}}}}}': cannot parse the path at '{rest[pos:]}'")
+        key, index, dq, sq = m.groups()
+        steps.append(
+            int(index) if index is not None else (key if key is not None else (dq if dq is not None else sq))
+        )
+        pos = m.end()
+    return Variable(namespace, tuple(steps), text.strip())
+
+
+def resolve(var: Variable, item: Any, sample: Any) -> Any:
+    """Walk ``var``'s steps through the namespace value; raise :class:`TemplateVariableError`."""
+    value = item if var.namespace == "item" else sample
+    for step in var.steps:
+        if isinstance(step, int):
+            if not isinstance(value, list | tuple) or not -len(value) <= step < len(value):
+                raise TemplateVariableError(f"{var.text}: index [{step}] out of range")
+            value = value[step]
+        elif isinstance(value, dict) and step in value:
+            value = value[step]
+        elif (
+            isinstance(value, list | tuple)
+            and step.lstrip("-").isdigit()
+            and -len(value) <= int(step) < len(value)
+        ):
+            value = value[int(step)]  # JSON-path style ``a.0.b``
+        else:
+            raise TemplateVariableError(f"{var.text}: key '{step}' not found")
+    return value
+
+
+def to_text(value: Any) -> str:
+    """How a resolved value renders: strings verbatim, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class Template:
+    """A compiled template: literal text and variables, alternating. Rendering is a join."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.parts: list[str | Variable] = []
+        pos = 0
+        for m in _VAR.finditer(text):
+            if m.start() > pos:
+                self.parts.append(text[pos : m.start()])
+            self.parts.append(parse_variable(m.group(1)))
+            pos = m.end()
+        if pos < len(text):
+            self.parts.append(text[pos:])
+        self.variables = [p for p in self.parts if isinstance(p, Variable)]
+        # fast path for the common ``"{{sample.output_text}}"``: one variable whose steps are all keys
+        self.single = self.parts[0] if len(self.parts) == 1 and self.variables else None
+        if self.single is not None and all(isinstance(s, str) for s in self.single.steps):
+            self.render = self._render_keys  # type: ignore[method-assign]
+
+    def _render_keys(self, item: Any, sample: Any) -> str:
+        var = self.single
+        value = item if var.namespace == "item" else sample
+        try:
+            for step in var.steps:
+                value = value[step]
+        except (KeyError, TypeError, IndexError):
+            value = resolve(var, item, sample)  # raises the precise error, or handles ``a.0.b``
+        if isinstance(value, str):
+            return value
+        return to_text(value)
+
+    def render(self, item: Any, sample: Any) -> str:
+        if self.single is not None:
+            return to_text(resolve(self.single, item, sample))
+        if not self.variables:
+            return self.text
+        return "".join(p if isinstance(p, str) else to_text(resolve(p, item, sample)) for p in self.parts)
+
+    def __repr__(self) -> str:
+        return f"Template({self.text!r})"
+
+
+_CACHE: dict[str, Template] = {}
+
+
+def compile_template(text: str) -> Template:
+    """Compile (and cache) a template; raise :class:`TemplateError` when it is malformed."""
+    if not isinstance(text, str):
+        raise TemplateError(f"template must be a string, got {type(text).__name__}")
+    t = _CACHE.get(text)
+    if t is None:
+        t = _CACHE[text] = Template(text)
+    return t
+
+
+def render(text: str, item: Any, sample: Any) -> str:
+    """Compile-and-render in one call (compiled templates are cached)."""
+    return compile_template(text).render(item, sample)
+
+
+def template_errors(text: Any, where: str) -> list[str]:
+    """Validation messages for one template field (empty when it is fine)."""
+    try:
+        compile_template(text)
+    except TemplateError as e:
+        return [f"{where}: {e}"]
+    return []
