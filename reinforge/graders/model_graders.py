@@ -44,6 +44,7 @@ RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens")
 _CACHE: OrderedDict[str, Completion] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
+_INFLIGHT: dict[str, threading.Event] = {}
 CACHE_SIZE = 100_000
 
 
@@ -299,31 +300,41 @@ class ModelGrader(Grader):
         return Completion(msg.content, getattr(msg, "refusal", None), usage, resp.model or str(self.model))
 
     def request(self, messages: list[dict]) -> tuple[Completion, bool]:
-        """The judge's answer and whether it came from the cache."""
+        """The judge's answer and whether it came from the cache (identical in-flight requests wait
+        for the first one instead of asking the judge again)."""
         key = hashlib.sha256(
-            json.dumps(
-                [self.base_url, str(self.model), messages, self.params, self.structured, self.kind],
-                sort_keys=True,
-                default=str,
-            ).encode()
+            json.dumps([self.base_url, str(self.model), messages, self.params, self.structured, self.kind],
+                       sort_keys=True, default=str).encode()
         ).hexdigest()
-        if self.use_cache:
+        while self.use_cache:
             with _CACHE_LOCK:
                 if key in _CACHE:
                     _CACHE.move_to_end(key)
                     return _CACHE[key], True
-        completion = self._call(messages)
-        with self._lock:
-            self.requests += 1
-            total = self.token_usage.setdefault(completion.model, dict.fromkeys(USAGE_KEYS, 0))
-            for k in USAGE_KEYS:
-                total[k] += int(completion.usage.get(k, 0))
-        if self.use_cache and completion.refusal is None:
-            with _CACHE_LOCK:
-                _CACHE[key] = completion
-                while len(_CACHE) > CACHE_SIZE:
-                    _CACHE.popitem(last=False)
-        return completion, False
+                waiting = _INFLIGHT.get(key)
+                if waiting is None:
+                    _INFLIGHT[key] = threading.Event()
+                    break
+            waiting.wait()
+        try:
+            completion = self._call(messages)
+            with self._lock:
+                self.requests += 1
+                total = self.token_usage.setdefault(completion.model, dict.fromkeys(USAGE_KEYS, 0))
+                for k in USAGE_KEYS:
+                    total[k] += int(completion.usage.get(k, 0))
+            if self.use_cache and completion.refusal is None:
+                with _CACHE_LOCK:
+                    _CACHE[key] = completion
+                    while len(_CACHE) > CACHE_SIZE:
+                        _CACHE.popitem(last=False)
+            return completion, False
+        finally:
+            if self.use_cache:
+                with _CACHE_LOCK:
+                    event = _INFLIGHT.pop(key, None)
+                if event is not None:
+                    event.set()
 
     def grade(self, item: dict, sample: dict) -> Grade:
         try:
