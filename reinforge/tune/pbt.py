@@ -106,6 +106,7 @@ def pbt(
     ]
     study = study or Study(space, "random", [direction], root / "pbt.db", name="pbt")
     ex = make_executor(executor, workers)
+    own_executor = not isinstance(executor, Executor)
     sign = 1.0 if direction == "maximize" else -1.0
     lineage: list[dict] = []
     try:
@@ -140,7 +141,8 @@ def pbt(
                 )
                 m.params = new
     finally:
-        ex.shutdown()
+        if own_executor:
+            ex.shutdown()
     best = max(members, key=lambda m: sign * m.score)
     scores = sorted(m.score for m in members)
     return {

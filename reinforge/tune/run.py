@@ -70,6 +70,7 @@ def optimize(
     sampler/scheduler is done. Trials left running by a killed process are evaluated again first."""
     scheduler = make_scheduler(scheduler)
     ex = make_executor(executor, workers)
+    own_executor = not isinstance(executor, Executor)  # shut down only what this call started
     budget = budget or Budget()
     t0 = time.time()
     existing = study.trials
@@ -153,7 +154,8 @@ def optimize(
         if scheduler is not None:
             scheduler.finish(study)
     finally:
-        ex.shutdown()
+        if own_executor:
+            ex.shutdown()
     study.spent = spent
     return study
 
