@@ -92,16 +92,12 @@ def _optional(module: str, name: str):
     return getattr(mod, name, None)
 
 
-def run_training(
-    cfg, grader_fallback, resume: bool, on_step: Callable[[dict], None], should_stop: Callable[[], bool]
-) -> dict:
+def run_training(cfg, resume: bool, on_step: Callable[[dict], None], should_stop: Callable[[], bool]) -> dict:
     """Dispatch to the trainer that owns ``cfg``'s type."""
     from reinforge.train.grpo import GRPOConfig, train_grpo
 
     if isinstance(cfg, GRPOConfig):
-        return train_grpo(
-            cfg, resume=resume, on_step=on_step, should_stop=should_stop, reward_fn=grader_fallback
-        )
+        return train_grpo(cfg, resume=resume, on_step=on_step, should_stop=should_stop)
     if isinstance(cfg, SupervisedConfig):
         return train_supervised(cfg, resume=resume, on_step=on_step, should_stop=should_stop)
     from reinforge.train.dpo import train_dpo

@@ -166,7 +166,6 @@ class JobRun:
 
     def run(self) -> None:
         from reinforge.errors import ReinforgeError
-        from reinforge.serve.graders import _registry, build_grader
         from reinforge.serve.trainers import build_config, run_training
 
         with self.sf() as s:
@@ -189,10 +188,7 @@ class JobRun:
         threading.Thread(target=self.watch, daemon=True).start()
         try:
             cfg = build_config(method, model, train_path, val_path, run_dir, seed, n_rows)
-            fallback = None
-            if method["type"] == "reinforcement" and _registry() is None:
-                fallback = build_grader(method["reinforcement"]["grader"])
-            summary = run_training(cfg, fallback, resume, self.on_step, self.should_stop)
+            summary = run_training(cfg, resume, self.on_step, self.should_stop)
             self.finish(summary, None)
         except ReinforgeError as e:
             self.finish(None, {"code": "invalid_training_config", "message": str(e), "param": None})
