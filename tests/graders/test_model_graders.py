@@ -129,3 +129,19 @@ def test_parse_label():
     assert parse_label("negative", labels) == "negative"
     with pytest.raises(ValueError):
         parse_label('{"result": "meh"}', labels)
+
+
+def test_local_model_directory_as_judge(tmp_path):
+    from reinforge.models.tiny import build_model, build_tokenizer, save_tiny
+
+    path = save_tiny(build_model("1m", seed=0), build_tokenizer(), tmp_path / "judge")
+    spec = {"type": "score_model", "name": "local", "model": str(path),
+            "input": [{"role": "user", "content": "Same? {{item.a}} / {{sample.output_text}}"}],
+            "sampling_params": {"max_tokens": 6, "temperature": 0}}
+    g = from_spec(spec)
+    grade = g.grade({"a": "x"}, make_sample("x"))
+    # random weights: the answer is gibberish, which must be a recorded parse error, not a crash
+    assert grade.errors in ({}, {"model_grader_parse_error": True})
+    assert grade.metadata["sampled_model_name"] == "judge"
+    usage = g.token_usage["judge"]
+    assert 0 < usage["completion_tokens"] <= 6 and usage["prompt_tokens"] > 10

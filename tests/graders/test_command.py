@@ -1,0 +1,55 @@
+"""`reinforge grade`: rows in input order, summary on stderr, --validate exit codes."""
+
+import json
+
+from typer.testing import CliRunner
+
+from reinforge.cli import app
+from tests.graders.openai_examples import MULTI, STRING_CHECK
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, ["grade", *map(str, args)])
+
+
+def test_grade_writes_rows_in_order_with_summary(tmp_path):
+    g, inp, out = tmp_path / "g.json", tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    g.write_text(json.dumps(STRING_CHECK))
+    rows = [{"item": {"label": str(i % 3)}, "sample": {"output_text": str(i % 2)}} for i in range(50)]
+    rows.append({"item": {"label": "x"}, "model_sample": "x"})
+    rows.append({"item": {}, "model_sample": "x"})  # missing variable -> recorded zero
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = invoke("--grader", g, "--input", inp, "--output", out)
+    assert res.exit_code == 0, res.output
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["reward"] for r in got[:50]] == [float(i % 3 == i % 2) for i in range(50)]
+    assert got[50] == {"reward": 1.0, "sub_rewards": {}, "errors": {}}
+    assert got[51]["errors"]["invalid_variable_error"] is True
+    assert "graded 52 rows" in res.stderr and "invalid_variable_error=1" in res.stderr and "grades/s" in res.stderr
+
+
+def test_multi_rows_carry_sub_rewards(tmp_path):
+    g, inp, out = tmp_path / "g.json", tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    g.write_text(json.dumps(MULTI))
+    tools = [{"function": {"name": "f", "arguments": "{}"}}]
+    inp.write_text(json.dumps({"item": {"name": "f", "arguments": "{ }"}, "sample": {"output_text": "", "output_tools": tools}}) + "\n")
+    assert invoke("--grader", g, "--input", inp, "--output", out).exit_code == 0
+    assert json.loads(out.read_text()) == {"reward": 0.5, "sub_rewards": {"name": 1.0, "arguments": 0.0}, "errors": {}}
+
+
+def test_validate_exit_codes(tmp_path):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(MULTI))
+    bad.write_text(json.dumps({**MULTI, "calculate_output": "name +* 2"}))
+    ok = invoke("--validate", good)
+    assert ok.exit_code == 0 and "valid multi grader" in ok.stderr
+    res = invoke("--validate", bad)
+    assert res.exit_code == 2 and "formula_parse_error" in res.stderr
+
+
+def test_bad_input_row_names_file_and_line(tmp_path):
+    g, inp = tmp_path / "g.json", tmp_path / "in.jsonl"
+    g.write_text(json.dumps(STRING_CHECK))
+    inp.write_text('{"item": {}, "model_sample": "a"}\n{"item": {}}\n')
+    res = invoke("--grader", g, "--input", inp)
+    assert res.exit_code == 2 and f"{inp}:2" in res.stderr
