@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -66,12 +67,16 @@ class ExampleObjective:
         price_per_1k_output: float = 0.0,
         batch_size: int = 16,
         keep_failures: int = 5,
+        shuffle_seed: int | None = 0,
     ):
         from reinforge.graders import as_grader
 
         if not rows:
             raise ReinforgeError(f"{name}: the dataset is empty")
-        self.pipeline, self.rows, self.grader, self.name = pipeline, list(rows), as_grader(grader), name
+        rows = list(rows)
+        if shuffle_seed is not None:  # a budget of b examples is then a random subset, not the file's head
+            random.Random(shuffle_seed).shuffle(rows)
+        self.pipeline, self.rows, self.grader, self.name = pipeline, rows, as_grader(grader), name
         self.cache_path = cache if not isinstance(cache, Storage) else None
         self._cache = cache if isinstance(cache, Storage) else None
         self.prices = (price_per_1k_input, price_per_1k_output)
@@ -188,8 +193,6 @@ def estimate_cost(
 
     Probes are random configurations on the first ``probe_examples`` examples; their outputs land in
     the cache, so the study does not pay for them again."""
-    import random
-
     rng = random.Random(seed)
     per_example = {"model_calls": 0.0, "tokens": 0.0, "cost_usd": 0.0, "seconds": 0.0}
     graded = 0

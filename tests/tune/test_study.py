@@ -34,7 +34,7 @@ KILLED_RUN = textwrap.dedent("""
         return [str((r["x"] * params["a"] + params["b"]) % 3) for r in batch]
 
     grader = CallableGrader(lambda item, s: float(s["output_text"] == item["answer"]))
-    obj = ExampleObjective(pipeline, rows, grader, cache=db, batch_size=3)
+    obj = ExampleObjective(pipeline, rows, grader, cache=db, batch_size=3, shuffle_seed=None)
     space = {"a": tune.Int(0, 5), "b": tune.Int(0, 5)}
     study = tune.run(obj, space, sampler="tpe", n_trials=10, seed=0, direction="maximize", metric="score",
                      storage=db, study_name="s")
