@@ -1,0 +1,481 @@
+"""PPO for RLHF: a policy and a value function against a reward model (or any grader), with a KL penalty.
+
+Each step reads as its phases: 1. rollout (one completion per prompt, the RFT generation backend) ->
+2. score (reward model or grader) -> 3. per-token rewards r_t = -beta * (log pi - log pi_ref)_t, plus
+the score on the last token [Ziegler et al., 2019] -> 4. GAE advantages and returns [Schulman et al.,
+2016], whitened -> 5. ``ppo_epochs`` x ``num_minibatches`` updates of the clipped policy loss plus
+``vf_coef`` times the clipped value loss [Schulman et al., 2017] -> 6. the adaptive KL controller moves
+beta towards ``kl_target`` -> 7. log, evaluate, checkpoint.
+
+The value function is a linear head on the policy's own decoder states (``critic: value_head``) or
+on a separate copy of the starting model (``critic: separate``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import model_validator
+from torch import nn
+
+from reinforge.config import Config
+from reinforge.errors import ConfigError, ReinforgeError
+
+
+class PPOConfig(Config):
+    """Every knob of a PPO run."""
+
+    # -- model, data and reward
+    model: str = (
+        "tiny:sentiment:1m"  # the SFT policy: local HF dir, hub id or tiny:<task>:<size>; also the reference
+    )
+    task: str | None = None  # built-in task: prompts (when no files) and the eval grader
+    train_file: str | None = None  # prompts as OpenAI RFT JSONL ({"messages": [...], ...})
+    validation_file: str | None = None
+    validation_split: float | None = None
+    train_examples: int = 2000
+    validation_examples: int = 64
+    reward_model: str | None = None  # a `reinforge rm` output dir; reward = (raw - mu) / sigma
+    grader: dict | str | None = None  # or any grader (OpenAI grader JSON or path); default: the task's
+    eval_grader: dict | str | None = (
+        None  # measured on validation only (default: the task's grader when the reward is a RM)
+    )
+    output_dir: str = "runs/ppo"
+    seed: int = 0
+    # -- sampling
+    prompts_per_step: int = 64  # B: completions per rollout batch
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    top_p: float = 1.0
+    # -- optimisation
+    steps: int | None = None  # default: epochs over the training prompts
+    epochs: float = 1.0
+    learning_rate: float = 1e-5
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    ppo_epochs: int = 4  # passes over each rollout batch
+    num_minibatches: int = 4  # optimizer steps per pass
+    clip_eps: float = 0.2  # policy ratio clip
+    clip_value: float = 0.2  # value clip around the rollout-time values
+    vf_coef: float = 0.1  # weight of the value loss
+    gamma: float = 1.0
+    gae_lambda: float = 0.95
+    whiten_advantages: bool = True
+    critic: Literal["value_head", "separate"] = "value_head"
+    # -- KL control
+    beta: float = 0.05  # initial KL coefficient
+    kl_target: float | None = 4.0  # nats per sequence; None keeps beta fixed
+    kl_horizon: int = 10_000  # the controller's horizon, in sequences
+    # -- evaluation and checkpoints
+    eval_interval: int = 10
+    eval_samples: int = 4  # sampled completions per validation prompt
+    save_interval: int = 50
+    keep_checkpoints: int = 1
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    device: str = "auto"
+    logprob_chunk: int = 64
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> PPOConfig:
+        if self.prompts_per_step % self.num_minibatches:
+            raise ValueError(
+                f"num_minibatches={self.num_minibatches} must divide prompts_per_step={self.prompts_per_step}"
+            )
+        if self.ppo_epochs < 1 or self.num_minibatches < 1:
+            raise ValueError("ppo_epochs and num_minibatches must be >= 1")
+        if self.kl_target is not None and self.kl_target <= 0:
+            raise ValueError(f"kl_target={self.kl_target}: must be > 0 (or null for a fixed beta)")
+        if not (self.task or self.train_file):
+            raise ValueError("give train_file (prompts as RFT JSONL) or task (a built-in task)")
+        return self
+
+
+class ActorCritic(nn.Module):
+    """The policy (a causal LM) plus a value head, on the policy's decoder or on a separate critic."""
+
+    def __init__(self, policy: nn.Module, critic: nn.Module | None = None):
+        super().__init__()
+        self.policy, self.critic = policy, critic
+        hidden = policy.config.hidden_size
+        self.value_head = nn.Linear(hidden, 1)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+
+    def forward(self, ids, attn, T: int, temperature: float = 1.0, chunk: int = 64):
+        """(log-probs, values), both (N, T), for the last T tokens."""
+        from reinforge.train.logprobs import completion_hidden, logps_from_hidden
+
+        h = completion_hidden(self.policy, ids, attn, T)  # (N, T, H)
+        logps = logps_from_hidden(self.policy, h, ids[:, -T:], temperature, chunk)
+        hv = h if self.critic is None else completion_hidden(self.critic, ids, attn, T)
+        return logps, self.value_head(hv.float()).squeeze(-1)
+
+    def save_pretrained(self, path) -> None:
+        """The policy as a plain HF model, with the value function beside it (``value_head.pt``, ``critic/``)."""
+        path = Path(path)
+        self.policy.save_pretrained(path)
+        torch.save(self.value_head.state_dict(), path / "value_head.pt")
+        if self.critic is not None:
+            self.critic.save_pretrained(path / "critic")
+
+
+# ---------------------------------------------------------------------------------------------- setup
+
+
+def load_reward(cfg: PPOConfig, reward_fn=None):
+    """The grader PPO maximises: ``reward_fn`` > ``reward_model`` (standardised raw score) > grader > task."""
+    from reinforge.graders import as_grader
+    from reinforge.tasks import get_task
+
+    if reward_fn is not None:
+        return as_grader(reward_fn)
+    if cfg.reward_model:
+        from reinforge.graders.reward_model import RewardModelGrader
+
+        return RewardModelGrader(
+            {
+                "type": "reward_model",
+                "name": "reward_model",
+                "model": cfg.reward_model,
+                "calibration": "standard",
+            }
+        )
+    if cfg.grader is not None:
+        return as_grader(cfg.grader)
+    if cfg.task:
+        return get_task(cfg.task).grader
+    raise ConfigError(
+        "ppo: give reward_model (a `reinforge rm` output dir), a grader, or a task with a grader"
+    )
+
+
+def load_eval_grader(cfg: PPOConfig):
+    from reinforge.graders import as_grader
+    from reinforge.tasks import get_task
+
+    if cfg.eval_grader is not None:
+        return as_grader(cfg.eval_grader)
+    if cfg.task and (cfg.reward_model or cfg.grader is not None):
+        return get_task(cfg.task).grader
+    return None
+
+
+@torch.no_grad()
+def evaluate_policy(
+    policy,
+    ref,
+    tok,
+    rows: list[dict],
+    reward_grader,
+    extra_grader=None,
+    samples: int = 4,
+    max_tokens: int = 32,
+    temperature: float = 1.0,
+    seed: int = 0,
+    chunk: int = 64,
+    batch_size: int = 64,
+) -> dict[str, float]:
+    """Sampled completions on ``rows``: mean reward, mean ``extra_grader`` score (e.g. a hidden gold
+    grader) and the sequence KL(pi || pi_ref) estimated as the mean of sum_t (log pi - log pi_ref)."""
+    from reinforge.models.chat import encode_prompt, prompt_messages
+    from reinforge.models.generation import HFBackend, SamplingParams
+    from reinforge.train.logprobs import per_token_logps
+    from reinforge.train.rollout import collect_rollout, grade_safely
+
+    backend = HFBackend(policy, tok)
+    rewards, extra, kls, lengths = [], [], [], []
+    for i in range(0, len(rows), batch_size):
+        chunk_rows = rows[i : i + batch_size]
+        prompts = [encode_prompt(tok, prompt_messages(r)) for r in chunk_rows]
+        sp = SamplingParams(temperature, 1.0, max_tokens, samples, seed=seed + i)
+        roll = collect_rollout(backend, reward_grader, chunk_rows, prompts, sp, backend.pad_id)
+        rewards += roll.rewards.flatten().tolist()
+        if extra_grader is not None:
+            from reinforge.graders.base import make_sample
+
+            pairs = [(chunk_rows[k // samples], make_sample(t)) for k, t in enumerate(roll.texts)]
+            extra += [g.reward for g in grade_safely(extra_grader, pairs)]
+        device = next(policy.parameters()).device
+        ids, attn, m = (
+            roll.input_ids.to(device),
+            roll.attention_mask.to(device),
+            roll.completion_mask.to(device),
+        )
+        T = roll.n_completion
+        logp = per_token_logps(policy, ids, attn, T, temperature, chunk)
+        ref_logp = per_token_logps(ref, ids, attn, T, temperature, chunk)
+        kls += ((logp - ref_logp) * m).sum(-1).tolist()
+        lengths += m.sum(-1).tolist()
+    mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
+    out = {"reward_mean": mean(rewards), "kl": mean(kls), "length_mean": mean(lengths)}
+    if extra_grader is not None:
+        out["extra_reward_mean"] = mean(extra)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- update
+
+
+def ppo_update(
+    ac: ActorCritic, ref, optimizer, roll, cfg: PPOConfig, beta: float, step_seed: int
+) -> dict[str, float]:
+    """Phases 3-5: KL-penalised per-token rewards, GAE, then the clipped policy and value updates."""
+    from reinforge.train.logprobs import per_token_logps
+    from reinforge.train.losses import (
+        clipped_policy_loss,
+        clipped_value_loss,
+        gae,
+        kl_penalised_rewards,
+        masked_mean,
+        whiten,
+    )
+
+    device = next(ac.parameters()).device
+    ids, attn, mask = (
+        roll.input_ids.to(device),
+        roll.attention_mask.to(device),
+        roll.completion_mask.to(device),
+    )
+    T, N = roll.n_completion, ids.shape[0]
+    fmask = mask.float()
+    with torch.no_grad():
+        b_logp, b_values = ac(ids, attn, T, cfg.temperature, cfg.logprob_chunk)  # (N, T) each
+        b_ref = per_token_logps(ref, ids, attn, T, cfg.temperature, cfg.logprob_chunk)
+        b_scores = roll.rewards.flatten().to(device)  # (N,)
+        b_rewards, b_kl = kl_penalised_rewards(b_scores, b_logp, b_ref, mask, beta)
+        b_adv, b_returns = gae(b_rewards, b_values, mask, cfg.gamma, cfg.gae_lambda)
+        if cfg.whiten_advantages:
+            b_adv = whiten(b_adv, mask)
+    mb_size = N // cfg.num_minibatches
+    gen = torch.Generator().manual_seed(step_seed)
+    stats: dict[str, list[float]] = {
+        k: [] for k in ("policy", "value", "clip", "vclip", "approx_kl", "grad_norm")
+    }
+    params = [p for p in ac.parameters() if p.requires_grad]
+    ac.train()
+    for _ in range(cfg.ppo_epochs):
+        order = torch.randperm(N, generator=gen)
+        for mb in range(cfg.num_minibatches):
+            idx = order[mb * mb_size : (mb + 1) * mb_size].to(device)
+            mb_mask = mask[idx]
+            logp, values = ac(ids[idx], attn[idx], T, cfg.temperature, cfg.logprob_chunk)
+            pg, clipped = clipped_policy_loss(logp, b_logp[idx], b_adv[idx], cfg.clip_eps)
+            vl, vclipped = clipped_value_loss(values, b_values[idx], b_returns[idx], cfg.clip_value)
+            policy_loss, value_loss = masked_mean(pg, mb_mask), masked_mean(vl, mb_mask)
+            loss = policy_loss + cfg.vf_coef * value_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            gn = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            stats["policy"].append(policy_loss.item())
+            stats["value"].append(value_loss.item())
+            stats["clip"].append(masked_mean(clipped.float(), mb_mask).item())
+            stats["vclip"].append(masked_mean(vclipped.float(), mb_mask).item())
+            stats["approx_kl"].append(masked_mean(b_logp[idx] - logp.detach(), mb_mask).item())
+            stats["grad_norm"].append(float(gn))
+    mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
+    seq_kl = b_kl.sum(-1)  # (N,)
+    explained = 1.0 - ((b_returns - b_values) * fmask).var() / ((b_returns * fmask).var() + 1e-8)
+    return {
+        "reward/score": b_scores.mean().item(),
+        "reward/total": (b_scores - beta * seq_kl).mean().item(),
+        "kl/seq": seq_kl.mean().item(),
+        "kl/beta": beta,
+        "loss/policy": mean(stats["policy"]),
+        "loss/value": mean(stats["value"]),
+        "clip/fraction": mean(stats["clip"]),
+        "clip/value_fraction": mean(stats["vclip"]),
+        "kl/approx_update": mean(stats["approx_kl"]),
+        "value/explained_variance": explained.item(),
+        "grad/norm": mean(stats["grad_norm"]),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- loop
+
+
+def train_ppo(
+    cfg: PPOConfig,
+    resume: bool = False,
+    on_step: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    reward_fn: Callable | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) PPO to ``cfg.steps`` total steps; returns the summary written to ``summary.json``."""
+    from reinforge.models.chat import encode_prompt, prompt_messages
+    from reinforge.models.generation import HFBackend, SamplingParams
+    from reinforge.models.loading import load_model
+    from reinforge.train import checkpoint as ck
+    from reinforge.train.grpo import batch_indices, load_data
+    from reinforge.train.losses import AdaptiveKLController
+    from reinforge.train.progress import TrainProgress, print_table
+    from reinforge.train.rollout import collect_rollout
+    from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
+    from reinforge.train.schedule import make_scheduler
+
+    t_start = time.time()
+    run_dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
+    train_rows, val_rows = load_data(cfg)  # type: ignore[arg-type]
+    grader, eval_grader = load_reward(cfg, reward_fn), load_eval_grader(cfg)
+    total = cfg.steps or max(1, math.ceil(cfg.epochs * len(train_rows) / cfg.prompts_per_step))
+    last = ck.latest_checkpoint(run_dir) if resume else None
+    state = ck.load_trainer_state(last) if last else {"step": 0}
+    start = state["step"]
+
+    torch.manual_seed(cfg.seed)
+    dtype = None if cfg.dtype == "auto" else cfg.dtype
+    policy, tok = load_model(str(last) if last else cfg.model, dtype=dtype, device=cfg.device, trainable=True)
+    ref, _ = load_model(cfg.model, dtype=dtype, device=cfg.device)
+    critic = None
+    if cfg.critic == "separate":
+        critic = (
+            load_model(str(last / "critic"), dtype=dtype, device=cfg.device, trainable=True)[0]
+            if last
+            else copy.deepcopy(ref).requires_grad_(True)
+        )
+    ac = ActorCritic(policy, critic).to(next(policy.parameters()).device)
+    if last is not None:
+        ac.value_head.load_state_dict(torch.load(last / "value_head.pt"))
+    params = [p for p in ac.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
+    if last is not None:
+        ck.load_optimizer_state(last, optimizer, scheduler)
+    kl_ctl = AdaptiveKLController(state.get("beta", cfg.beta), cfg.kl_target or 1.0, cfg.kl_horizon)
+    log = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None)
+    backend = HFBackend(policy, tok)
+    prompt_cache = [encode_prompt(tok, prompt_messages(r)) for r in train_rows]
+
+    def run_eval(step: int) -> dict:
+        if not val_rows:
+            return {}
+        res = evaluate_policy(
+            policy,
+            ref,
+            tok,
+            val_rows,
+            grader,
+            eval_grader,
+            cfg.eval_samples,
+            cfg.max_new_tokens,
+            cfg.temperature,
+            seed=cfg.seed + 17,
+            chunk=cfg.logprob_chunk,
+        )
+        rec = {
+            "step": step,
+            "kind": "eval",
+            "eval/reward_mean": res["reward_mean"],
+            "eval/kl": res["kl"],
+            "eval/length_mean": res["length_mean"],
+        }
+        if "extra_reward_mean" in res:
+            rec["eval/eval_grader_mean"] = res["extra_reward_mean"]
+        log.log(rec)
+        if on_step:
+            on_step(rec)
+        return rec
+
+    evals = [run_eval(0)] if start == 0 else []
+    stopped = False
+    with TrainProgress(total, start, "ppo", enabled=cfg.progress) as bar:
+        for step in range(start + 1, total + 1):
+            t0 = time.perf_counter()
+            # 1-2. rollout and score
+            idx = batch_indices(step, cfg.prompts_per_step, len(train_rows), cfg.seed)
+            sp = SamplingParams(
+                cfg.temperature, cfg.top_p, cfg.max_new_tokens, 1, seed=cfg.seed * 1_000_003 + step
+            )
+            roll = collect_rollout(
+                backend,
+                grader,
+                [train_rows[i] for i in idx],
+                [prompt_cache[i] for i in idx],
+                sp,
+                backend.pad_id,
+            )
+            # 3-5. rewards, advantages, update
+            upd = ppo_update(ac, ref, optimizer, roll, cfg, kl_ctl.value, step_seed=cfg.seed * 7919 + step)
+            scheduler.step()
+            # 6. KL control
+            if cfg.kl_target is not None:
+                kl_ctl.update(upd["kl/seq"], cfg.prompts_per_step)
+            dt = time.perf_counter() - t0
+            rec = {
+                "step": step,
+                "kind": "train",
+                "reward/mean": upd["reward/score"],
+                **upd,
+                "length/mean": roll.completion_mask.sum(-1).float().mean().item(),
+                "grader/errors": sum(not g.ok for g in roll.grades),
+                "lr": scheduler.get_last_lr()[0],
+                "perf/step_seconds": dt,
+                "perf/gen_seconds": roll.gen_seconds,
+            }
+            log.log(rec)
+            if on_step:
+                on_step(rec)
+            bar.update(step, {"score": rec["reward/score"], "kl": rec["kl/seq"], "beta": rec["kl/beta"]})
+            # 7. evaluate and checkpoint
+            if cfg.eval_interval and step % cfg.eval_interval == 0 and step != total:
+                evals.append(run_eval(step))
+            stopped = bool(should_stop and should_stop())
+            if step == total or stopped or (cfg.save_interval and step % cfg.save_interval == 0):
+                ck.save_checkpoint(run_dir, step, ac, tok, optimizer, scheduler, {"beta": kl_ctl.value})
+                ck.prune_checkpoints(run_dir, cfg.keep_checkpoints)
+            if stopped:
+                break
+    if not stopped:
+        evals.append(run_eval(total))
+        tmp, final = run_dir / "final.tmp", run_dir / "final"
+        shutil.rmtree(tmp, ignore_errors=True)
+        ck.save_pretrained_model(ac, tok, tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    records = log.records()
+    ev = [r for r in records if r["kind"] == "eval"]
+    tr = [r for r in records if r["kind"] == "train"]
+    summary = {
+        "algorithm": "ppo",
+        "model": cfg.model,
+        "steps": tr[-1]["step"] if tr else 0,
+        "total_steps": total,
+        "status": "stopped" if stopped else "succeeded",
+        "baseline_val_reward": ev[0].get("eval/reward_mean") if ev else None,
+        "final_val_reward": ev[-1].get("eval/reward_mean") if ev else None,
+        "baseline_eval_grader": ev[0].get("eval/eval_grader_mean") if ev else None,
+        "final_eval_grader": ev[-1].get("eval/eval_grader_mean") if ev else None,
+        "final_kl": ev[-1].get("eval/kl") if ev else None,
+        "kl_target": cfg.kl_target,
+        "final_beta": kl_ctl.value,
+        "seconds": round(time.time() - t_start, 1),
+        "run_dir": str(run_dir),
+    }
+    write_summary(run_dir, summary)
+    plot_metric(run_dir, records, "reward/score", "eval/reward_mean")
+    if cfg.progress:
+        print_table(f"ppo {run_dir}", {k: v for k, v in summary.items() if v is not None and k != "run_dir"})
+    return summary
+
+
+def main(config_path, overrides: list[str], resume: bool) -> dict:
+    from reinforge.config import load_config
+
+    cfg = load_config(PPOConfig, config_path, overrides)
+    if (
+        not resume
+        and Path(cfg.output_dir, "checkpoints").exists()
+        and not Path(cfg.output_dir, "summary.json").exists()
+    ):
+        raise ReinforgeError(f"{cfg.output_dir}: an unfinished run is there; pass --resume to continue it")
+    return train_ppo(cfg, resume=resume)
