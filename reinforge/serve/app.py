@@ -504,6 +504,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         )
         with sf() as s:
             s.add(j)
+            s.flush()  # the job row first: events reference it
             add_event(s, job_id, f"Created fine-tuning job: {job_id}")
             add_event(
                 s, job_id, "Validated training file" + (" and validation file" if req.validation_file else "")
