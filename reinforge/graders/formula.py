@@ -29,8 +29,8 @@ import re
 from collections.abc import Callable
 
 FUNCTIONS: dict[str, tuple[Callable[..., float], int | None]] = {  # name -> (fn, arity; None = 1+)
-    "min": (min, None),
-    "max": (max, None),
+    "min": (lambda *xs: min(xs), None),
+    "max": (lambda *xs: max(xs), None),
     "abs": (abs, 1),
     "floor": (math.floor, 1),
     "ceil": (math.ceil, 1),

@@ -303,8 +303,11 @@ class ModelGrader(Grader):
         """The judge's answer and whether it came from the cache (identical in-flight requests wait
         for the first one instead of asking the judge again)."""
         key = hashlib.sha256(
-            json.dumps([self.base_url, str(self.model), messages, self.params, self.structured, self.kind],
-                       sort_keys=True, default=str).encode()
+            json.dumps(
+                [self.base_url, str(self.model), messages, self.params, self.structured, self.kind],
+                sort_keys=True,
+                default=str,
+            ).encode()
         ).hexdigest()
         while self.use_cache:
             with _CACHE_LOCK:

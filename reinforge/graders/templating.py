@@ -23,7 +23,9 @@ from typing import Any
 
 NAMESPACES = ("item", "sample")
 _VAR = re.compile(r"\{\{(.*?)\}\}", re.S)
-_STEP = re.compile(r"""\.\s*([A-Za-z_][\w-]*)|\[\s*(-?\d+)\s*\]|\[\s*"([^"]*)"\s*\]|\[\s*'([^']*)'\s*\]""")
+_STEP = re.compile(
+    r"""\.\s*([A-Za-z_][\w-]*|\d+)|\[\s*(-?\d+)\s*\]|\[\s*"([^"]*)"\s*\]|\[\s*'([^']*)'\s*\]"""
+)
 _HEAD = re.compile(r"\s*([A-Za-z_]\w*)")
 
 Step = str | int  # a dict key or a list index

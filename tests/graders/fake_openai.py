@@ -28,7 +28,9 @@ class FakeOpenAI:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake.lock:
-                    fake.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+                    fake.requests.append(
+                        {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
+                    )
                 status, payload = fake.answer(self.path, body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -55,10 +57,16 @@ class FakeOpenAI:
     def answer(self, path: str, body: dict) -> tuple[int, dict]:
         if path.endswith("/embeddings"):
             texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-            data = [{"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, float(t.count("a"))]}
-                    for i, t in enumerate(texts)]
-            return 200, {"object": "list", "data": data, "model": body["model"],
-                         "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+            data = [
+                {"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, float(t.count("a"))]}
+                for i, t in enumerate(texts)
+            ]
+            return 200, {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": 1, "total_tokens": 1},
+            }
         messages = body["messages"]
         last = messages[-1]["content"]
         text = last if isinstance(last, str) else " ".join(p.get("text", "") for p in last)
@@ -76,15 +84,25 @@ class FakeOpenAI:
             score = 1.0 if m.group(1).strip() == m.group(2).strip() else 0.0
             if "OUT_OF_RANGE" in text:
                 score = 7.0
-            content = json.dumps({"steps": [{"description": "compare", "conclusion": "done"}], "result": score})
+            content = json.dumps(
+                {"steps": [{"description": "compare", "conclusion": "done"}], "result": score}
+            )
         elif "Statement:" in text:
             label = "positive" if "love" in text else "negative" if "hate" in text else "neutral"
             content = json.dumps({"result": label})
         else:
             content = json.dumps({"result": 0.5})
         return 200, {
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "fake-judge-1",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": content, "refusal": refusal}}],
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "fake-judge-1",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": content, "refusal": refusal},
+                }
+            ],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         }

@@ -65,7 +65,11 @@ LABEL_MODEL = {
                 "text": "Classify the sentiment of the following statement as one of positive, neutral, or negative",
             },
         },
-        {"type": "message", "role": "user", "content": {"type": "input_text", "text": "Statement: {{item.response}}"}},
+        {
+            "type": "message",
+            "role": "user",
+            "content": {"type": "input_text", "text": "Statement: {{item.response}}"},
+        },
     ],
     "passing_labels": ["positive"],
     "labels": ["positive", "neutral", "negative"],

@@ -25,16 +25,29 @@ def test_grade_writes_rows_in_order_with_summary(tmp_path):
     assert [r["reward"] for r in got[:50]] == [float(i % 3 == i % 2) for i in range(50)]
     assert got[50] == {"reward": 1.0, "sub_rewards": {}, "errors": {}}
     assert got[51]["errors"]["invalid_variable_error"] is True
-    assert "graded 52 rows" in res.stderr and "invalid_variable_error=1" in res.stderr and "grades/s" in res.stderr
+    assert (
+        "graded 52 rows" in res.stderr
+        and "invalid_variable_error=1" in res.stderr
+        and "grades/s" in res.stderr
+    )
 
 
 def test_multi_rows_carry_sub_rewards(tmp_path):
     g, inp, out = tmp_path / "g.json", tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     g.write_text(json.dumps(MULTI))
     tools = [{"function": {"name": "f", "arguments": "{}"}}]
-    inp.write_text(json.dumps({"item": {"name": "f", "arguments": "{ }"}, "sample": {"output_text": "", "output_tools": tools}}) + "\n")
+    inp.write_text(
+        json.dumps(
+            {"item": {"name": "f", "arguments": "{ }"}, "sample": {"output_text": "", "output_tools": tools}}
+        )
+        + "\n"
+    )
     assert invoke("--grader", g, "--input", inp, "--output", out).exit_code == 0
-    assert json.loads(out.read_text()) == {"reward": 0.5, "sub_rewards": {"name": 1.0, "arguments": 0.0}, "errors": {}}
+    assert json.loads(out.read_text()) == {
+        "reward": 0.5,
+        "sub_rewards": {"name": 1.0, "arguments": 0.0},
+        "errors": {},
+    }
 
 
 def test_validate_exit_codes(tmp_path):

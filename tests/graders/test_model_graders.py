@@ -19,16 +19,28 @@ def server():
 
 
 def with_server(spec: dict, server: FakeOpenAI, **extra) -> dict:
-    return {**copy.deepcopy(spec), "base_url": server.base_url, "api_key": "sk-test", "retry_backoff_s": 0.01, **extra}
+    return {
+        **copy.deepcopy(spec),
+        "base_url": server.base_url,
+        "api_key": "sk-test",
+        "retry_backoff_s": 0.01,
+        **extra,
+    }
 
 
 @pytest.mark.parametrize("example", [SCORE_MODEL, SCORE_MODEL_GUIDE])
 def test_score_model_openai_examples(server, example):
-    out = run(with_server(example, server), "fuzzy wuzzy was a bear", {"reference_answer": "fuzzy wuzzy was a bear"})
+    out = run(
+        with_server(example, server), "fuzzy wuzzy was a bear", {"reference_answer": "fuzzy wuzzy was a bear"}
+    )
     assert out["reward"] == 1.0
     assert out["metadata"]["sampled_model_name"] == "fake-judge-1"
-    assert out["metadata"]["token_usage"] == {"prompt_tokens": 10, "total_tokens": 15, "completion_tokens": 5,
-                                              "cached_tokens": 0}
+    assert out["metadata"]["token_usage"] == {
+        "prompt_tokens": 10,
+        "total_tokens": 15,
+        "completion_tokens": 5,
+        "cached_tokens": 0,
+    }
     assert out["model_grader_token_usage_per_model"]["fake-judge-1"]["total_tokens"] == 15
     assert not any(v for k, v in out["metadata"]["errors"].items() if not k.endswith(("details", "type")))
     body = server.requests[0]["body"]
@@ -48,8 +60,13 @@ def test_score_model_range_clipping_and_zero(server):
 
 def test_label_model_openai_example(server):
     g = from_spec(with_server(LABEL_MODEL, server))
-    grades = g.grade_batch([({"response": "I love it"}, make_sample("")), ({"response": "I hate it"}, make_sample("")),
-                            ({"response": "It is a chair"}, make_sample(""))])
+    grades = g.grade_batch(
+        [
+            ({"response": "I love it"}, make_sample("")),
+            ({"response": "I hate it"}, make_sample("")),
+            ({"response": "It is a chair"}, make_sample("")),
+        ]
+    )
     assert [x.reward for x in grades] == [1.0, 0.0, 0.0]
     assert [x.metadata["label"] for x in grades] == ["positive", "negative", "neutral"]
     roles = [m["role"] for m in server.requests[0]["body"]["messages"]]
@@ -100,7 +117,9 @@ def test_environment_supplies_base_url(server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     g = from_spec({**SCORE_MODEL, "structured_output": False})
     assert g.grade({"reference_answer": "x"}, make_sample("x")).reward == 1.0
-    assert server.requests[0]["auth"] == "Bearer sk-env" and "response_format" not in server.requests[0]["body"]
+    assert (
+        server.requests[0]["auth"] == "Bearer sk-env" and "response_format" not in server.requests[0]["body"]
+    )
 
 
 def test_missing_variable(server):
@@ -110,8 +129,12 @@ def test_missing_variable(server):
 
 @pytest.mark.parametrize(
     "content, expected",
-    [('{"result": 0.5}', 0.5), ("```json\n{\"result\": 1}\n```", 1.0), ("Score: {\"result\": 0.2} done", 0.2),
-     ("0.75", 0.75)],
+    [
+        ('{"result": 0.5}', 0.5),
+        ('```json\n{"result": 1}\n```', 1.0),
+        ('Score: {"result": 0.2} done', 0.2),
+        ("0.75", 0.75),
+    ],
 )
 def test_parse_score(content, expected):
     assert parse_score(content) == expected
@@ -135,9 +158,13 @@ def test_local_model_directory_as_judge(tmp_path):
     from reinforge.models.tiny import build_model, build_tokenizer, save_tiny
 
     path = save_tiny(build_model("1m", seed=0), build_tokenizer(), tmp_path / "judge")
-    spec = {"type": "score_model", "name": "local", "model": str(path),
-            "input": [{"role": "user", "content": "Same? {{item.a}} / {{sample.output_text}}"}],
-            "sampling_params": {"max_tokens": 6, "temperature": 0}}
+    spec = {
+        "type": "score_model",
+        "name": "local",
+        "model": str(path),
+        "input": [{"role": "user", "content": "Same? {{item.a}} / {{sample.output_text}}"}],
+        "sampling_params": {"max_tokens": 6, "temperature": 0},
+    }
     g = from_spec(spec)
     grade = g.grade({"a": "x"}, make_sample("x"))
     # random weights: the answer is gibberish, which must be a recorded parse error, not a crash

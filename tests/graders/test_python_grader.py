@@ -69,8 +69,26 @@ def grade(sample, item):
         raise ValueError("bad row")
     return 0.25
 '''
-CASES = ["ok", "infinite_loop", "swallowing_loop", "alloc_8gb", "fork_bomb", "subprocess", "socket", "write_home",
-         "write_tmp_ok", "env_secret", "kill_host", "ctypes_fork", "exit", "nan", "str", "big", "raise", "ok"]
+CASES = [
+    "ok",
+    "infinite_loop",
+    "swallowing_loop",
+    "alloc_8gb",
+    "fork_bomb",
+    "subprocess",
+    "socket",
+    "write_home",
+    "write_tmp_ok",
+    "env_secret",
+    "kill_host",
+    "ctypes_fork",
+    "exit",
+    "nan",
+    "str",
+    "big",
+    "raise",
+    "ok",
+]
 EXPECTED_OK = {"ok": 1.0, "write_tmp_ok": 1.0}
 
 
@@ -86,8 +104,10 @@ def listener():
 
 
 def hostile_rows(port: int, home: Path) -> list[dict]:
-    return [{"item": {"case": c, "answer": "4", "port": port, "home": str(home)}, "sample": {"output_text": "4"}}
-            for c in CASES]
+    return [
+        {"item": {"case": c, "answer": "4", "port": port, "home": str(home)}, "sample": {"output_text": "4"}}
+        for c in CASES
+    ]
 
 
 def test_hostile_batch_rows_fail_alone(listener, tmp_path, monkeypatch):
@@ -119,17 +139,24 @@ def test_grade_command_exits_zero_with_every_row(listener, tmp_path, monkeypatch
 
     monkeypatch.setenv("REINFORGE_TEST_SECRET", "hunter2")
     spec_path = tmp_path / "g.json"
-    spec_path.write_text(json.dumps({"type": "python", "name": "h", "source": HOSTILE,
-                                     "limits": {"timeout_s": 1.5, "cpu_s": 2}}))
+    spec_path.write_text(
+        json.dumps(
+            {"type": "python", "name": "h", "source": HOSTILE, "limits": {"timeout_s": 1.5, "cpu_s": 2}}
+        )
+    )
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in hostile_rows(listener, tmp_path / "fakehome")))
     (tmp_path / "fakehome").mkdir()
-    res = CliRunner().invoke(app, ["grade", "--grader", str(spec_path), "--input", str(inp), "--output", str(out)])
+    res = CliRunner().invoke(
+        app, ["grade", "--grader", str(spec_path), "--input", str(inp), "--output", str(out)]
+    )
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == len(CASES)
     assert [r["reward"] for r in rows] == [EXPECTED_OK.get(c, 0.0) for c in CASES]
-    assert all(r["errors"].get("python_grader_runtime_error") for c, r in zip(CASES, rows) if c not in EXPECTED_OK)
+    assert all(
+        r["errors"].get("python_grader_runtime_error") for c, r in zip(CASES, rows) if c not in EXPECTED_OK
+    )
     assert not (tmp_path / "fakehome" / PROBE).exists()
 
 
@@ -137,7 +164,10 @@ def test_openai_example_and_run_shape():
     out = run(PYTHON, "fuzzy wuzzy was a bear", {"reference_answer": "fuzzy wuzzy was a bear"})
     assert out["reward"] == pytest.approx(1.0)
     errors = out["metadata"]["errors"]
-    assert errors["python_grader_runtime_error"] is False and errors["python_grader_runtime_error_details"] is None
+    assert (
+        errors["python_grader_runtime_error"] is False
+        and errors["python_grader_runtime_error_details"] is None
+    )
 
 
 def test_pool_is_reused_and_fast_enough():
@@ -155,7 +185,13 @@ def test_pool_is_reused_and_fast_enough():
 
 
 def test_source_that_does_not_load_fails_every_row():
-    g = from_spec({"type": "python", "name": "x", "source": "raise RuntimeError('boom')\ndef grade(s, i):\n    return 1\n"})
+    g = from_spec(
+        {
+            "type": "python",
+            "name": "x",
+            "source": "raise RuntimeError('boom')\ndef grade(s, i):\n    return 1\n",
+        }
+    )
     grades = g.grade_batch([({}, make_sample("a"))] * 3)
     assert all(x.reward == 0 and "boom" in x.metadata["python_grader_runtime_error_details"] for x in grades)
 

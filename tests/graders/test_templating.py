@@ -3,8 +3,16 @@ import pytest
 from reinforge.graders.base import make_sample
 from reinforge.graders.templating import TemplateError, TemplateVariableError, compile_template, render
 
-ITEM = {"answer": "4", "ground_truth": {"date": "2024-01-02", "tags": ["a", "b"]}, "n": 3, "ok": True, "d": {"x": 1}}
-SAMPLE = make_sample('{"city": "Paris"}', output_tools=[{"function": {"name": "add", "arguments": '{"a":1}'}}])
+ITEM = {
+    "answer": "4",
+    "ground_truth": {"date": "2024-01-02", "tags": ["a", "b"]},
+    "n": 3,
+    "ok": True,
+    "d": {"x": 1},
+}
+SAMPLE = make_sample(
+    '{"city": "Paris"}', output_tools=[{"function": {"name": "add", "arguments": '{"a":1}'}}]
+)
 
 
 @pytest.mark.parametrize(

@@ -93,8 +93,12 @@ def test_cosine_minilm_matches_sentence_transformers():
 
 def test_cosine_through_an_embeddings_endpoint():
     with FakeOpenAI() as server:
-        spec = {**TEXT_SIMILARITY, "evaluation_metric": "cosine", "base_url": server.base_url,
-                "embedding_model": "fake-embed"}
+        spec = {
+            **TEXT_SIMILARITY,
+            "evaluation_metric": "cosine",
+            "base_url": server.base_url,
+            "embedding_model": "fake-embed",
+        }
         g = from_spec(spec)
         same = g.grade({"reference_answer": "banana"}, make_sample("banana"))
         other = g.grade({"reference_answer": "banana"}, make_sample("xyz"))
