@@ -238,7 +238,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             status_code=e.status_code,
         )
 
-    def owner_of(request: Request) -> str:
+    async def owner_of(request: Request) -> str:
         auth = request.headers.get("authorization", "")
         key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
         if not key:
@@ -249,7 +249,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
                 code="invalid_api_key",
             )
         h = hash_key(key)
-        owner = key_cache.get(h) or lookup_key(engine, key)
+        owner = key_cache.get(h) or await run_in_threadpool(lookup_key, engine, key)
         if owner is None:
             raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
         key_cache[h] = owner
@@ -638,7 +638,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     # ------------------------------------------------------------------ chat
     async def loaded(owner: str, model_id: str):
-        path = resolve_model(owner, model_id)
+        if model_id.startswith("ft:"):  # a database look-up
+            path = await run_in_threadpool(resolve_model, owner, model_id)
+        else:
+            path = resolve_model(owner, model_id)
         if path is None:
             raise APIError(
                 404,
@@ -646,6 +649,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
                 param="model",
                 code="model_not_found",
             )
+        lm = pool.cached(path)
+        if lm is not None:
+            return lm
         try:
             return await run_in_threadpool(pool.get, path)
         except ReinforgeError as e:
@@ -670,7 +676,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         params = SamplingParams(req.temperature, req.top_p, max_tokens, req.n, req.seed)
         if req.stream:
             return StreamingResponse(sse_chunks(lm, req.model, ids, params), media_type="text/event-stream")
-        out = await run_in_threadpool(lm.submit, ids, params)
+        out = await lm.submit_async(ids, params)
         return completion_response(req.model, out, len(ids))
 
     def sse_chunks(lm, model_id: str, ids: list[int], params):

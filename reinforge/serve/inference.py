@@ -43,6 +43,14 @@ class LoadedModel:
         self.requests.put(req)
         return req.future.result()
 
+    async def submit_async(self, prompt_ids: list[int], params: SamplingParams) -> Generations:
+        """Like ``submit`` but awaits the batch without holding a thread of the server's pool."""
+        import asyncio
+
+        req = ChatRequest(prompt_ids, params)
+        self.requests.put(req)
+        return await asyncio.wrap_future(req.future)
+
     def _serve_batches(self) -> None:
         while True:
             pending = [self.requests.get()]
@@ -124,6 +132,10 @@ class ModelPool:
         self.models: OrderedDict[str, LoadedModel] = OrderedDict()
         self.lock = threading.Lock()
         self.loading: dict[str, threading.Lock] = {}
+
+    def cached(self, path: str) -> LoadedModel | None:
+        """The loaded model, or None; never blocks on a load."""
+        return self.models.get(path)
 
     def get(self, path: str) -> LoadedModel:
         with self.lock:
