@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import httpx
-import pytest
 
 from tests.serve.conftest import STRING_CHECK, rft_rows, start_server, wait_for, write_rows
 
@@ -88,12 +87,3 @@ def test_killed_server_resumes_job(tmp_path):
         assert max(steps) == 4 and min(steps) == 1
     finally:
         srv.stop()
-
-
-@pytest.mark.slow
-def test_job_that_cannot_run_fails_with_reason(server, api_key, tmp_path):
-    c = api(server, api_key)
-    job_id = long_job(c, tmp_path, steps=2, max_new_tokens=0)
-    wait_for(lambda: status(c, job_id) in ("failed", "succeeded"))
-    job = c.get(f"/fine_tuning/jobs/{job_id}").json()
-    assert job["status"] == "failed" and job["error"]["message"]

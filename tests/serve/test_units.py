@@ -1,0 +1,96 @@
+"""Pure pieces of the service: preference export, metric names, recovery rules, SQLite WAL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import text
+
+from reinforge.serve.db import Job, make_engine, session_factory
+from reinforge.serve.feedback import preference_rows
+from reinforge.serve.worker import MAX_ATTEMPTS, openai_metrics, recover_jobs
+
+
+@pytest.mark.parametrize(
+    "responses,ranking,thumbs,expected",
+    [
+        (
+            ["a", "b"],
+            [1, 0],
+            None,
+            [{"prompt": "p", "chosen": "b", "rejected": "a"}],
+        ),  # pair -> chosen/rejected
+        (
+            ["a", "b", "c"],
+            [2, 0, 1],
+            None,
+            [{"prompt": "p", "responses": ["a", "b", "c"], "ranking": [2, 0, 1]}],
+        ),
+        (
+            ["a", "b", "c"],
+            None,
+            {"0": 1, "1": -1, "2": -1},  # thumbs only -> every (up, down) pair
+            [
+                {"prompt": "p", "chosen": "a", "rejected": "b"},
+                {"prompt": "p", "chosen": "a", "rejected": "c"},
+            ],
+        ),
+        (["a", "b"], None, {"0": 1}, []),  # only ups: no preference to export
+        (
+            ["a", "b"],
+            [1, 0],
+            {"0": 1, "1": -1},
+            [{"prompt": "p", "chosen": "b", "rejected": "a"}],
+        ),  # ranking wins
+    ],
+)
+def test_preference_rows(responses, ranking, thumbs, expected):
+    assert preference_rows("p", responses, ranking, thumbs) == expected
+
+
+def test_openai_metric_names():
+    rec = {"step": 3, "kind": "train", "reward/mean": 0.5, "loss/total": 0.1, "kl/k3": 0.01}
+    assert openai_metrics(rec) == {"step": 3, "train_mean_reward": 0.5, "train_loss": 0.1}
+    assert openai_metrics({"step": 4, "eval/reward_mean": 0.7})["full_valid_mean_reward"] == 0.7
+
+
+def add_running(sf, job_id: str, attempts: int, control: str | None = None) -> None:
+    with sf() as s:
+        s.add(
+            Job(
+                id=job_id,
+                owner="k",
+                model="m",
+                model_path="m",
+                method={"type": "supervised"},
+                training_file="f",
+                status="running",
+                control=control,
+                attempts=attempts,
+                worker="w0:1:x",
+                heartbeat_at=time.time(),
+                run_dir="/nonexistent",
+                created_at=time.time(),
+            )
+        )
+        s.commit()
+
+
+def test_recovery_requeues_then_fails_with_reason(tmp_path):
+    sf = session_factory(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    add_running(sf, "retry", attempts=1)
+    add_running(sf, "spent", attempts=MAX_ATTEMPTS)
+    add_running(sf, "cancelling", attempts=1, control="cancel")
+    assert recover_jobs(sf, "Server restarted") == 3
+    with sf() as s:
+        retry, spent, cancelling = (s.get(Job, i) for i in ("retry", "spent", "cancelling"))
+        assert (retry.status, retry.resume) == ("queued", True)
+        assert spent.status == "failed" and "gave up after 3 attempts" in spent.error["message"]
+        assert cancelling.status == "cancelled"
+
+
+def test_sqlite_uses_wal(tmp_path):
+    eng = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with eng.connect() as c:
+        assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
