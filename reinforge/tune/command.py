@@ -187,6 +187,19 @@ def check_estimate(cfg: TuneConfig, objective, space, yes: bool, echo=print) -> 
     return est
 
 
+def short_params(params: dict, limit: int = 100) -> str:
+    """``k=v`` pairs with floats at 4 significant digits and long texts cut, for tables."""
+    parts = []
+    for k, v in params.items():
+        if isinstance(v, float):
+            v = f"{v:.4g}"
+        elif isinstance(v, str):
+            v = repr(v if len(v) <= 27 else v[:24] + "...")
+        parts.append(f"{k}={v}")
+    text = " ".join(parts)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def print_table(study, echo=None, top: int = 10) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -205,9 +218,7 @@ def print_table(study, echo=None, top: int = 10) -> None:
     table.add_column("params")
     for t in rows:
         mark = "*" if t.number in front and len(study.directions) > 1 else ""
-        table.add_row(
-            f"{t.number}{mark}", *[f"{v:.4g}" for v in t.values], json.dumps(t.params, default=str)[:110]
-        )
+        table.add_row(f"{t.number}{mark}", *[f"{v:.4g}" for v in t.values], short_params(t.params))
     Console().print(table)
 
 
