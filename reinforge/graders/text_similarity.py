@@ -111,6 +111,56 @@ PAIR_METRICS: dict[str, Callable[[str, str], float]] = {
 }
 
 
+PARALLEL_MIN_ROWS = 2_000  # below this a batch is scored in-process (process start-up is not free)
+_POOL = None
+
+
+def score_chunk(metric: str, texts: list[tuple[str, str]]) -> list[float | str]:
+    """Score ``(input, reference)`` pairs in a pool process; an exception becomes its message."""
+    out: list[float | str] = []
+    for hyp, ref in texts:
+        try:
+            out.append(PAIR_METRICS[metric](hyp, ref))
+        except Exception as e:
+            out.append(f"{type(e).__name__}: {e}")
+    return out
+
+
+def _pool():
+    """One process pool per host process, ``os.cpu_count()`` wide, made on first use.
+
+    Forked, not spawned: spawn would re-import the user's ``__main__``. The children only run
+    pure-Python metric code, so the threads of the parent (torch, HTTP clients) do not matter.
+    """
+    global _POOL
+    if _POOL is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _POOL = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=multiprocessing.get_context("fork"))
+    return _POOL
+
+
+def score_pairs(metric: str, texts: list[tuple[str, str]]) -> list[float | str]:
+    """All pairs, in order: across the process pool for big batches of the slower metrics."""
+    n = os.cpu_count() or 1
+    if (
+        n == 1
+        or len(texts) < PARALLEL_MIN_ROWS
+        or metric == "fuzzy_match"
+        or os.environ.get("REINFORGE_GRADER_PROCESSES") == "0"
+    ):
+        return score_chunk(metric, texts)
+    bounds = [(len(texts) * k // n, len(texts) * (k + 1) // n) for k in range(n)]
+    try:
+        futures = [_pool().submit(score_chunk, metric, texts[lo:hi]) for lo, hi in bounds]
+        return [x for f in futures for x in f.result(timeout=60 + len(texts) / 100)]
+    except Exception:  # a broken or stuck pool (e.g. a killed worker): score here instead
+        global _POOL
+        _POOL = None
+        return score_chunk(metric, texts)
+
+
 # --- embeddings for cosine -------------------------------------------------------------------------
 
 
@@ -215,15 +265,17 @@ class TextSimilarityGrader(Grader):
                 texts.append(error_grade("invalid_variable_error", str(e)))
         if self.embedder is not None:
             return self._cosine_batch(texts)
+        scores = iter(score_pairs(self.metric, [t for t in texts if not isinstance(t, Grade)]))
         out: list[Grade] = []
         for t in texts:
             if isinstance(t, Grade):
                 out.append(t)
                 continue
-            try:
-                out.append(self._finish(self.score_pair(*t)))
-            except Exception as e:  # a metric bug on odd input is a recorded zero, not a crash
-                out.append(error_grade("other_error", f"{self.metric}: {type(e).__name__}: {e}"))
+            score = next(scores)
+            if isinstance(score, str):  # a metric failing on odd input is a recorded zero, not a crash
+                out.append(error_grade("other_error", f"{self.metric}: {score}"))
+            else:
+                out.append(self._finish(score))
         return out
 
     def _cosine_batch(self, texts: list) -> list[Grade]:

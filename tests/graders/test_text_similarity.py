@@ -105,3 +105,13 @@ def test_cosine_through_an_embeddings_endpoint():
         assert same.reward == pytest.approx(1.0)
         assert other.reward < 0.99
         assert all(r["path"].endswith("/embeddings") for r in server.requests)
+
+
+def test_process_pool_path_matches_in_process(monkeypatch):
+    import reinforge.graders.text_similarity as ts
+
+    pairs = random_pairs(40, seed=7)
+    expected = ts.score_chunk("rouge_2", pairs)
+    monkeypatch.setattr(ts, "PARALLEL_MIN_ROWS", 10)
+    monkeypatch.setattr(ts.os, "cpu_count", lambda: 2)
+    assert ts.score_pairs("rouge_2", pairs) == expected
