@@ -134,10 +134,12 @@ def _pool():
     """
     global _POOL
     if _POOL is None:
+        import atexit
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         _POOL = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=multiprocessing.get_context("fork"))
+        atexit.register(_POOL.shutdown, wait=False, cancel_futures=True)
     return _POOL
 
 
