@@ -36,10 +36,8 @@ THUMB_VALUES = {
     "down": False,
     "+1": True,
     "-1": False,
-    True: True,
-    False: False,
-    1: True,
-    0: False,
+    True: True,  # also matches 1
+    False: False,  # also matches 0
 }
 
 

@@ -34,8 +34,9 @@ class PPOConfig(Config):
 
     # -- model, data and reward
     model: str = (
-        "tiny:sentiment:1m"  # the SFT policy: local HF dir, hub id or tiny:<task>:<size>; also the reference
+        "tiny:sentiment:1m"  # the SFT policy (local dir, hub id, tiny:<task>:<size>); also the reference
     )
+    init_from: str | None = None  # start the policy from these weights instead (e.g. an earlier RLHF round)
     task: str | None = None  # built-in task: prompts (when no files) and the eval grader
     train_file: str | None = None  # prompts as OpenAI RFT JSONL ({"messages": [...], ...})
     validation_file: str | None = None
@@ -334,15 +335,17 @@ def train_ppo(
 
     torch.manual_seed(cfg.seed)
     dtype = None if cfg.dtype == "auto" else cfg.dtype
-    policy, tok = load_model(str(last) if last else cfg.model, dtype=dtype, device=cfg.device, trainable=True)
+    start_from = str(last) if last else (cfg.init_from or cfg.model)
+    policy, tok = load_model(start_from, dtype=dtype, device=cfg.device, trainable=True)
     ref, _ = load_model(cfg.model, dtype=dtype, device=cfg.device)
     critic = None
     if cfg.critic == "separate":
-        critic = (
-            load_model(str(last / "critic"), dtype=dtype, device=cfg.device, trainable=True)[0]
-            if last
-            else copy.deepcopy(ref).requires_grad_(True)
-        )
+        if last is not None:
+            from transformers import AutoModelForCausalLM
+
+            critic = AutoModelForCausalLM.from_pretrained(last / "critic", dtype=ref.dtype).to(ref.device)
+        else:
+            critic = copy.deepcopy(ref).requires_grad_(True)
     ac = ActorCritic(policy, critic).to(next(policy.parameters()).device)
     if last is not None:
         ac.value_head.load_state_dict(torch.load(last / "value_head.pt"))

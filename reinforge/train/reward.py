@@ -141,6 +141,8 @@ def train_reward_model(
             train_rows, val_rows = split_rankings(train_rows, cfg.validation_split, cfg.seed)
     val_pairs = to_pairs(val_rows or [])
     units: list = train_rows if cfg.loss == "plackett_luce" else to_pairs(train_rows)  # what one batch row is
+    if not units:
+        raise ReinforgeError(f"{cfg.train_file or 'rm'}: no training pairs left (after the validation split)")
     total = cfg.steps or max(1, math.ceil(cfg.epochs * len(units) / cfg.batch_size))
     last = ck.latest_checkpoint(run_dir) if resume else None
     start = ck.load_trainer_state(last)["step"] if last else 0

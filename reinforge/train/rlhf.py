@@ -1,0 +1,328 @@
+"""The RLHF loop: SFT once, then ``rounds`` x (sample pairs -> label -> reward model -> PPO).
+
+Each round samples two responses per prompt from the *current* policy, asks a :class:`Labeller`
+which is better, retrains the reward model on every label so far, and runs PPO from the current
+policy (the KL reference stays the SFT model). Labellers:
+
+- :class:`GraderLabeller`: any grader scores both responses; the higher wins (ties are skipped);
+- :class:`FunctionLabeller`: a Python function ``compare(prompt, a, b) -> 1 | -1 | 0``;
+- :class:`QueueLabeller`: humans. It writes the round's comparison requests to
+  ``<queue>/requests/round-N.jsonl`` and waits until preference JSONL files in ``<queue>/labels/``
+  (pairs or rankings, as the web UI exports them) answer at least ``min_labels`` of them.
+
+Every stage writes its own run directory under ``output_dir`` (``sft/``, ``round-1/rm``,
+``round-1/ppo``...); a stage whose ``summary.json`` exists is skipped, so ``--resume`` continues.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from reinforge.config import Config
+from reinforge.data.preferences import Ranking, prompt_text
+from reinforge.errors import ConfigError, ReinforgeError
+
+
+@dataclass
+class ComparisonRequest:
+    """Two responses of the policy to one prompt, waiting for a preference."""
+
+    id: str
+    item: dict  # the dataset row (prompt messages + reference fields a grader may use)
+    prompt: list[dict]
+    responses: list[str]
+
+
+class Labeller(ABC):
+    """Turns comparison requests into preferences. Call order: ``label(requests, round)`` once per round."""
+
+    @abstractmethod
+    def label(self, requests: list[ComparisonRequest], round_index: int) -> list[Ranking]:
+        """Return rankings (best first) for the requests it could decide; ties and skips are left out."""
+
+
+class GraderLabeller(Labeller):
+    """A programmatic annotator: the response with the higher grader score wins."""
+
+    def __init__(self, grader, tie_eps: float = 1e-9):
+        from reinforge.graders import as_grader
+
+        self.grader, self.tie_eps = as_grader(grader), tie_eps
+
+    def label(self, requests: list[ComparisonRequest], round_index: int) -> list[Ranking]:
+        from reinforge.graders.base import make_sample
+        from reinforge.train.rollout import grade_safely
+
+        pairs = [(r.item, make_sample(text)) for r in requests for text in r.responses]
+        scores = [g.reward for g in grade_safely(self.grader, pairs)]
+        out = []
+        for k, r in enumerate(requests):
+            a, b = scores[2 * k], scores[2 * k + 1]
+            if abs(a - b) > self.tie_eps:
+                best, worst = (0, 1) if a > b else (1, 0)
+                out.append(Ranking(r.prompt, [r.responses[best], r.responses[worst]], 0.0, r.id))
+        return out
+
+
+class FunctionLabeller(Labeller):
+    """``compare(prompt_messages, a, b)`` returns 1 (a better), -1 (b better) or 0 (tie: skipped)."""
+
+    def __init__(self, compare: Callable[[list[dict], str, str], int]):
+        self.compare = compare
+
+    def label(self, requests: list[ComparisonRequest], round_index: int) -> list[Ranking]:
+        out = []
+        for r in requests:
+            verdict = self.compare(r.prompt, r.responses[0], r.responses[1])
+            if verdict:
+                order = r.responses if verdict > 0 else r.responses[::-1]
+                out.append(Ranking(r.prompt, list(order), 0.0, r.id))
+        return out
+
+
+class QueueLabeller(Labeller):
+    """Human labels through files: requests out to ``requests/``, preference JSONL back in ``labels/``."""
+
+    def __init__(
+        self, path: str | Path, min_labels: int, poll_seconds: float = 5.0, timeout_seconds: float = 86_400
+    ):
+        self.path, self.min_labels = Path(path), min_labels
+        self.poll_seconds, self.timeout_seconds = poll_seconds, timeout_seconds
+
+    def write_requests(self, requests: list[ComparisonRequest], round_index: int) -> Path:
+        from reinforge.data.jsonl import write_jsonl
+
+        out = self.path / "requests" / f"round-{round_index}.jsonl"
+        write_jsonl(
+            out,
+            [
+                {"id": r.id, "round": round_index, "prompt": r.prompt, "responses": r.responses}
+                for r in requests
+            ],
+        )
+        (self.path / "labels").mkdir(parents=True, exist_ok=True)
+        return out
+
+    def collect(self, requests: list[ComparisonRequest]) -> list[Ranking]:
+        """The labelled answers to ``requests`` found in ``labels/*.jsonl`` (other rows are ignored)."""
+        from reinforge.data.preferences import load_preferences
+
+        wanted = {(prompt_text(r.prompt), frozenset(r.responses)) for r in requests}
+        found: dict[tuple, Ranking] = {}
+        for f in sorted((self.path / "labels").glob("*.jsonl")):
+            if f.stat().st_size == 0:
+                continue
+            for rk in load_preferences(f, allow_duplicates=True):
+                key = (prompt_text(rk.prompt), frozenset(rk.responses))
+                if key in wanted:
+                    found[key] = rk  # the latest label of a request wins
+        return list(found.values())
+
+    def label(self, requests: list[ComparisonRequest], round_index: int) -> list[Ranking]:
+        self.write_requests(requests, round_index)
+        need = min(self.min_labels, len(requests))
+        deadline = time.time() + self.timeout_seconds
+        while True:
+            got = self.collect(requests)
+            if len(got) >= need:
+                return got
+            if time.time() > deadline:
+                raise ReinforgeError(
+                    f"{self.path}/labels: {len(got)} of {need} labels after {self.timeout_seconds:.0f}s; "
+                    f"label more in the web UI (or lower labeller.min_labels), then --resume"
+                )
+            time.sleep(self.poll_seconds)
+
+
+def build_labeller(spec: dict, task: str | None) -> Labeller:
+    kind = spec.get("type", "grader")
+    if kind == "grader":
+        grader = spec.get("grader")
+        if grader is None:
+            if not task:
+                raise ConfigError(
+                    "labeller.grader: give a grader spec (or set task to use the task's grader)"
+                )
+            from reinforge.tasks import get_task
+
+            grader = get_task(task).grader
+        return GraderLabeller(grader)
+    if kind == "queue":
+        if "path" not in spec:
+            raise ConfigError("labeller.path: the queue directory the web UI exports labels to is required")
+        return QueueLabeller(
+            spec["path"],
+            int(spec.get("min_labels", 64)),
+            float(spec.get("poll_seconds", 5)),
+            float(spec.get("timeout_seconds", 86_400)),
+        )
+    raise ConfigError(f"labeller.type {kind!r}: choose grader or queue")
+
+
+class RLHFConfig(Config):
+    """The loop's own knobs; ``sft``, ``rm`` and ``ppo`` hold the stage configs (their fields, minus paths)."""
+
+    model: str = "tiny:sentiment:1m"  # the SFT model (or the base model when ``sft`` is given)
+    task: str | None = "sentiment"  # prompts (when no prompts_file) and the default labeller grader
+    prompts_file: str | None = None  # RFT JSONL whose messages are the prompts
+    output_dir: str = "runs/rlhf"
+    seed: int = 0
+    rounds: int = 2
+    comparisons_per_round: int = 256  # prompts per round, two sampled responses each
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    labeller: dict = {
+        "type": "grader"
+    }  # {"type": "grader", "grader": spec} | {"type": "queue", "path": dir, ...}
+    sft: dict | None = None  # SFTConfig fields: run SFT on ``model`` first
+    rm: dict = {}  # RMConfig fields; model defaults to the SFT model (causal LM backbone)
+    ppo: dict = {}  # PPOConfig fields
+    rm_backbone: Literal["sft", "config"] = "sft"  # sft: the reward model starts from the SFT model
+
+
+def sample_comparisons(
+    policy, tok, rows: list[dict], max_new_tokens: int, temperature: float, seed: int, tag: str = ""
+) -> list[ComparisonRequest]:
+    """Two distinct sampled responses per row (rows whose two samples are identical are dropped)."""
+    from reinforge.models.chat import encode_prompt, prompt_messages
+    from reinforge.models.generation import HFBackend, SamplingParams
+
+    backend = HFBackend(policy, tok)
+    out = []
+    for i in range(0, len(rows), 128):
+        chunk = rows[i : i + 128]
+        gens = backend.generate(
+            [encode_prompt(tok, prompt_messages(r)) for r in chunk],
+            SamplingParams(temperature, 1.0, max_new_tokens, 2, seed=seed + i),
+        )
+        for k, r in enumerate(chunk):
+            a, b = gens.texts[2 * k], gens.texts[2 * k + 1]
+            if a.strip() and b.strip() and a.strip() != b.strip():
+                out.append(ComparisonRequest(f"{tag}{i + k}", r, prompt_messages(r), [a, b]))
+    return out
+
+
+def run_rlhf(cfg: RLHFConfig, resume: bool = False, labeller: Labeller | None = None) -> dict[str, Any]:
+    from reinforge.data.jsonl import write_jsonl
+    from reinforge.data.preferences import pair_rows, to_pairs
+    from reinforge.data.rft import load_rft_rows
+    from reinforge.models.loading import load_model
+    from reinforge.tasks import get_task
+    from reinforge.train.ppo import PPOConfig, train_ppo
+    from reinforge.train.progress import print_table
+    from reinforge.train.reward import RMConfig, split_rankings, train_reward_model
+    from reinforge.train.run import write_summary
+    from reinforge.train.sft_trainer import SFTConfig, train_sft
+
+    t0 = time.time()
+    out = Path(cfg.output_dir)
+    if out.exists() and (out / "summary.json").exists() and not resume:
+        raise ReinforgeError(f"{out}: a finished RLHF run is there; choose another output_dir")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(cfg.to_yaml())
+    done = lambda d: (d / "summary.json").exists()  # noqa: E731
+    # 0. SFT
+    sft_model = cfg.model
+    if cfg.sft is not None:
+        sft_dir = out / "sft"
+        if not done(sft_dir):
+            train_sft(
+                SFTConfig.model_validate(
+                    {"model": cfg.model, "task": cfg.task, **cfg.sft, "output_dir": str(sft_dir)}
+                ),
+                resume=sft_dir.exists(),
+            )
+        sft_model = str(sft_dir / "final")
+    if cfg.prompts_file:
+        rows = load_rft_rows(cfg.prompts_file)
+    elif cfg.task:
+        rows = get_task(cfg.task).make_rows(
+            cfg.rounds * cfg.comparisons_per_round, seed=cfg.seed + 7, split="train"
+        )
+    else:
+        raise ConfigError("rlhf: give prompts_file or task")
+    labeller = labeller or build_labeller(cfg.labeller, cfg.task)
+    policy_path, labels, rounds = sft_model, [], []
+    for k in range(1, cfg.rounds + 1):
+        rdir = out / f"round-{k}"
+        rdir.mkdir(exist_ok=True)
+        pref_file = rdir / "preferences.jsonl"
+        # 1-2. sample from the current policy, then label
+        if not pref_file.exists():
+            policy, tok = load_model(policy_path)
+            start = ((k - 1) * cfg.comparisons_per_round) % max(1, len(rows))
+            chunk = (rows * 2)[start : start + cfg.comparisons_per_round]
+            requests = sample_comparisons(
+                policy, tok, chunk, cfg.max_new_tokens, cfg.temperature, cfg.seed * 1000 + k, tag=f"r{k}-"
+            )
+            new = labeller.label(requests, k)
+            write_jsonl(pref_file, pair_rows(to_pairs(new)))
+        from reinforge.data.preferences import load_preferences
+
+        labels += load_preferences(pref_file, allow_duplicates=True) if pref_file.stat().st_size else []
+        if len(labels) < 4:
+            raise ReinforgeError(
+                f"round {k}: only {len(labels)} preference labels so far; the reward model needs more"
+            )
+        # 3. reward model on every label so far
+        rm_dir = rdir / "rm"
+        if not done(rm_dir):
+            train, val = split_rankings(labels, cfg.rm.get("validation_split", 0.1), cfg.seed)
+            rm_fields = {
+                "model": sft_model if cfg.rm_backbone == "sft" else "minilm",
+                **cfg.rm,
+                "output_dir": str(rm_dir),
+            }
+            train_reward_model(
+                RMConfig.model_validate(rm_fields), resume=rm_dir.exists(), train_rows=train, val_rows=val
+            )
+        rm_summary = json.loads((rm_dir / "summary.json").read_text())
+        # 4. PPO from the current policy, reference = the SFT model
+        ppo_dir = rdir / "ppo"
+        if not done(ppo_dir):
+            ppo_fields = {
+                "task": cfg.task,
+                "train_file": cfg.prompts_file,
+                **cfg.ppo,
+                "model": sft_model,
+                "init_from": None if policy_path == sft_model else policy_path,
+                "reward_model": rm_summary["reward_model"],
+                "output_dir": str(ppo_dir),
+            }
+            train_ppo(PPOConfig.model_validate(ppo_fields), resume=(ppo_dir / "checkpoints").exists())
+        ppo_summary = json.loads((ppo_dir / "summary.json").read_text())
+        policy_path = str(ppo_dir / "final")
+        rounds.append(
+            {
+                "round": k,
+                "labels_total": len(labels),
+                "rm_val_accuracy": rm_summary.get("val_accuracy"),
+                "ppo_reward": ppo_summary.get("final_val_reward"),
+                "kl": ppo_summary.get("final_kl"),
+                "eval_grader": ppo_summary.get("final_eval_grader"),
+            }
+        )
+    summary = {
+        "algorithm": "rlhf",
+        "rounds": rounds,
+        "final_model": policy_path,
+        "sft_model": sft_model,
+        "seconds": round(time.time() - t0, 1),
+        "run_dir": str(out),
+    }
+    write_summary(out, summary)
+    for r in rounds:
+        print_table(f"rlhf round {r['round']}", {k: v for k, v in r.items() if v is not None})
+    return summary
+
+
+def main(config_path, overrides: list[str], resume: bool) -> dict:
+    from reinforge.config import load_config
+
+    return run_rlhf(load_config(RLHFConfig, config_path, overrides), resume=resume)
