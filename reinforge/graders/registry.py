@@ -271,10 +271,8 @@ def response(grade: Grade, spec: dict, seconds: float, token_usage: dict[str, di
     for key in ERROR_DETAILS:
         if grade.metadata.get(key) is not None:
             errors[key] = str(grade.metadata[key])
-    if errors.get("other_error") and errors["python_grader_runtime_error_details"] is None:
-        pass  # OpenAI has no details field for other_error; the text is in metadata.scores.error
     scores = {k: v for k, v in grade.metadata.items() if k not in ERROR_DETAILS and k not in ("token_usage",)}
-    total = None
+    total = grade.metadata.get("token_usage") or None  # this sample's usage (also when it was cached)
     if token_usage:
         total = {
             k: sum(u.get(k, 0) for u in token_usage.values())

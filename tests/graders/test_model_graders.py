@@ -172,3 +172,15 @@ def test_local_model_directory_as_judge(tmp_path):
     assert grade.metadata["sampled_model_name"] == "judge"
     usage = g.token_usage["judge"]
     assert 0 < usage["completion_tokens"] <= 6 and usage["prompt_tokens"] > 10
+
+
+def test_run_reports_usage_for_a_cached_answer(server):
+    spec = with_server(SCORE_MODEL, server)
+    first = run(spec, "a", {"reference_answer": "a"})
+    second = run(spec, "a", {"reference_answer": "a"})
+    assert len(server.requests) == 1
+    assert first["metadata"]["token_usage"]["total_tokens"] == 15
+    assert (
+        second["metadata"]["token_usage"]["total_tokens"] == 15
+        and second["metadata"]["scores"]["cached"] is True
+    )
