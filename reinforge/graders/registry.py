@@ -124,11 +124,11 @@ def _errors(spec: Any, where: str) -> list[str]:
         if not isinstance(limits, dict):
             errs.append(f"{where}.limits: must be an object")
         else:
-            errs += [
-                f"{where}.limits.{k}: unknown; known: {', '.join(LIMIT_KEYS)}"
-                for k in limits
-                if k not in LIMIT_KEYS
-            ]
+            for k, v in limits.items():
+                if k not in LIMIT_KEYS:
+                    errs.append(f"{where}.limits.{k}: unknown; known: {', '.join(LIMIT_KEYS)}")
+                elif isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+                    errs.append(f"{where}.limits.{k}: must be a positive number, got {v!r}")
     if kind in ("score_model", "label_model"):
         errs += _model_errors(spec, where)
     if kind == "multi":

@@ -35,6 +35,7 @@ def test_openai_examples_validate(spec):
         ({**TEXT_SIMILARITY, "evaluation_metric": "rouge_9"}, "evaluation_metric: 'rouge_9'"),
         ({**PYTHON, "source": "def grade(:\n"}, "syntax error"),
         ({**PYTHON, "limits": {"timeout": 1}}, "grader.limits.timeout: unknown"),
+        ({**PYTHON, "limits": {"timeout_s": "1s"}}, "grader.limits.timeout_s: must be a positive number"),
         ({**SCORE_MODEL, "range": [1, 0]}, "grader.range"),
         ({**SCORE_MODEL, "input": []}, "grader.input: must be a non-empty list"),
         ({**LABEL_MODEL, "passing_labels": ["great"]}, "subset of labels"),
