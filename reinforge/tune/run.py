@@ -153,6 +153,8 @@ def optimize(
                     finished(study.storage.trial(study.name, number))
         if scheduler is not None:
             scheduler.finish(study)
+            if progress is not None and study.trials:
+                progress(study, study.trials[-1])
     finally:
         if own_executor:
             ex.shutdown()
