@@ -88,7 +88,7 @@ def start_server(data_dir: Path, db: str | None = None, workers: int = 1, port: 
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
+    deadline = time.time() + 180  # generous: CI machines can be busy
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()[-3000:]}")
@@ -137,7 +137,7 @@ STRING_CHECK = {
 }
 
 
-def wait_for(fn, timeout: float = 90, every: float = 0.5):
+def wait_for(fn, timeout: float = 300, every: float = 0.5):
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = fn()

@@ -111,7 +111,7 @@ def test_dashboard_shows_reward_chart_of_finished_job(server, api_key, http, pag
             },
         },
     ).json()
-    wait_for(lambda: http.get(f"/fine_tuning/jobs/{job['id']}").json()["status"] == "succeeded", timeout=120)
+    wait_for(lambda: http.get(f"/fine_tuning/jobs/{job['id']}").json()["status"] == "succeeded", timeout=300)
     page.goto(f"{server.url}/?key={api_key}#jobs/{job['id']}")
     page.wait_for_selector("#reward-chart polyline.series-train_mean_reward")
     assert page.get_attribute("#reward-chart polyline.series-train_mean_reward", "data-points") == "3"

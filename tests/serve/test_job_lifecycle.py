@@ -51,7 +51,7 @@ def test_pause_resume_cancel(server, api_key, tmp_path):
     job_id = long_job(c, tmp_path, steps=500)
     wait_for(lambda: len(train_steps(c, job_id)) >= 1)
     c.post(f"/fine_tuning/jobs/{job_id}/pause")
-    wait_for(lambda: status(c, job_id) == "paused", timeout=20)
+    wait_for(lambda: status(c, job_id) == "paused", timeout=120)
     paused_at = max(train_steps(c, job_id))
     assert c.get(f"/fine_tuning/jobs/{job_id}/checkpoints").json()["data"], "pause must leave a checkpoint"
     assert c.post(f"/fine_tuning/jobs/{job_id}/resume").json()["status"] == "queued"
@@ -61,7 +61,7 @@ def test_pause_resume_cancel(server, api_key, tmp_path):
     t0 = time.time()
     c.post(f"/fine_tuning/jobs/{job_id}/cancel")
     wait_for(lambda: status(c, job_id) == "cancelled", timeout=20, every=0.2)
-    assert time.time() - t0 < 10
+    assert time.time() - t0 < 15, "cancel must stop the job within seconds"
     assert c.post(f"/fine_tuning/jobs/{job_id}/cancel").status_code == 400  # already finished
 
 
@@ -76,7 +76,7 @@ def test_killed_server_resumes_job(tmp_path):
         srv.kill()  # API and worker die together, mid-job
         srv = start_server(data)
         c = api(srv, key)
-        wait_for(lambda: status(c, job_id) in ("succeeded", "failed"), timeout=120)
+        wait_for(lambda: status(c, job_id) in ("succeeded", "failed"), timeout=300)
         job = c.get(f"/fine_tuning/jobs/{job_id}").json()
         assert job["status"] == "succeeded", job["error"]
         messages = [

@@ -20,7 +20,7 @@ def run_to_success(client, job_id: str):
         assert job.status not in ("failed", "cancelled"), job.error
         return job if job.status == "succeeded" else None
 
-    return wait_for(done, timeout=150, every=0.5)
+    return wait_for(done, timeout=300, every=0.5)
 
 
 def check_finished_job(client, job, expect_metric: str):
