@@ -98,3 +98,26 @@ def test_two_rounds_end_to_end(tmp_path):
     # resuming a finished loop is a no-op that returns the same rounds
     again = run_rlhf(cfg, resume=True, labeller=digits)
     assert again["rounds"] == summary["rounds"]
+
+
+@pytest.mark.parametrize("name", ["sft", "rm", "ppo", "dpo", "rlhf", "rlhf_human"])
+def test_example_configs_load(name):
+    import importlib
+    from pathlib import Path
+
+    from reinforge.config import load_config
+
+    module, cls = {
+        "sft": ("sft_trainer", "SFTConfig"),
+        "rm": ("reward", "RMConfig"),
+        "ppo": ("ppo", "PPOConfig"),
+        "dpo": ("dpo", "DPOConfig"),
+    }.get(name, ("rlhf", "RLHFConfig"))
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(
+        getattr(importlib.import_module(f"reinforge.train.{module}"), cls),
+        root / f"examples/rlhf/{name}.yaml",
+    )
+    for key in ("train_file", "prompts_file"):
+        if getattr(cfg, key, None):
+            assert (root / getattr(cfg, key)).exists()
