@@ -43,12 +43,12 @@ def settings(quick: bool) -> dict:
         "sft_steps": 250,
         "comparisons": 1200,
         "rm_epochs": 2,
-        "ppo_steps": 24,
-        "sweep_steps": 24,
+        "ppo_steps": 12,
+        "sweep_steps": 18,
         "sweep_betas": [0.0, 0.2],
         "dpo_epochs": 1,
         "val_prompts": 64,
-        "eval_every": 4,
+        "eval_every": 3,
     }
 
 
@@ -153,9 +153,10 @@ def run_demo_rlhf(output_dir: Path, quick: bool = False) -> dict:
             max_new_tokens=MAX_NEW_TOKENS,
             steps=steps,
             learning_rate=5e-5,
+            lr_schedule="linear" if target else "constant",  # a decaying rate lets the KL settle at the target
             beta=beta,
             kl_target=target,
-            kl_horizon=300,
+            kl_horizon=128,
             validation_examples=s["val_prompts"],
             eval_samples=4,
             eval_interval=s["eval_every"],
