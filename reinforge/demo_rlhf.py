@@ -153,7 +153,8 @@ def run_demo_rlhf(output_dir: Path, quick: bool = False) -> dict:
             max_new_tokens=MAX_NEW_TOKENS,
             steps=steps,
             learning_rate=5e-5,
-            lr_schedule="linear" if target else "constant",  # a decaying rate lets the KL settle at the target
+            # a decaying rate lets the KL settle at the target; fixed-beta sweep runs keep theirs
+            lr_schedule="linear" if target else "constant",
             beta=beta,
             kl_target=target,
             kl_horizon=128,
