@@ -25,7 +25,9 @@ app = typer.Typer(
 keys_app = typer.Typer(help="API keys for `reinforge serve`.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: key=value (repeatable).")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a config key: key=value (repeatable).")
+]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")]
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.")]
 
@@ -125,7 +127,9 @@ def grade(
     grader: Annotated[Path | None, typer.Option("--grader", help="Grader spec (.json or .yaml).")] = None,
     input: Annotated[Path | None, typer.Option("--input", help="JSONL of {item, sample} rows.")] = None,
     output: Annotated[Path | None, typer.Option("--output", help="Where to write graded rows.")] = None,
-    validate: Annotated[Path | None, typer.Option("--validate", help="Only validate this grader spec.")] = None,
+    validate: Annotated[
+        Path | None, typer.Option("--validate", help="Only validate this grader spec.")
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel workers for python graders.")] = None,
 ) -> None:
     """Grade samples with an OpenAI-style grader, or validate a grader spec."""
@@ -141,7 +145,9 @@ def tune(
     args: Annotated[list[str], typer.Argument(help="CONFIG.yaml | ask STUDY | tell STUDY TRIAL VALUE")],
     set: SetOpt = None,
     resume: ResumeOpt = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Start even when the cost estimate exceeds the budget.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Start even when the cost estimate exceeds the budget.")
+    ] = False,
 ) -> None:
     """Tune prompts and hyperparameters: `tune CONFIG.yaml`, or manual `tune ask/tell STUDY`."""
     from reinforge.tune.command import tune_command

@@ -35,7 +35,9 @@ def load_rft_rows(path: str | Path) -> list[dict]:
     for lineno, row in iter_jsonl(path):
         where = f"{path}:{lineno}"
         if "messages" not in row:
-            raise DataError(f"{where}: row has no 'messages' (RFT rows are {{\"messages\": [...], <reference fields>}})")
+            raise DataError(
+                f"{where}: row has no 'messages' (RFT rows are {{\"messages\": [...], <reference fields>}})"
+            )
         check_messages(row["messages"], where)
         rows.append(row)
     if not rows:

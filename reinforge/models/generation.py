@@ -94,8 +94,14 @@ class HFBackend:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
         # 1. prefill each distinct prompt once, then repeat its cache for the n samples of its group
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
-                    logits_to_keep=1)
+        out = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=pos,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         logits = out.logits[:, -1, :]
         if n > 1:
             cache.batch_repeat_interleave(n)
@@ -117,8 +123,13 @@ class HFBackend:
             if bool(done.all()):
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)  # finished rows are ignored
-            out = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-                        past_key_values=cache, use_cache=True)
+            out = model(
+                input_ids=tok[:, None],
+                attention_mask=mask,
+                position_ids=next_pos[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            )
             logits = out.logits[:, -1, :]
             next_pos = next_pos + 1
         model.train(was_training)
@@ -136,7 +147,9 @@ class HFBackend:
         return Generations(comp, logprobs, texts, reasons, n=n)
 
 
-def generate_chat(model, tokenizer, messages_list: list[list[dict]], params: SamplingParams) -> list[list[str]]:
+def generate_chat(
+    model, tokenizer, messages_list: list[list[dict]], params: SamplingParams
+) -> list[list[str]]:
     """Convenience for apps: n sampled texts for each conversation."""
     from reinforge.models.chat import encode_prompt
 

@@ -13,8 +13,14 @@ from reinforge.models.tiny import parse_tiny_id, tiny_model
 
 hf_logging.disable_progress_bar()  # weight-loading bars drown the training progress bar
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-          "float16": torch.float16, "fp16": torch.float16}
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 
 
 def resolve_model_path(name: str) -> str:
@@ -45,7 +51,9 @@ def load_tokenizer(name: str) -> Any:
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except OSError as e:
-        raise ReinforgeError(f"model {name!r}: cannot load tokenizer ({e.__class__.__name__}: {str(e)[:200]})") from None
+        raise ReinforgeError(
+            f"model {name!r}: cannot load tokenizer ({e.__class__.__name__}: {str(e)[:200]})"
+        ) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -62,7 +70,9 @@ def load_model(name: str, dtype: str | None = None, device: str | None = None, t
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
     except OSError as e:
-        raise ReinforgeError(f"model {name!r}: cannot load ({e.__class__.__name__}: {str(e)[:200]})") from None
+        raise ReinforgeError(
+            f"model {name!r}: cannot load ({e.__class__.__name__}: {str(e)[:200]})"
+        ) from None
     model.to(dev)
     model.train(trainable)
     if not trainable:

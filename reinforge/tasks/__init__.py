@@ -25,13 +25,15 @@ class Task(Protocol):
 
 def sft_rows(rows: list[dict], answer_key: str = "answer") -> list[dict]:
     """Labelled chat rows for SFT: the prompt messages plus the reference answer as the assistant turn."""
-    return [{"messages": [*r["messages"], {"role": "assistant", "content": str(r[answer_key])}]} for r in rows]
+    return [
+        {"messages": [*r["messages"], {"role": "assistant", "content": str(r[answer_key])}]} for r in rows
+    ]
 
 
 def get_task(name: str) -> Task:
-    from reinforge.tasks.addition import AdditionTask
+    from reinforge.tasks.addition import AdditionTask, ReversedAdditionTask
 
-    tasks = {"addition": AdditionTask}
+    tasks = {"addition": AdditionTask, "reversed_addition": ReversedAdditionTask}
     try:
         from reinforge.tasks.sentiment import SentimentTask  # the RLHF demo's text task, when present
 

@@ -18,17 +18,21 @@ import random
 from reinforge.graders.base import CallableGrader
 
 
-def digit_reward(output: str, answer: str) -> float:
+def digit_reward(output: str, answer: str, from_left: bool = False) -> float:
     out, ans = output.strip(), str(answer)
     if not out:
         return 0.0
     width = max(len(out), len(ans))
-    hits = sum(a == b for a, b in zip(reversed(out), reversed(ans)))
-    return hits / width
+    pairs = zip(out, ans) if from_left else zip(reversed(out), reversed(ans))
+    return sum(a == b for a, b in pairs) / width
 
 
 def addition_reward(item: dict, sample: dict) -> float:
     return digit_reward(sample["output_text"], item["answer"])
+
+
+def reversed_addition_reward(item: dict, sample: dict) -> float:
+    return digit_reward(sample["output_text"], item["answer"], from_left=True)
 
 
 def exact_match(item: dict, sample: dict) -> float:
@@ -42,10 +46,12 @@ def split_of(a: int, b: int) -> str:
 
 class AdditionTask:
     name = "addition"
+    reverse = False  # write the sum ones-digit first (ReversedAdditionTask)
 
     def __init__(self, low: int = 10, high: int = 99):
         self.low, self.high = low, high
-        self.grader = CallableGrader(addition_reward, name="digit_reward")
+        fn = reversed_addition_reward if self.reverse else addition_reward
+        self.grader = CallableGrader(fn, name="digit_reward")
 
     def pairs(self, split: str) -> list[tuple[int, int]]:
         rng = range(self.low, self.high + 1)
@@ -55,4 +61,19 @@ class AdditionTask:
         pool = self.pairs(split)
         r = random.Random(seed)
         picks = r.sample(pool, n) if n <= len(pool) else [r.choice(pool) for _ in range(n)]
-        return [{"messages": [{"role": "user", "content": f"{a}+{b}"}], "answer": str(a + b)} for a, b in picks]
+        if self.reverse:
+            return [
+                {"messages": [{"role": "user", "content": f"{a}+{b}"}], "answer": str(a + b)[::-1]}
+                for a, b in picks
+            ]
+        return [
+            {"messages": [{"role": "user", "content": f"{a}+{b}"}], "answer": str(a + b)} for a, b in picks
+        ]
+
+
+class ReversedAdditionTask(AdditionTask):
+    """The sum written ones-digit first (``37+48`` -> ``58``): each digit then depends only on digits
+    already written and the carry, the order in which a left-to-right model can compute it."""
+
+    name = "reversed_addition"
+    reverse = True

@@ -60,14 +60,19 @@ def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer, sched
             model.save_pretrained(tmp / "adapter")  # trainable adapter weights, for exact resume
         save_pretrained_model(model, tokenizer, tmp)
         torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
-             "rng": rng_state()},
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler else None,
+                "rng": rng_state(),
+            },
             tmp / "optimizer.pt",
         )
         (tmp / "trainer_state.json").write_text(json.dumps({**state, "step": step}, indent=1))
     except OSError as e:  # disk full and friends: the previous checkpoint stays intact
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ReinforgeError(f"{final}: could not write checkpoint ({e.strerror or e}); earlier checkpoints are intact") from None
+        raise ReinforgeError(
+            f"{final}: could not write checkpoint ({e.strerror or e}); earlier checkpoints are intact"
+        ) from None
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
@@ -78,8 +83,11 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     root = Path(run_dir) / "checkpoints"
     if not root.exists():
         return []
-    done = [p for p in root.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp")
-            and (p / "trainer_state.json").exists()]
+    done = [
+        p
+        for p in root.glob("step-*")
+        if p.is_dir() and not p.name.endswith(".tmp") and (p / "trainer_state.json").exists()
+    ]
     return sorted(done, key=lambda p: int(p.name.split("-")[1]))
 
 

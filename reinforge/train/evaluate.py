@@ -12,9 +12,18 @@ from reinforge.train.rollout import grade_safely
 
 
 def evaluate(
-    backend, tokenizer, grader: Grader, rows: list[dict], max_tokens: int, k: int = 1,
-    temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, batch_size: int = 128,
-    pass_threshold: float = 1.0, return_rows: bool = False,
+    backend,
+    tokenizer,
+    grader: Grader,
+    rows: list[dict],
+    max_tokens: int,
+    k: int = 1,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 128,
+    pass_threshold: float = 1.0,
+    return_rows: bool = False,
 ):
     """Greedy ``reward_mean`` over ``rows``; with ``k > 1`` also ``pass@k`` and ``sample_reward_mean``."""
     prompts = [encode_prompt(tokenizer, prompt_messages(r)) for r in rows]
@@ -26,22 +35,38 @@ def evaluate(
         greedy_rewards += [x.reward for x in grades]
         outputs += g.texts
         if k > 1:
-            s = backend.generate(chunk, SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                                                       n=k, seed=seed + i))
+            s = backend.generate(
+                chunk,
+                SamplingParams(
+                    temperature=temperature, top_p=top_p, max_tokens=max_tokens, n=k, seed=seed + i
+                ),
+            )
             sg = grade_safely(grader, [(rows[i + j // k], make_sample(t)) for j, t in enumerate(s.texts)])
             sampled += [[x.reward for x in sg[j * k : (j + 1) * k]] for j in range(len(chunk))]
-    result = {"reward_mean": sum(greedy_rewards) / len(greedy_rewards),
-              "exact_fraction": sum(r >= pass_threshold for r in greedy_rewards) / len(greedy_rewards)}
+    result = {
+        "reward_mean": sum(greedy_rewards) / len(greedy_rewards),
+        "exact_fraction": sum(r >= pass_threshold for r in greedy_rewards) / len(greedy_rewards),
+    }
     if k > 1:
-        result[f"pass@{k}"] = sum(pass_at_k(k, sum(r >= pass_threshold for r in rs), k) for rs in sampled) / len(sampled)
+        result[f"pass@{k}"] = sum(
+            pass_at_k(k, sum(r >= pass_threshold for r in rs), k) for rs in sampled
+        ) / len(sampled)
         result["sample_reward_mean"] = sum(sum(rs) for rs in sampled) / (k * len(sampled))
     if return_rows:
         return result, [{"output_text": o, "reward": r} for o, r in zip(outputs, greedy_rewards)]
     return result
 
 
-def eval_command(model: str, data: Path, grader: str | None, task: str | None, samples: int, temperature: float,
-                 max_tokens: int, output: Path | None) -> dict:
+def eval_command(
+    model: str,
+    data: Path,
+    grader: str | None,
+    task: str | None,
+    samples: int,
+    temperature: float,
+    max_tokens: int,
+    output: Path | None,
+) -> dict:
     from reinforge.data.jsonl import write_jsonl
     from reinforge.data.rft import load_rft_rows
     from reinforge.errors import ReinforgeError
@@ -58,8 +83,16 @@ def eval_command(model: str, data: Path, grader: str | None, task: str | None, s
     else:
         raise ReinforgeError("eval: pass --grader G.json or --task NAME")
     policy, tok = load_model(model)
-    result, per_row = evaluate(HFBackend(policy, tok), tok, g, rows, max_tokens, k=samples,
-                               temperature=temperature or 1.0, return_rows=True)
+    result, per_row = evaluate(
+        HFBackend(policy, tok),
+        tok,
+        g,
+        rows,
+        max_tokens,
+        k=samples,
+        temperature=temperature or 1.0,
+        return_rows=True,
+    )
     if output:
         write_jsonl(output, per_row)
     print_table(f"eval {model} on {data} ({len(rows)} rows)", result)

@@ -35,8 +35,13 @@ class LoraSettings(Config):
 
 
 # OpenAI's RFT hyperparameter names -> ours (``hyperparameters:`` block; "auto" keeps our default)
-OPENAI_NAMES = {"n_epochs": "epochs", "batch_size": "prompts_per_step", "eval_interval": "eval_interval",
-                "eval_samples": "eval_samples", "seed": "seed"}
+OPENAI_NAMES = {
+    "n_epochs": "epochs",
+    "batch_size": "prompts_per_step",
+    "eval_interval": "eval_interval",
+    "eval_samples": "eval_samples",
+    "seed": "seed",
+}
 
 
 class GRPOConfig(Config):
@@ -70,6 +75,9 @@ class GRPOConfig(Config):
     inner_epochs: int = 1  # passes over each rollout batch (mu in the GRPO paper)
     num_minibatches: int = 1  # optimizer steps per inner epoch
     beta: float = 0.04  # KL coefficient; 0 skips the reference model entirely
+    kl_ratio_correction: bool = (
+        True  # weight the k3 KL by the ratio: unbiased reverse-KL gradient (DeepSeek-V3.2)
+    )
     clip_eps: float = 0.2
     clip_eps_high: float | None = None  # DAPO clip-higher; None = clip_eps
     loss_type: LossType = "grpo"
@@ -86,7 +94,9 @@ class GRPOConfig(Config):
     device: str = "auto"
     logprob_chunk: int = 64  # sequences per LM-head chunk when computing log-probs
     progress: bool = True
-    hyperparameters: dict[str, Any] | None = None  # OpenAI names: n_epochs, batch_size, ... (see OPENAI_NAMES)
+    hyperparameters: dict[str, Any] | None = (
+        None  # OpenAI names: n_epochs, batch_size, ... (see OPENAI_NAMES)
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -101,15 +111,19 @@ class GRPOConfig(Config):
             if name in OPENAI_NAMES:
                 data[OPENAI_NAMES[name]] = value
             elif name == "learning_rate_multiplier":
-                data["learning_rate"] = float(data.get("learning_rate", cls.model_fields["learning_rate"].default)) * float(value)
+                data["learning_rate"] = float(
+                    data.get("learning_rate", cls.model_fields["learning_rate"].default)
+                ) * float(value)
             elif name == "compute_multiplier":  # more compute = more samples explored per prompt
                 base = int(data.get("group_size", cls.model_fields["group_size"].default))
                 data["group_size"] = max(2, round(base * float(value)))
             elif name == "reasoning_effort":
                 continue  # no effect on models without a reasoning mode
             else:
-                raise ValueError(f"hyperparameters.{name}: unknown OpenAI hyperparameter; known: "
-                                 f"{sorted([*OPENAI_NAMES, 'learning_rate_multiplier', 'compute_multiplier'])}")
+                raise ValueError(
+                    f"hyperparameters.{name}: unknown OpenAI hyperparameter; known: "
+                    f"{sorted([*OPENAI_NAMES, 'learning_rate_multiplier', 'compute_multiplier'])}"
+                )
         return data
 
     @model_validator(mode="after")
@@ -119,7 +133,9 @@ class GRPOConfig(Config):
         if self.inner_epochs < 1 or self.num_minibatches < 1:
             raise ValueError("inner_epochs and num_minibatches must be >= 1")
         if (self.prompts_per_step * self.group_size) % self.num_minibatches:
-            raise ValueError(f"num_minibatches={self.num_minibatches} must divide prompts_per_step*group_size")
+            raise ValueError(
+                f"num_minibatches={self.num_minibatches} must divide prompts_per_step*group_size"
+            )
         if not (self.task or self.train_file):
             raise ValueError("give train_file (OpenAI RFT JSONL) or task (a built-in task)")
         return self
@@ -142,8 +158,10 @@ def load_data(cfg: GRPOConfig) -> tuple[list[dict], list[dict]]:
             val = []
         return train, val
     task = get_task(cfg.task)
-    return (task.make_rows(cfg.train_examples, seed=cfg.seed, split="train"),
-            task.make_rows(cfg.validation_examples, seed=cfg.seed, split="validation"))
+    return (
+        task.make_rows(cfg.train_examples, seed=cfg.seed, split="train"),
+        task.make_rows(cfg.validation_examples, seed=cfg.seed, split="validation"),
+    )
 
 
 def load_grader(cfg: GRPOConfig, reward_fn=None):
@@ -169,11 +187,20 @@ def build_policy(cfg: GRPOConfig, weights_from: str | None = None):
     if cfg.lora is not None:
         from peft import LoraConfig, get_peft_model
 
-        lcfg = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                          target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+        lcfg = LoraConfig(
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=cfg.lora.target_modules,
+            task_type="CAUSAL_LM",
+        )
         policy = get_peft_model(policy, lcfg)
     elif cfg.beta > 0:
-        ref, _ = load_model(cfg.model, dtype=dtype, device=cfg.device) if weights_from else (copy.deepcopy(policy), tok)
+        ref, _ = (
+            load_model(cfg.model, dtype=dtype, device=cfg.device)
+            if weights_from
+            else (copy.deepcopy(policy), tok)
+        )
         ref.requires_grad_(False).eval()
     return policy, ref, tok
 
@@ -195,7 +222,13 @@ def batch_indices(step: int, batch: int, n_rows: int, seed: int) -> list[int]:
 def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -> dict[str, float]:
     """Phases 3-4: advantages, then ``inner_epochs`` x ``num_minibatches`` clipped-ratio steps."""
     from reinforge.train.logprobs import per_token_logps
-    from reinforge.train.losses import aggregate_loss, clipped_policy_loss, group_advantages, kl_k3, masked_mean
+    from reinforge.train.losses import (
+        aggregate_loss,
+        clipped_policy_loss,
+        group_advantages,
+        kl_k3,
+        masked_mean,
+    )
 
     device = next(policy.parameters()).device
     ids, attn = roll.input_ids.to(device), roll.attention_mask.to(device)
@@ -233,28 +266,42 @@ def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -
             per_token = pg
             if b_ref is not None:
                 kl = kl_k3(mb_logp, b_ref[idx])
-                per_token = pg + cfg.beta * kl
+                # the ratio's value is ~1 but its gradient turns the k3 estimate into the unbiased KL gradient
+                kl_term = kl * torch.exp(mb_logp - mb_old) if cfg.kl_ratio_correction else kl
+                per_token = pg + cfg.beta * kl_term
                 stats["kl"].append(masked_mean(kl, mb_mask).item())
             loss = aggregate_loss(per_token, mb_mask, cfg.loss_type, cfg.max_new_tokens)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            gn = torch.nn.utils.clip_grad_norm_([p for p in policy.parameters() if p.requires_grad], cfg.max_grad_norm)
+            gn = torch.nn.utils.clip_grad_norm_(
+                [p for p in policy.parameters() if p.requires_grad], cfg.max_grad_norm
+            )
             optimizer.step()
             stats["loss"].append(loss.item())
-            stats["policy"].append(aggregate_loss(pg.detach(), mb_mask, cfg.loss_type, cfg.max_new_tokens).item())
+            stats["policy"].append(
+                aggregate_loss(pg.detach(), mb_mask, cfg.loss_type, cfg.max_new_tokens).item()
+            )
             stats["clip"].append(masked_mean(clipped.float(), mb_mask).item())
             stats["grad_norm"].append(float(gn))
     mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
-    return {"loss/total": mean(stats["loss"]), "loss/policy": mean(stats["policy"]), "kl/k3": mean(stats["kl"]),
-            "clip/fraction": mean(stats["clip"]), "grad/norm": mean(stats["grad_norm"])}
+    return {
+        "loss/total": mean(stats["loss"]),
+        "loss/policy": mean(stats["policy"]),
+        "kl/k3": mean(stats["kl"]),
+        "clip/fraction": mean(stats["clip"]),
+        "grad/norm": mean(stats["grad_norm"]),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- loop
 
 
 def train_grpo(
-    cfg: GRPOConfig, resume: bool = False, on_step: Callable[[dict], None] | None = None,
-    should_stop: Callable[[], bool] | None = None, reward_fn: Callable | None = None,
+    cfg: GRPOConfig,
+    resume: bool = False,
+    on_step: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    reward_fn: Callable | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) GRPO to ``cfg.steps`` total steps; returns the summary written to ``summary.json``."""
     from reinforge.models.chat import encode_prompt, prompt_messages
@@ -297,9 +344,18 @@ def train_grpo(
     def run_eval(step: int) -> dict:
         if not val_rows:
             return {}
-        res = evaluate(backend, tok, grader, val_rows, cfg.max_new_tokens, k=cfg.eval_samples,
-                       temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed + step,
-                       pass_threshold=cfg.pass_threshold)
+        res = evaluate(
+            backend,
+            tok,
+            grader,
+            val_rows,
+            cfg.max_new_tokens,
+            k=cfg.eval_samples,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            seed=cfg.seed + step,
+            pass_threshold=cfg.pass_threshold,
+        )
         rec = {"step": step, "kind": "eval", **{f"eval/{k}": v for k, v in res.items()}}
         log.log(rec)
         if on_step:
@@ -316,8 +372,13 @@ def train_grpo(
             # 1-2. rollout and score
             idx = batch_indices(step, cfg.prompts_per_step, len(train_rows), cfg.seed)
             rows = [train_rows[i] for i in idx]
-            sp = SamplingParams(cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.group_size,
-                                seed=cfg.seed * 1_000_003 + step)
+            sp = SamplingParams(
+                cfg.temperature,
+                cfg.top_p,
+                cfg.max_new_tokens,
+                cfg.group_size,
+                seed=cfg.seed * 1_000_003 + step,
+            )
             roll = collect_rollout(backend, grader, rows, [prompt_cache[i] for i in idx], sp, backend.pad_id)
             # 3-4. advantages and update
             upd = grpo_update(policy, ref, optimizer, roll, cfg, step_seed=cfg.seed * 7919 + step)
@@ -327,28 +388,46 @@ def train_grpo(
             lengths = roll.completion_mask.sum(-1).float()
             r = roll.rewards
             rec = {
-                "step": step, "kind": "train",
-                "reward/mean": r.mean().item(), "reward/std": r.std().item(),
+                "step": step,
+                "kind": "train",
+                "reward/mean": r.mean().item(),
+                "reward/std": r.std().item(),
                 "reward/group_std_zero": (r.std(dim=1) < 1e-6).float().mean().item(),
                 **upd,
-                "length/mean": lengths.mean().item(), "length/max": lengths.max().item(),
+                "length/mean": lengths.mean().item(),
+                "length/max": lengths.max().item(),
                 "grader/errors": sum(not g.ok for g in roll.grades),
                 "lr": scheduler.get_last_lr()[0],
-                "perf/step_seconds": dt, "perf/gen_seconds": roll.gen_seconds,
-                "perf/tokens_per_s": n_tokens / dt, "perf/completions_per_s": r.numel() / dt,
+                "perf/step_seconds": dt,
+                "perf/gen_seconds": roll.gen_seconds,
+                "perf/tokens_per_s": n_tokens / dt,
+                "perf/completions_per_s": r.numel() / dt,
             }
             log.log(rec)
             if on_step:
                 on_step(rec)
-            bar.update(step, {"reward": rec["reward/mean"], "kl": rec["kl/k3"],
-                              "val": evals[-1].get("eval/reward_mean", float("nan")) if evals else float("nan")})
+            bar.update(
+                step,
+                {
+                    "reward": rec["reward/mean"],
+                    "kl": rec["kl/k3"],
+                    "val": evals[-1].get("eval/reward_mean", float("nan")) if evals else float("nan"),
+                },
+            )
             # 5. evaluate and checkpoint
             if cfg.eval_interval and step % cfg.eval_interval == 0 and step != total:
                 evals.append(run_eval(step))
             stopped = bool(should_stop and should_stop())
             if step == total or stopped or (cfg.save_interval and step % cfg.save_interval == 0):
-                ck.save_checkpoint(run_dir, step, policy, tok, optimizer, scheduler,
-                                   {"data_position": step * cfg.prompts_per_step, "epoch_rows": len(train_rows)})
+                ck.save_checkpoint(
+                    run_dir,
+                    step,
+                    policy,
+                    tok,
+                    optimizer,
+                    scheduler,
+                    {"data_position": step * cfg.prompts_per_step, "epoch_rows": len(train_rows)},
+                )
                 ck.prune_checkpoints(run_dir, cfg.keep_checkpoints)
             if stopped:
                 break
@@ -366,9 +445,13 @@ def train_grpo(
     ev = [r for r in records if r["kind"] == "eval" and "eval/reward_mean" in r]
     tr = [r for r in records if r["kind"] == "train"]
     summary = {
-        "algorithm": "grpo", "model": cfg.model, "steps": tr[-1]["step"] if tr else 0, "total_steps": total,
+        "algorithm": "grpo",
+        "model": cfg.model,
+        "steps": tr[-1]["step"] if tr else 0,
+        "total_steps": total,
         "status": "stopped" if stopped else "succeeded",
-        "train_examples": len(train_rows), "validation_examples": len(val_rows),
+        "train_examples": len(train_rows),
+        "validation_examples": len(val_rows),
         "baseline_val_reward": ev[0]["eval/reward_mean"] if ev else None,
         "final_val_reward": ev[-1]["eval/reward_mean"] if ev else None,
         "final_train_reward": sum(r["reward/mean"] for r in tr[-5:]) / max(1, len(tr[-5:])) if tr else None,
@@ -388,6 +471,10 @@ def main(config_path, overrides: list[str], resume: bool) -> dict:
     from reinforge.config import load_config
 
     cfg = load_config(GRPOConfig, config_path, overrides)
-    if not resume and Path(cfg.output_dir, "checkpoints").exists() and not Path(cfg.output_dir, "summary.json").exists():
+    if (
+        not resume
+        and Path(cfg.output_dir, "checkpoints").exists()
+        and not Path(cfg.output_dir, "summary.json").exists()
+    ):
         raise ReinforgeError(f"{cfg.output_dir}: an unfinished run is there; pass --resume to continue it")
     return train_grpo(cfg, resume=resume)

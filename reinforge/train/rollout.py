@@ -41,15 +41,23 @@ def grade_safely(grader: Grader, pairs: list[tuple[dict, dict]]) -> list[Grade]:
     for g in grades:
         r = g.reward
         if r is None or not isinstance(r, int | float) or not math.isfinite(float(r)):
-            out.append(Grade(0.0, {**g.metadata, "error": f"non-finite reward {r!r}"}, {**g.errors, "nan_reward": True}))
+            out.append(
+                Grade(
+                    0.0, {**g.metadata, "error": f"non-finite reward {r!r}"}, {**g.errors, "nan_reward": True}
+                )
+            )
         else:
             out.append(g)
     return out
 
 
 def collect_rollout(
-    backend: GenerationBackend, grader: Grader, rows: list[dict], prompt_ids: list[list[int]],
-    params: SamplingParams, pad_id: int,
+    backend: GenerationBackend,
+    grader: Grader,
+    rows: list[dict],
+    prompt_ids: list[list[int]],
+    params: SamplingParams,
+    pad_id: int,
 ) -> Rollout:
     G = params.n
     t0 = time.perf_counter()

@@ -79,8 +79,12 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
 
 
 def plot_metric(
-    run_dir: Path, records: list[dict], train_key: str = "reward/mean", eval_key: str = "eval/reward_mean",
-    filename: str = "rewards.png", title: str = "reward",
+    run_dir: Path,
+    records: list[dict],
+    train_key: str = "reward/mean",
+    eval_key: str = "eval/reward_mean",
+    filename: str = "rewards.png",
+    title: str = "reward",
 ) -> Path:
     """PNG of a train metric and its validation counterpart against step."""
     import matplotlib
@@ -88,8 +92,14 @@ def plot_metric(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tr = [(r["step"], r[train_key]) for r in records if r.get("kind") == "train" and r.get(train_key) is not None]
-    ev = [(r["step"], r[eval_key]) for r in records if r.get("kind") == "eval" and r.get(eval_key) is not None]
+    tr = [
+        (r["step"], r[train_key])
+        for r in records
+        if r.get("kind") == "train" and r.get(train_key) is not None
+    ]
+    ev = [
+        (r["step"], r[eval_key]) for r in records if r.get("kind") == "eval" and r.get(eval_key) is not None
+    ]
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
     if tr:
         ax.plot(*zip(*tr), label=f"train {train_key}", alpha=0.7)

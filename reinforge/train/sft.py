@@ -17,13 +17,17 @@ def tokenize_chat(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]
     ids: list[int] = []
     labels: list[int] = []
     for i, m in enumerate(messages):
-        full = tokenizer(render_prompt(tokenizer, messages[: i + 1], add_generation_prompt=False),
-                         add_special_tokens=False)["input_ids"]
-        new = full[len(ids) :]  # assumes the rendering of a prefix tokenises as a prefix (true for chat templates)
+        full = tokenizer(
+            render_prompt(tokenizer, messages[: i + 1], add_generation_prompt=False), add_special_tokens=False
+        )["input_ids"]
+        new = full[
+            len(ids) :
+        ]  # assumes the rendering of a prefix tokenises as a prefix (true for chat templates)
         if m["role"] == "assistant":
             # the assistant header is part of the prompt, not of what the model must learn to write
-            head = tokenizer(render_prompt(tokenizer, messages[:i], add_generation_prompt=True),
-                             add_special_tokens=False)["input_ids"]
+            head = tokenizer(
+                render_prompt(tokenizer, messages[:i], add_generation_prompt=True), add_special_tokens=False
+            )["input_ids"]
             n_head = len(head) - len(ids)
             labels += [-100] * n_head + new[n_head:]
         else:
@@ -53,8 +57,16 @@ def sft_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor)
     )
 
 
-def sft_warmup(model, tokenizer, rows: list[dict], steps: int = 300, batch_size: int = 32, lr: float = 3e-3,
-               seed: int = 0, weight_decay: float = 0.0) -> list[float]:
+def sft_warmup(
+    model,
+    tokenizer,
+    rows: list[dict],
+    steps: int = 300,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    seed: int = 0,
+    weight_decay: float = 0.0,
+) -> list[float]:
     """A plain SFT loop over in-memory chat rows (AdamW, cosine decay); returns the loss curve."""
     from reinforge.train.schedule import make_scheduler
 
@@ -70,8 +82,9 @@ def sft_warmup(model, tokenizer, rows: list[dict], steps: int = 300, batch_size:
         if len(order) < batch_size:
             order += rng.sample(range(len(encoded)), len(encoded))
         batch, order = order[:batch_size], order[batch_size:]
-        ids, mask, lab = pad_batch([encoded[i][0] for i in batch], [encoded[i][1] for i in batch],
-                                   tokenizer.pad_token_id)
+        ids, mask, lab = pad_batch(
+            [encoded[i][0] for i in batch], [encoded[i][1] for i in batch], tokenizer.pad_token_id
+        )
         loss = sft_loss(model, ids.to(device), mask.to(device), lab.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()

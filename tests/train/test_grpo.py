@@ -1,0 +1,193 @@
+"""GRPO end to end on tiny models: learning, resume after SIGKILL, config mapping and errors."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from reinforge.config import load_config
+from reinforge.errors import ConfigError
+from reinforge.train.grpo import GRPOConfig, batch_indices, train_grpo
+
+
+def sevens(item, sample):
+    """A trivial reward a tiny model can learn in a few steps: the share of '7's in the output."""
+    text = sample["output_text"]
+    return text.count("7") / max(1, len(text))
+
+
+def slow_sevens(item, sample):
+    time.sleep(0.02)  # slow enough that the parent can kill the run between checkpoints
+    return sevens(item, sample)
+
+
+def small_cfg(model_dir, out: Path, **kw) -> GRPOConfig:
+    base = dict(
+        model=str(model_dir),
+        task="addition",
+        output_dir=str(out),
+        steps=6,
+        prompts_per_step=4,
+        group_size=4,
+        max_new_tokens=4,
+        learning_rate=3e-3,
+        beta=0.04,
+        eval_interval=0,
+        save_interval=2,
+        train_examples=64,
+        validation_examples=16,
+        progress=False,
+        keep_checkpoints=5,
+    )
+    base.update(kw)
+    return GRPOConfig(**base)
+
+
+def test_short_run_raises_validation_reward(tiny_addition_dir, tmp_path):
+    cfg = small_cfg(tiny_addition_dir, tmp_path / "run", steps=12, save_interval=0, eval_interval=6)
+    summary = train_grpo(cfg, reward_fn=sevens)
+    assert summary["final_val_reward"] > summary["baseline_val_reward"] + 0.2
+    run = tmp_path / "run"
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "rewards.png", "final/config.json"):
+        assert (run / name).exists(), name
+    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in recs if r["kind"] == "train"]
+    assert [r["step"] for r in train] == list(range(1, 13))
+    for key in (
+        "reward/mean",
+        "reward/std",
+        "kl/k3",
+        "loss/policy",
+        "clip/fraction",
+        "length/mean",
+        "perf/tokens_per_s",
+    ):
+        assert key in train[0]
+    # final/ loads with plain transformers, no reinforge import needed
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(run / "final")
+
+
+def _killable_run(model_dir, out):
+    train_grpo(small_cfg(model_dir, out), reward_fn=slow_sevens)
+
+
+def test_resume_after_sigkill_matches_uninterrupted(tiny_addition_dir, tmp_path):
+    ref_dir, killed_dir = tmp_path / "uninterrupted", tmp_path / "killed"
+    train_grpo(small_cfg(tiny_addition_dir, ref_dir), reward_fn=sevens)
+
+    proc = mp.get_context("fork").Process(target=_killable_run, args=(tiny_addition_dir, killed_dir))
+    proc.start()
+    deadline = time.time() + 120
+    while not (killed_dir / "checkpoints" / "step-2").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    assert not (killed_dir / "summary.json").exists(), "the run finished before it could be killed"
+
+    train_grpo(small_cfg(tiny_addition_dir, killed_dir), resume=True, reward_fn=sevens)
+    recs = [json.loads(x) for x in (killed_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in recs if r["kind"] == "train"]
+    assert steps == [1, 2, 3, 4, 5, 6]  # every step exactly once
+    a = load_file(str(ref_dir / "final" / "model.safetensors"))
+    b = load_file(str(killed_dir / "final" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_existing_run_needs_resume(tiny_addition_dir, tmp_path):
+    from reinforge.errors import ReinforgeError
+
+    cfg = small_cfg(tiny_addition_dir, tmp_path / "r", steps=1)
+    train_grpo(cfg, reward_fn=sevens)
+    with pytest.raises(ReinforgeError, match="--resume"):
+        train_grpo(cfg, reward_fn=sevens)
+
+
+def test_openai_hyperparameter_names_are_mapped():
+    cfg = GRPOConfig(
+        task="addition",
+        learning_rate=1e-4,
+        group_size=8,
+        hyperparameters={
+            "n_epochs": 2,
+            "batch_size": 4,
+            "learning_rate_multiplier": 0.5,
+            "eval_interval": 7,
+            "eval_samples": 3,
+            "seed": 9,
+            "compute_multiplier": 2.0,
+        },
+    )
+    assert (cfg.epochs, cfg.prompts_per_step, cfg.eval_interval, cfg.eval_samples, cfg.seed) == (
+        2,
+        4,
+        7,
+        3,
+        9,
+    )
+    assert cfg.learning_rate == pytest.approx(5e-5)
+    assert cfg.group_size == 16
+    assert GRPOConfig(task="addition", hyperparameters={"batch_size": "auto"}).prompts_per_step == 8
+
+
+@pytest.mark.parametrize(
+    "data, needle",
+    [
+        ({"task": "addition", "lerning_rate": 1}, "lerning_rate: unknown key"),  # typo
+        ({"task": "addition", "group_size": "many"}, "group_size"),  # wrong type
+        ({"task": "addition", "group_size": 1}, "group_size=1"),  # GRPO needs a group
+        ({}, "train_file"),  # no data at all
+        ({"task": "addition", "hyperparameters": {"n_epoch": 3}}, "n_epoch"),  # unknown OpenAI name
+    ],
+)
+def test_bad_config_names_the_key(data, needle):
+    with pytest.raises(ConfigError) as e:
+        load_config(GRPOConfig, data)
+    assert needle in str(e.value)
+
+
+def test_batch_indices_cover_each_epoch_once():
+    seen = [i for s in range(1, 6) for i in batch_indices(s, 4, 20, seed=3)]
+    assert sorted(seen) == list(range(20))
+    assert batch_indices(2, 4, 20, 3) == batch_indices(2, 4, 20, 3)
+
+
+def test_grader_errors_score_zero_and_training_goes_on(tiny_addition_dir, tmp_path):
+    def flaky(item, sample):
+        if "1" in sample["output_text"]:
+            raise RuntimeError("boom")
+        return float("nan") if "2" in sample["output_text"] else 1.0
+
+    summary = train_grpo(
+        small_cfg(tiny_addition_dir, tmp_path / "r", steps=2, save_interval=0), reward_fn=flaky
+    )
+    assert summary["status"] == "succeeded"
+    recs = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["reward/mean"] <= 1.0 for r in recs if r["kind"] == "train")
+
+
+def test_lora_run_trains_adapters_and_saves_merged_final(tiny_addition_dir, tmp_path):
+    cfg = small_cfg(
+        tiny_addition_dir,
+        tmp_path / "lora",
+        steps=2,
+        save_interval=0,
+        lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+    )
+    train_grpo(cfg, reward_fn=sevens)
+    final = load_file(str(tmp_path / "lora" / "final" / "model.safetensors"))
+    assert not any("lora" in k for k in final)  # merged: plain transformers weights
+    base = load_file(str(Path(tiny_addition_dir) / "model.safetensors"))
+    changed = [k for k in base if "q_proj" in k and not torch.equal(base[k], final[k])]
+    assert changed, "LoRA updates should be merged into the saved q_proj weights"
