@@ -217,9 +217,12 @@ class Study:
     @property
     def best(self) -> Trial:
         """The best feasible complete trial (first objective; on the Pareto front when several)."""
-        done = [t for t in self.finished() if t.feasible] or self.finished()
-        if not done:
+        finished = self.finished()
+        if not finished:
             raise ReinforgeError(f"study {self.name!r}: no finished trial yet")
+        done = [t for t in finished if t.feasible]
+        if not done:  # nothing satisfies the constraints yet: the least violating trial
+            return min(finished, key=lambda t: sum(max(c, 0.0) for c in t.constraints or []))
         if len(self.directions) > 1:
             done = self.best_trials
         sign = 1 if self.directions[0] == "minimize" else -1

@@ -185,3 +185,18 @@ def test_space_from_yaml_and_errors():
         Space.from_dict({"w": {"type": "float", "low": 0, "high": 1, "when": {"r": "dense"}}})
     with pytest.raises(ConfigError, match="space.x.type"):
         Space.from_dict({"x": {"type": "real"}})
+
+
+def test_best_when_no_trial_is_feasible_is_the_least_violating():
+    for directions in ({"q": "maximize"}, {"q": "maximize", "c": "minimize"}):
+        study = tune.run(
+            lambda p: {"q": p["x"], "c": p["x"]},
+            {"x": tune.Float(1, 2)},
+            sampler="random",
+            directions=directions,
+            constraints=["c <= 0.5"],
+            n_trials=6,
+            seed=0,
+        )
+        assert not study.best_trials and not study.best.feasible
+        assert study.best.params["x"] == min(t.params["x"] for t in study.trials)
