@@ -210,14 +210,17 @@ def print_table(study, echo=None, top: int = 10) -> None:
         return
     sign = 1 if study.directions[0] == "minimize" else -1
     front = {t.number for t in study.best_trials}
-    rows = sorted(done, key=lambda t: (t.number not in front, sign * t.values[0]))[:top]
-    table = Table(title=f"study {study.name}: {len(study.trials)} trials, best first")
+    rows = sorted(done, key=lambda t: (not t.feasible, t.number not in front, sign * t.values[0]))[:top]
+    table = Table(
+        title=f"study {study.name}: {len(study.trials)} trials, best first (* Pareto front, x infeasible)"
+    )
     table.add_column("trial", justify="right")
     for name, d in zip(study.objective_names, study.directions):
         table.add_column(f"{name} ({d[:3]})", justify="right")
     table.add_column("params")
     for t in rows:
         mark = "*" if t.number in front and len(study.directions) > 1 else ""
+        mark += "" if t.feasible else " x"  # x: violates a constraint
         table.add_row(f"{t.number}{mark}", *[f"{v:.4g}" for v in t.values], short_params(t.params))
     Console().print(table)
 
