@@ -70,19 +70,149 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: tor
     return tok, logp.gather(-1, tok[:, None]).squeeze(-1)
 
 
+# ---------------------------------------------------------------------------------------------- fast decoder
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class StaticCacheDecoder:
+    """Llama-family decoding with a pre-allocated KV cache and no per-step `transformers` machinery.
+
+    Works on models laid out as Llama/Qwen2/Mistral (``model.model.layers[i].self_attn.{q,k,v,o}_proj``,
+    RMSNorms, a rotary embedding module, no sliding window). The cache is one (N, KVH, L+T, D) tensor pair
+    per layer written in place; the attention mask is a preallocated (N, L+T) bool. Per decode step
+    this runs the same matmuls as the HF forward but skips mask building, cache bookkeeping and
+    output dataclasses, which dominate on small models.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.body = model.model
+        self.head = model.get_output_embeddings()
+        # fused projections: one matmul for q|k|v and one for gate|up (fewer kernel launches per step)
+        self.qkv, self.gate_up = [], []
+        self.silu_mlp = getattr(model.config, "hidden_act", "silu") == "silu"
+        for layer in self.body.layers:
+            a, mlp = layer.self_attn, layer.mlp
+            projs = (a.q_proj, a.k_proj, a.v_proj)
+            bias = torch.cat([p.bias for p in projs]) if a.q_proj.bias is not None else None
+            self.qkv.append((torch.cat([p.weight for p in projs]), bias, a.q_proj.out_features))
+            if self.silu_mlp:
+                self.gate_up.append(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]))
+
+    @staticmethod
+    def supports(model) -> bool:
+        cfg = getattr(model, "config", None)
+        body = getattr(model, "model", None)
+        layers = getattr(body, "layers", None)
+        kind = getattr(cfg, "model_type", "")
+        sliding = (
+            getattr(cfg, "use_sliding_window", False)
+            if kind == "qwen2"
+            else getattr(cfg, "sliding_window", None)
+        )
+        return (
+            kind in ("llama", "qwen2", "mistral")
+            and not sliding
+            and layers is not None
+            and hasattr(body, "rotary_emb")
+            and type(model).__name__.endswith("ForCausalLM")
+        )
+
+    def _layer(self, i: int, layer, x, cos, sin, keys, values, start: int, mask) -> torch.Tensor:
+        """One decoder layer over x (N, S, H) whose tokens go to cache slots [start, start+S)."""
+        attn = layer.self_attn
+        N, S, _ = x.shape
+        D = attn.head_dim
+        h = layer.input_layernorm(x)
+        w, b, n_q = self.qkv[i]
+        qkv = F.linear(h, w, b)
+        n_kv = (qkv.shape[-1] - n_q) // 2
+        q = qkv[..., :n_q].view(N, S, -1, D).transpose(1, 2)
+        k = qkv[..., n_q : n_q + n_kv].view(N, S, -1, D).transpose(1, 2)
+        v = qkv[..., n_q + n_kv :].view(N, S, -1, D).transpose(1, 2)
+        c, s = cos[:, None], sin[:, None]
+        q = q * c + rotate_half(q) * s
+        k = k * c + rotate_half(k) * s
+        keys[i][:, :, start : start + S] = k
+        values[i][:, :, start : start + S] = v
+        end = start + S
+        o = F.scaled_dot_product_attention(
+            q,
+            keys[i][:, :, :end],
+            values[i][:, :, :end],
+            attn_mask=mask,
+            scale=attn.scaling,
+            enable_gqa=q.shape[1] != k.shape[1],
+        )
+        x = x + attn.o_proj(o.transpose(1, 2).reshape(N, S, -1))
+        h = layer.post_attention_layernorm(x)
+        if not self.silu_mlp:
+            return x + layer.mlp(h)
+        gate, up = F.linear(h, self.gate_up[i]).chunk(2, dim=-1)
+        return x + layer.mlp.down_proj(F.silu(gate) * up)
+
+    def _forward(self, ids, pos, keys, values, start, mask) -> torch.Tensor:
+        x = self.body.embed_tokens(ids)
+        cos, sin = self.body.rotary_emb(x, pos)
+        for i, layer in enumerate(self.body.layers):
+            x = self._layer(i, layer, x, cos, sin, keys, values, start, mask)
+        return self.head(self.body.norm(x[:, -1]))  # (N, V) logits of the last position
+
+    def prefill(self, ids: torch.Tensor, mask: torch.Tensor, n: int, max_tokens: int):
+        """Run the B left-padded prompts once; return (N=B*n logits, state) with the cache repeated n times."""
+        B, L = ids.shape
+        cfg = self.model.config
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        n_kv = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        D = self.body.layers[0].self_attn.head_dim
+        dtype, device = self.head.weight.dtype, ids.device
+        n_layers = len(self.body.layers)
+        keys = [torch.empty(B, n_kv, L, D, dtype=dtype, device=device) for _ in range(n_layers)]
+        values = [torch.empty_like(k) for k in keys]
+        valid = mask.bool()
+        causal = torch.ones(L, L, dtype=torch.bool, device=device).tril()
+        # a query may always see itself, so padded rows stay finite (real queries never see them)
+        attn_mask = (causal & valid[:, None, :]) | torch.eye(L, dtype=torch.bool, device=device)
+        logits = self._forward(ids, pos, keys, values, 0, attn_mask[:, None])
+        N, total = B * n, L + max_tokens
+        big_k = [torch.empty(N, n_kv, total, D, dtype=dtype, device=device) for _ in range(n_layers)]
+        big_v = [torch.empty_like(k) for k in big_k]
+        for i in range(n_layers):
+            big_k[i][:, :, :L] = keys[i].repeat_interleave(n, 0)
+            big_v[i][:, :, :L] = values[i].repeat_interleave(n, 0)
+        full_mask = torch.ones(N, total, dtype=torch.bool, device=device)
+        full_mask[:, :L] = valid.repeat_interleave(n, 0)
+        return logits.repeat_interleave(n, 0), (
+            big_k,
+            big_v,
+            full_mask,
+            pos[:, -1].repeat_interleave(n, 0),
+            L,
+        )
+
+    def step(self, tok: torch.Tensor, state, slot: int) -> torch.Tensor:
+        """Feed (N,) tokens into cache slot ``slot`` and return the next (N, V) logits."""
+        keys, values, full_mask, last_pos, L = state
+        pos = (last_pos + 1 + (slot - L))[:, None]
+        return self._forward(tok[:, None], pos, keys, values, slot, full_mask[:, None, None, : slot + 1])
+
+
 class HFBackend:
     """KV-cached sampling with a `transformers` causal LM; works on CPU and GPU."""
 
-    def __init__(self, model, tokenizer, eos_token_ids: list[int] | None = None):
+    def __init__(self, model, tokenizer, eos_token_ids: list[int] | None = None, fast: bool = True):
         self.model = model
+        self.fast = fast  # StaticCacheDecoder for Llama-family models; False: the model's own forward
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.eos_ids = eos_token_ids or [tokenizer.eos_token_id]
 
     @torch.no_grad()
     def generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> Generations:
-        from transformers import DynamicCache
-
         model, n = self.model, params.n
         device = next(model.parameters()).device
         gen = None
@@ -91,6 +221,50 @@ class HFBackend:
         was_training = model.training
         model.eval()
         ids, mask = left_pad(prompt_ids, self.pad_id, device)  # (B, L)
+        eos = torch.tensor(self.eos_ids, device=device)
+        if self.fast and StaticCacheDecoder.supports(model):
+            toks, lps = self._decode_static(StaticCacheDecoder(model), ids, mask, params, gen, eos)
+        else:
+            toks, lps = self._decode_hf(model, ids, mask, params, gen, eos)
+        model.train(was_training)
+        # 3. cut each row at its first EOS
+        tok_mat = toks.tolist()
+        lp_mat = lps.tolist()
+        eos_set = set(self.eos_ids)
+        comp, logprobs, reasons = [], [], []
+        for row, lrow in zip(tok_mat, lp_mat):
+            cut = next((i + 1 for i, t in enumerate(row) if t in eos_set), None)
+            comp.append(row[:cut] if cut else row)
+            logprobs.append(lrow[:cut] if cut else lrow)
+            reasons.append("stop" if cut else "length")
+        texts = self.tokenizer.batch_decode(comp, skip_special_tokens=True)
+        return Generations(comp, logprobs, texts, reasons, n=n)
+
+    def _decode_static(self, dec: StaticCacheDecoder, ids, mask, params: SamplingParams, gen, eos):
+        """(N, T) tokens and log-probs with a preallocated cache; "all done?" is checked every 8 steps."""
+        L = ids.shape[1]
+        logits, state = dec.prefill(ids, mask, params.n, params.max_tokens)
+        N, T = logits.shape[0], params.max_tokens
+        toks = torch.full((N, T), self.pad_id, dtype=torch.long, device=ids.device)
+        lps = torch.zeros((N, T), dtype=torch.float32, device=ids.device)
+        done = torch.zeros(N, dtype=torch.bool, device=ids.device)
+        used = T
+        for t in range(T):
+            tok, lp = sample_next(logits, params.temperature, params.top_p, gen)
+            toks[:, t] = torch.where(done, self.pad_id, tok)
+            lps[:, t] = torch.where(done, 0.0, lp)
+            done = done | torch.isin(tok, eos)
+            if t == T - 1 or (t % 8 == 7 and bool(done.all())):
+                used = t + 1
+                break
+            logits = dec.step(tok, state, L + t)
+        return toks[:, :used], lps[:, :used]
+
+    def _decode_hf(self, model, ids, mask, params: SamplingParams, gen, eos):
+        """Reference decoding through the model's own forward and a `DynamicCache`."""
+        from transformers import DynamicCache
+
+        n = params.n
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
         # 1. prefill each distinct prompt once, then repeat its cache for the n samples of its group
@@ -109,8 +283,7 @@ class HFBackend:
             mask = mask.repeat_interleave(n, 0)
             pos = pos.repeat_interleave(n, 0)
         BN = logits.shape[0]
-        eos = torch.tensor(self.eos_ids, device=device)
-        done = torch.zeros(BN, dtype=torch.bool, device=device)
+        done = torch.zeros(BN, dtype=torch.bool, device=ids.device)
         next_pos = pos[:, -1] + 1
         toks, lps = [], []
         # 2. decode: one token per step for every unfinished row
@@ -132,19 +305,7 @@ class HFBackend:
             )
             logits = out.logits[:, -1, :]
             next_pos = next_pos + 1
-        model.train(was_training)
-        # 3. cut each row at its first EOS
-        tok_mat = torch.stack(toks, 1).tolist()
-        lp_mat = torch.stack(lps, 1).tolist()
-        eos_set = set(self.eos_ids)
-        comp, logprobs, reasons = [], [], []
-        for row, lrow in zip(tok_mat, lp_mat):
-            cut = next((i + 1 for i, t in enumerate(row) if t in eos_set), None)
-            comp.append(row[:cut] if cut else row)
-            logprobs.append(lrow[:cut] if cut else lrow)
-            reasons.append("stop" if cut else "length")
-        texts = self.tokenizer.batch_decode(comp, skip_special_tokens=True)
-        return Generations(comp, logprobs, texts, reasons, n=n)
+        return torch.stack(toks, 1), torch.stack(lps, 1)
 
 
 def generate_chat(
