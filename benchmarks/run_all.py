@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 
-MODULES = ["bench_grpo", "bench_graders", "bench_tune", "bench_serve"]
+MODULES = ["bench_grpo", "bench_grpo_gpu", "bench_graders", "bench_tune", "bench_serve"]
 
 
 def main() -> None:
