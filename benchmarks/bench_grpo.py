@@ -180,7 +180,7 @@ class ReinforgeSide:
         self.backend = HFBackend(self.policy, self.tok)
         self.grader = as_grader(lambda item, sample: float(sample["output_text"].strip() == item["answer"]))
         self.rows = rows
-        # the same raw prompt text TRL tokenizes (BOS included, as TRL's tokenizer call adds it)
+        # the same raw prompt text TRL tokenizes (this tokenizer adds no special tokens)
         self.prompt_ids = [self.tok(r["prompt"])["input_ids"] for r in rows]
         self.step = 0
         self.times: list[float] = []
