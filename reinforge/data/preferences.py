@@ -8,6 +8,10 @@ Three row formats (one file may mix them):
 - thumbs: ``{"prompt": ..., "response": "...", "thumb": "up" | "down"}`` (or ``"label": true/false``);
   every up paired with every down of the same prompt gives a pair.
 
+OpenAI's DPO rows, ``{"input": {"messages": [...]}, "preferred_output": [{"role": "assistant",
+"content": ...}], "non_preferred_output": [...]}``, are read as pairs too, so a file prepared for
+OpenAI's DPO fine-tuning works unchanged.
+
 ``prompt`` is a string (one user turn) or a list of chat messages. Everything becomes a
 :class:`Ranking` (a pair is a ranking of two); :func:`to_pairs` expands rankings to all their pairs
 for Bradley-Terry, while Plackett-Luce uses the rankings whole.
@@ -95,8 +99,38 @@ def _response(value, where: str, key: str) -> str:
     return value
 
 
+def _assistant_text(value, where: str, key: str) -> str:
+    """OpenAI DPO outputs are a list of messages; the (last) assistant message's text is the response."""
+    if isinstance(value, str):
+        return _response(value, where, key)
+    if not isinstance(value, list) or not value:
+        raise DataError(f"{where}: '{key}' must be a non-empty list of assistant messages")
+    last = value[-1]
+    if (
+        not isinstance(last, dict)
+        or last.get("role") != "assistant"
+        or not isinstance(last.get("content"), str)
+    ):
+        raise DataError(f"{where}: '{key}' must end with an assistant message with string content")
+    return _response(last["content"], where, key)
+
+
+def openai_dpo_row(row: dict, where: str) -> dict:
+    """OpenAI's DPO row -> the pair format (prompt messages, chosen, rejected)."""
+    messages = (row.get("input") or {}).get("messages") if isinstance(row.get("input"), dict) else None
+    if not isinstance(messages, list):
+        raise DataError(f"{where}: 'input' must be an object with a 'messages' list")
+    return {
+        "prompt": messages,
+        "chosen": _assistant_text(row.get("preferred_output"), where, "preferred_output"),
+        "rejected": _assistant_text(row.get("non_preferred_output"), where, "non_preferred_output"),
+    }
+
+
 def parse_preference_row(row: dict, where: str) -> Ranking | tuple[list[dict], str, bool]:
     """One JSONL row -> a Ranking (pair or ranking) or a thumb ``(prompt, response, is_up)``."""
+    if "input" in row and "preferred_output" in row:
+        row = openai_dpo_row(row, where)
     if "prompt" not in row:
         raise DataError(f"{where}: row has no 'prompt'")
     prompt = as_messages(row["prompt"], where)

@@ -15,7 +15,6 @@ runs here: a job is a database row that a worker process (``reinforge.serve.work
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
@@ -713,10 +712,3 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return {"ok": True}
 
     return app
-
-
-def remove_job_files(run_dir: str) -> None:
-    shutil.rmtree(run_dir, ignore_errors=True)
-
-
-__all__ = ["ServeSettings", "create_app", "APIError", "Response"]

@@ -46,6 +46,19 @@ def test_pairs_rankings_and_thumbs(tmp_path):
     assert len(pairs) == 6
 
 
+def test_openai_dpo_rows_are_pairs(tmp_path):
+    row = {
+        "input": {"messages": [{"role": "system", "content": "be kind"}, {"role": "user", "content": "hi"}]},
+        "preferred_output": [{"role": "assistant", "content": "hello!"}],
+        "non_preferred_output": [{"role": "assistant", "content": "go away"}],
+    }
+    [pair] = to_pairs(load_preferences(write(tmp_path, [row])))
+    assert (pair.chosen, pair.rejected) == ("hello!", "go away") and pair.prompt[1]["content"] == "hi"
+    bad = {**row, "non_preferred_output": [{"role": "user", "content": "x"}]}
+    with pytest.raises(DataError, match=r":1: 'non_preferred_output' must end with an assistant message"):
+        load_preferences(write(tmp_path, [bad], "bad.jsonl"))
+
+
 @pytest.mark.parametrize(
     "row, message",
     [

@@ -116,6 +116,26 @@ def test_supervised_job(client, tmp_path):
     assert len(page.data) == 1 and page.data[0].id == job.id and page.has_more
 
 
+def test_dpo_job_reads_openai_dpo_rows(client, tmp_path):
+    rows = [
+        {
+            "input": {"messages": [{"role": "user", "content": q}]},
+            "preferred_output": [{"role": "assistant", "content": a}],
+            "non_preferred_output": [{"role": "assistant", "content": str(int(a) + 1)}],
+        }
+        for q, a in (("12+30", "42"), ("25+25", "50"), ("33+14", "47"), ("40+19", "59"))
+    ]
+    train = client.files.create(file=write_rows(tmp_path / "dpo.jsonl", rows).open("rb"), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(
+        model="tiny:addition:1m",
+        training_file=train.id,
+        method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2, "n_epochs": 1, "batch_size": 2}}},
+    )
+    job = run_to_success(client, job.id)
+    assert job.method.type == "dpo"
+    check_finished_job(client, job, "train_loss")
+
+
 def test_graders_run_and_validate(client):
     ok = client.fine_tuning.alpha.graders.run(grader=STRING_CHECK, model_sample="57", item={"answer": "57"})
     bad = client.fine_tuning.alpha.graders.run(grader=STRING_CHECK, model_sample="56", item={"answer": "57"})

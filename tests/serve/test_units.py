@@ -94,3 +94,24 @@ def test_sqlite_uses_wal(tmp_path):
     eng = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     with eng.connect() as c:
         assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_openai_hyperparameters_map_onto_sft_and_dpo_configs(tmp_path):
+    from reinforge.errors import ConfigError
+    from reinforge.serve.trainers import build_config
+    from reinforge.train.dpo import DPOConfig
+    from reinforge.train.sft_trainer import SFTConfig
+
+    def make(method):
+        return build_config(method, "tiny:addition:1m", "t.jsonl", None, str(tmp_path), 3, n_train_rows=40)
+
+    hp = {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 0.5}
+    sft = make({"type": "supervised", "supervised": {"hyperparameters": {**hp, "seed": "auto"}}})
+    assert isinstance(sft, SFTConfig) and (sft.epochs, sft.batch_size, sft.learning_rate) == (2.0, 4, 5e-5)
+    assert sft.save_interval == 7 and sft.validation_split is None  # 20 steps -> ~3 checkpoints
+    dpo = make({"type": "dpo", "dpo": {"hyperparameters": {**hp, "beta": 0.3}}, "reinforge": {"loss": "ipo"}})
+    assert isinstance(dpo, DPOConfig) and (dpo.beta, dpo.loss, dpo.learning_rate) == (0.3, "ipo", 5e-6)
+    with pytest.raises(ConfigError, match=r"method.supervised.hyperparameters.beta: unknown"):
+        make({"type": "supervised", "supervised": {"hyperparameters": {"beta": 0.1}}})
+    with pytest.raises(ConfigError, match=r"method.dpo.hyperparameters.n_epochs: must be a positive number"):
+        make({"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": -1}}})
