@@ -142,7 +142,9 @@ def grade(
 @user_errors
 def tune(
     ctx: typer.Context,
-    args: Annotated[list[str], typer.Argument(help="CONFIG.yaml | ask STUDY | tell STUDY TRIAL VALUE")],
+    args: Annotated[
+        list[str], typer.Argument(help="CONFIG.yaml | ask STUDY | tell STUDY TRIAL VALUE | show STUDY")
+    ],
     set: SetOpt = None,
     resume: ResumeOpt = False,
     yes: Annotated[
@@ -190,7 +192,9 @@ def keys_create(
 @user_errors
 def demo(
     which: Annotated[str, typer.Argument(help="rft (default) or rlhf")] = "rft",
-    output_dir: Annotated[Path | None, typer.Option(help="Run directory (default runs/demo).")] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Run directory (default runs/demo or runs/demo-rlhf).")
+    ] = None,
     quick: Annotated[bool, typer.Option(help="A much shorter run, for smoke tests.")] = False,
 ) -> None:
     """The demos: `demo` (RFT beats SFT and a 4x larger SFT model) and `demo rlhf`."""

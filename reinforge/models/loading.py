@@ -6,12 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers.utils import logging as hf_logging
 
 from reinforge.errors import ReinforgeError
 from reinforge.models.tiny import parse_tiny_id, tiny_model
-
-hf_logging.disable_progress_bar()  # weight-loading bars drown the training progress bar
 
 DTYPES = {
     "float32": torch.float32,

@@ -286,7 +286,12 @@ def ppo_update(
             stats["grad_norm"].append(float(gn))
     mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
     seq_kl = b_kl.sum(-1)  # (N,)
-    explained = 1.0 - ((b_returns - b_values) * fmask).var() / ((b_returns * fmask).var() + 1e-8)
+
+    # over real tokens only: padding would pull both variances toward zero
+    def masked_var(x: torch.Tensor) -> torch.Tensor:
+        return masked_mean((x - masked_mean(x, fmask)) ** 2, fmask)
+
+    explained = 1.0 - masked_var(b_returns - b_values) / (masked_var(b_returns) + 1e-8)
     return {
         "reward/score": b_scores.mean().item(),
         "reward/total": (b_scores - beta * seq_kl).mean().item(),

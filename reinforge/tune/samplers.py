@@ -130,7 +130,10 @@ class OptunaSampler(Sampler):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        kw: dict[str, Any] = {"seed": self.seed, **self.options}
+        # A study resumed with trials already on record gets a seed moved past them: Optuna's
+        # start-up draws come from the sampler's own generator, which adding old trials does not
+        # advance, so the same seed would propose the first trials' parameters again.
+        kw: dict[str, Any] = {"seed": self.seed + len(ctx.trials), **self.options}
         make = {
             "tpe": optuna.samplers.TPESampler,
             "gp": optuna.samplers.GPSampler,
