@@ -47,6 +47,17 @@ def save_pretrained_model(model, tokenizer, path: Path) -> None:
         tokenizer.save_pretrained(path)
 
 
+def save_final(run_dir: Path, model, tokenizer) -> Path:
+    """Write ``final/`` atomically (a temp dir renamed into place): a kill mid-save never leaves a
+    half-written model where a finished one is expected."""
+    tmp, final = run_dir / "final.tmp", run_dir / "final"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_pretrained_model(model, tokenizer, tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
 def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer, scheduler, state: dict) -> Path:
     ckpt_root = Path(run_dir) / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)

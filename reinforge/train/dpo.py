@@ -10,7 +10,6 @@ averages; ``sigmoid_norm``: DPO on per-token averages, a length-normalised form)
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -278,11 +277,7 @@ def train_dpo(
                 break
     if not stopped:
         evals.append(run_eval(total))
-        tmp, final = run_dir / "final.tmp", run_dir / "final"
-        shutil.rmtree(tmp, ignore_errors=True)
-        ck.save_pretrained_model(policy, tok, tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        ck.save_final(run_dir, policy, tok)
     records = log.records()
     ev = [r for r in records if r["kind"] == "eval"]
     tr = [r for r in records if r["kind"] == "train"]

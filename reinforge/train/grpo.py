@@ -433,14 +433,7 @@ def train_grpo(
                 break
     if not stopped:
         evals.append(run_eval(total))
-        final = run_dir / "final"
-        tmp = run_dir / "final.tmp"
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        ck.save_pretrained_model(policy, tok, tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        ck.save_final(run_dir, policy, tok)
     records = log.records()
     ev = [r for r in records if r["kind"] == "eval" and "eval/reward_mean" in r]
     tr = [r for r in records if r["kind"] == "train"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import math
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -445,11 +444,7 @@ def train_ppo(
                 break
     if not stopped:
         evals.append(run_eval(total))
-        tmp, final = run_dir / "final.tmp", run_dir / "final"
-        shutil.rmtree(tmp, ignore_errors=True)
-        ck.save_pretrained_model(ac, tok, tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        ck.save_final(run_dir, ac, tok)
     records = log.records()
     ev = [r for r in records if r["kind"] == "eval"]
     tr = [r for r in records if r["kind"] == "train"]

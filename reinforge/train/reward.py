@@ -241,7 +241,7 @@ def train_reward_model(
         }
     )
     if not stopped:
-        ck.save_pretrained_model(rm, None, run_dir / "final")
+        ck.save_final(run_dir, rm, None)
     summary = {
         "algorithm": "reward_model",
         "model": cfg.model,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -207,11 +206,7 @@ def train_sft(
                 break
     if not stopped:
         evals.append(run_eval(total))
-        tmp, final = run_dir / "final.tmp", run_dir / "final"
-        shutil.rmtree(tmp, ignore_errors=True)
-        ck.save_pretrained_model(model, tok, tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        ck.save_final(run_dir, model, tok)
     records = log.records()
     ev = [r for r in records if r["kind"] == "eval"]
     tr = [r for r in records if r["kind"] == "train"]
