@@ -56,3 +56,84 @@ def logps_from_hidden(
         logits = head(h[i : i + chunk_size])
         out.append(gather_logps(logits, targets[i : i + chunk_size], temperature))
     return torch.cat(out, 0)
+
+
+def shared_prompt_hidden(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    n_completion: int,
+    prompt_of: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`completion_hidden`, with each distinct prompt run through the decoder once.
+
+    In a GRPO batch the G completions of a prompt share it, so a plain forward repeats the prompt's
+    work G times. Rows with equal ``prompt_of`` labels share a prompt: the distinct prompts go through
+    the decoder once, their keys and values are gathered per row (gradients flow back through the
+    gather), and only the completion tokens run per row. Same attention and positions, so the same
+    states up to float rounding.
+    """
+    T = n_completion
+    P = input_ids.shape[1] - T
+    N = input_ids.shape[0]
+    body = model.get_decoder() if hasattr(model, "get_decoder") else model.model
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    _, row_prompt = torch.unique(prompt_of, return_inverse=True)
+    rows = torch.arange(N, device=input_ids.device)
+    first = torch.full((int(row_prompt.max()) + 1,), N, device=input_ids.device)
+    first = first.scatter_reduce(0, row_prompt, rows, reduce="amin")  # one row holding each prompt
+    prompt = body(
+        input_ids=input_ids[first, :P],
+        attention_mask=attention_mask[first, :P],
+        position_ids=position_ids[first, :P],
+        use_cache=True,
+    )
+    cache = prompt.past_key_values
+    cache.batch_select_indices(row_prompt)  # (U, ...) -> (N, ...): every row sees its prompt's keys
+    completion = body(
+        input_ids=input_ids[:, P:],
+        attention_mask=attention_mask,
+        position_ids=position_ids[:, P:],
+        past_key_values=cache,
+        use_cache=False,
+    ).last_hidden_state
+    last_prompt_state = prompt.last_hidden_state[row_prompt, -1:, :]  # predicts completion token 0
+    return torch.cat([last_prompt_state, completion[:, :-1, :]], dim=1)
+
+
+def grouped_token_logps(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    completion_mask: torch.Tensor,
+    prompt_of: torch.Tensor,
+    temperature: float = 1.0,
+    chunk_size: int = 64,
+    buckets: int = 4,
+) -> torch.Tensor:
+    """:func:`per_token_logps` for a batch of grouped completions, with less wasted work.
+
+    Two savings, neither changing a value: each prompt runs once per bucket rather than once per
+    completion (:func:`shared_prompt_hidden`), and rows are sorted by completion length into
+    ``buckets`` slices, each cut to its own longest completion, so right padding is mostly not
+    computed. Positions past a completion's end get log-prob 0 (they are masked everywhere).
+
+    On CPU, one bucket measured fastest for 64 completions of up to 16 tokens: smaller matmuls lose
+    more speed than the skipped padding saves (benchmarks/README.md).
+    """
+    N, T = completion_mask.shape
+    P = input_ids.shape[1] - T
+    lengths = completion_mask.sum(-1)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    out = torch.zeros(N, T, dtype=torch.float32, device=input_ids.device)
+    n_buckets = max(1, min(buckets, N))
+    size = -(-N // n_buckets)
+    for start in range(0, N, size):
+        rows = order[start : start + size]
+        t = max(1, int(lengths[rows].max()))
+        ids = input_ids[rows, : P + t]
+        h = shared_prompt_hidden(model, ids, attention_mask[rows, : P + t], t, prompt_of[rows])
+        lp = logps_from_hidden(model, h, ids[:, P:], temperature, chunk_size)
+        lp = lp.masked_fill(completion_mask[rows, :t] == 0, 0.0)
+        out = out.index_put((rows[:, None], torch.arange(t, device=out.device)[None, :]), lp)
+    return out
