@@ -269,6 +269,42 @@ def bench(size: str, steps: int, blocks: int) -> dict:
     }
 
 
+def bench_update(size: str, buckets: list[int], rollouts: int = 3, repeats: int = 3) -> dict:
+    """reinforge's ``grpo_update`` alone on the same fixed rollouts, for each ``logprob_buckets`` value
+    (0 = one padded forward over full sequences; 1 = shared prompts; k > 1 = also k length buckets)."""
+    from reinforge.models.generation import SamplingParams
+    from reinforge.train.grpo import batch_indices, grpo_update
+    from reinforge.train.rollout import collect_rollout
+
+    rows = addition_rows()
+    with tempfile.TemporaryDirectory() as tmp:
+        rf = ReinforgeSide(build_model_dir(size, Path(tmp) / "model"), rows, Path(tmp) / "rf")
+        rolls = []
+        for step in range(1, rollouts + 1):
+            idx = batch_indices(step, PROMPTS, len(rows), 0)
+            sp = SamplingParams(1.0, 1.0, NEW_TOKENS, GROUP, seed=step)
+            picked, prompts = [rows[i] for i in idx], [rf.prompt_ids[i] for i in idx]
+            rolls.append(collect_rollout(rf.backend, rf.grader, picked, prompts, sp, rf.backend.pad_id))
+        best: dict[int, float] = {}
+        for _ in range(repeats):  # settings interleaved, so machine load hits each alike
+            for k in buckets:
+                rf.cfg.logprob_buckets = k
+                times = []
+                for r in rolls:
+                    t0 = time.perf_counter()
+                    grpo_update(rf.policy, rf.ref, rf.opt, r, rf.cfg, step_seed=1)
+                    times.append(time.perf_counter() - t0)
+                best[k] = min(best.get(k, float("inf")), statistics.median(times))
+    return {
+        "bench": "grpo_update",
+        "size": size,
+        "mean_completion_tokens": round(
+            sum(float(r.completion_mask.sum()) for r in rolls) / len(rolls) / (GROUP * PROMPTS), 2
+        ),
+        "update_s_by_logprob_buckets": {str(k): round(v, 4) for k, v in best.items()},
+    }
+
+
 def print_table(results: list[dict]) -> None:
     cols = [
         ("size", "size"),
@@ -291,7 +327,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--size", choices=[*SIZES, "all"], default="all")
     ap.add_argument("--steps", type=int, default=3, help="steps per block (each side)")
     ap.add_argument("--blocks", type=int, default=3, help="alternating TRL/reinforge blocks")
+    ap.add_argument(
+        "--update-buckets",
+        default=None,
+        help="time only reinforge's update for these logprob_buckets values, e.g. 0,1,2,4 (no TRL)",
+    )
     args = ap.parse_args(argv)
+    if args.update_buckets:
+        ks = [int(x) for x in args.update_buckets.split(",")]
+        out = [bench_update(size, ks) for size in (list(SIZES) if args.size == "all" else [args.size])]
+        for r in out:
+            print(json.dumps(r), flush=True)
+        return out
     try:
         import trl  # noqa: F401
     except ImportError:
