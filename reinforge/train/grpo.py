@@ -97,6 +97,9 @@ class GRPOConfig(Config):
     # into length buckets that stop at their longest completion (less padding, smaller matmuls: slower
     # on CPU when measured); 0 = one padded forward over full sequences
     logprob_buckets: int = 1
+    micro_batch_size: int | None = (
+        None  # rows per forward/backward (gradient accumulation); None: whole minibatch
+    )
     progress: bool = True
     hyperparameters: dict[str, Any] | None = (
         None  # OpenAI names: n_epochs, batch_size, ... (see OPENAI_NAMES)
@@ -140,6 +143,8 @@ class GRPOConfig(Config):
             raise ValueError(
                 f"num_minibatches={self.num_minibatches} must divide prompts_per_step*group_size"
             )
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            raise ValueError(f"micro_batch_size={self.micro_batch_size}: must be >= 1 (or null)")
         if self.logprob_buckets < 0:
             raise ValueError(f"logprob_buckets={self.logprob_buckets}: must be >= 0")
         if not (self.task or self.train_file):
@@ -233,7 +238,6 @@ def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -
         clipped_policy_loss,
         group_advantages,
         kl_k3,
-        masked_mean,
     )
 
     device = next(policy.parameters()).device
@@ -244,7 +248,7 @@ def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -
 
     prompt_of = torch.arange(ids.shape[0], device=device) // cfg.group_size  # row k answers prompt k // G
 
-    def logps_of(model, rows):
+    def logps_one(model, rows):
         if cfg.logprob_buckets == 0:  # one padded forward over whole sequences (the reference path)
             return per_token_logps(model, ids[rows], attn[rows], T, cfg.temperature, cfg.logprob_chunk)
         return grouped_token_logps(
@@ -259,16 +263,22 @@ def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -
         )
 
     N = ids.shape[0]
+    micro = cfg.micro_batch_size or N  # rows per forward; gradients accumulate over a minibatch
+
+    def logps_of(model, rows):  # no-grad forwards, micro-batched to bound memory
+        return torch.cat([logps_one(model, r) for r in rows.split(micro)])
+
+    everything = torch.arange(N, device=device)
     with torch.no_grad():
         b_ref = None
         if cfg.beta > 0:
             if ref is not None:
-                b_ref = logps_of(ref, slice(None))
+                b_ref = logps_of(ref, everything)
             else:  # LoRA: the reference is the base model, adapters off
                 with policy.disable_adapter():
-                    b_ref = logps_of(policy, slice(None))
+                    b_ref = logps_of(policy, everything)
         # old log-probs are needed only when the batch is reused; with one pass, ratio = 1 by definition
-        b_old = logps_of(policy, slice(None)) if cfg.inner_epochs > 1 else None
+        b_old = logps_of(policy, everything) if cfg.inner_epochs > 1 else None
 
     mb_size = N // cfg.num_minibatches
     gen = torch.Generator().manual_seed(step_seed)
@@ -278,29 +288,41 @@ def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -
         order = torch.randperm(N, generator=gen) if cfg.num_minibatches > 1 else torch.arange(N)
         for mb in range(cfg.num_minibatches):
             idx = order[mb * mb_size : (mb + 1) * mb_size].to(device)
-            mb_logp = logps_of(policy, idx)
-            mb_old = b_old[idx] if b_old is not None else mb_logp.detach()
-            mb_mask = cmask[idx]
-            pg, clipped = clipped_policy_loss(mb_logp, mb_old, b_adv[idx], cfg.clip_eps, cfg.clip_eps_high)
-            per_token = pg
-            if b_ref is not None:
-                kl = kl_k3(mb_logp, b_ref[idx])
-                # the ratio's value is ~1 but its gradient turns the k3 estimate into the unbiased KL gradient
-                kl_term = kl * torch.exp(mb_logp - mb_old) if cfg.kl_ratio_correction else kl
-                per_token = pg + cfg.beta * kl_term
-                stats["kl"].append(masked_mean(kl, mb_mask).item())
-            loss = aggregate_loss(per_token, mb_mask, cfg.loss_type, cfg.max_new_tokens)
+            n_tokens = cmask[idx].sum().clamp(min=1).item()
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            sums = dict.fromkeys(("loss", "policy", "kl", "clip"), 0.0)
+            for rows in idx.split(micro):
+                mb_logp = logps_one(policy, rows)
+                mb_old = b_old[rows] if b_old is not None else mb_logp.detach()
+                mb_mask = cmask[rows]
+                pg, clipped = clipped_policy_loss(
+                    mb_logp, mb_old, b_adv[rows], cfg.clip_eps, cfg.clip_eps_high
+                )
+                per_token = pg
+                if b_ref is not None:
+                    kl = kl_k3(mb_logp, b_ref[rows])
+                    # the ratio's value is ~1 but its gradient turns the k3 estimate into the unbiased KL gradient
+                    kl_term = kl * torch.exp(mb_logp - mb_old) if cfg.kl_ratio_correction else kl
+                    per_token = pg + cfg.beta * kl_term
+                    sums["kl"] += (kl * mb_mask).sum().item() / n_tokens
+                # this micro-batch's share of the minibatch loss, so the accumulated gradient is the
+                # gradient of the loss over the whole minibatch, whatever the micro-batch size
+                share = (mb_mask.sum().item() / n_tokens) if cfg.loss_type == "dapo" else len(rows) / len(idx)
+                loss = aggregate_loss(per_token, mb_mask, cfg.loss_type, cfg.max_new_tokens) * share
+                loss.backward()
+                sums["loss"] += loss.item()
+                sums["policy"] += (
+                    share * aggregate_loss(pg.detach(), mb_mask, cfg.loss_type, cfg.max_new_tokens).item()
+                )
+                sums["clip"] += (clipped.float() * mb_mask).sum().item() / n_tokens
             gn = torch.nn.utils.clip_grad_norm_(
                 [p for p in policy.parameters() if p.requires_grad], cfg.max_grad_norm
             )
             optimizer.step()
-            stats["loss"].append(loss.item())
-            stats["policy"].append(
-                aggregate_loss(pg.detach(), mb_mask, cfg.loss_type, cfg.max_new_tokens).item()
-            )
-            stats["clip"].append(masked_mean(clipped.float(), mb_mask).item())
+            for k in ("loss", "policy", "clip"):
+                stats[k].append(sums[k])
+            if b_ref is not None:
+                stats["kl"].append(sums["kl"])
             stats["grad_norm"].append(float(gn))
     mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
     return {
