@@ -1,10 +1,14 @@
 """GRPO step speed on one GPU: reinforge vs TRL (HF generate, no vLLM), Qwen2.5-0.5B architecture.
 
 Random bf16 weights built locally (no hub), 256 completions per step (32 prompts x 8), 64-token prompts,
-256 new tokens at a fixed length on both sides (TRL: ``min_new_tokens``; reinforge: no EOS id), beta 0.04.
-Needs CUDA; prints a JSON line per side. Not part of the test suite.
+256 new tokens at a fixed length on both sides (TRL: ``min_new_tokens``; reinforge: no EOS id), beta 0.04,
+microbatches of 32 completions with gradients accumulated into one optimizer step on both sides (TRL:
+``per_device_train_batch_size=32, gradient_accumulation_steps=8``; reinforge: ``micro_batch_size=32``),
+as in the anchor script ``shared/anchors/trl_grpo_gpu.py``. Both sides run in the same process on the
+same weights and prompts, one after the other; the first step of each is a warm-up and not counted.
+Needs CUDA; prints a JSON line per side and one with the ratio. Not part of the test suite.
 
-    python -m benchmarks.bench_grpo_gpu --steps 4
+    python -m benchmarks.bench_grpo_gpu --steps 3
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ def build_model_dir(out: Path) -> Path:
 
 
 def run_reinforge(model_dir: Path, rows: list[dict], steps: int) -> dict:
+    from transformers import PreTrainedTokenizerFast
+
     from reinforge.graders import as_grader
     from reinforge.models.generation import HFBackend, SamplingParams
     from reinforge.train.grpo import GRPOConfig, build_policy, grpo_update
@@ -67,40 +73,125 @@ def run_reinforge(model_dir: Path, rows: list[dict], steps: int) -> dict:
         dtype="bfloat16",
         device="cuda",
         logprob_chunk=8,
+        micro_batch_size=32,
         progress=False,
     )
-    policy, ref, tok = build_policy(cfg)
+    policy, ref, _ = build_policy(cfg)
+    # AutoTokenizer maps a qwen2 config to Qwen2Tokenizer, which drops this word-level tokenizer.json
+    tok = PreTrainedTokenizerFast.from_pretrained(model_dir)
     opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.learning_rate)
-    backend = HFBackend(
-        policy, tok, eos_token_ids=[-1]
-    )  # never stops early: fixed length, as TRL's min_new_tokens
     grader = as_grader(lambda item, sample: random.random())
     prompt_ids = [tok(r["prompt"])["input_ids"] for r in rows]
-    times, gen_s = [], []
-    for step in range(steps + 1):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        batch = slice(step * PROMPTS, (step + 1) * PROMPTS)
-        sp = SamplingParams(1.0, 1.0, NEW_TOKENS, GROUP, seed=step)
-        roll = collect_rollout(backend, grader, rows[batch], prompt_ids[batch], sp, backend.pad_id)
-        grpo_update(policy, ref, opt, roll, cfg, step_seed=step)
-        torch.cuda.synchronize()
-        if step:  # step 0 is the warm-up
-            times.append(time.perf_counter() - t0)
-            gen_s.append(roll.gen_seconds)
-    sec = sorted(times)[len(times) // 2]
+    n_params = sum(p.numel() for p in policy.parameters())
+    errors = []
+    for fast in (True, False):  # the static-cache decoder first; HF's forward if it fails here
+        # eos -1: never stops early, a fixed length as TRL's min_new_tokens
+        backend = HFBackend(policy, tok, eos_token_ids=[-1], fast=fast)
+        times, gen_s, upd_s = [], [], []
+        try:
+            for step in range(steps + 1):
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                batch = slice(step * PROMPTS, (step + 1) * PROMPTS)
+                sp = SamplingParams(1.0, 1.0, NEW_TOKENS, GROUP, seed=step)
+                roll = collect_rollout(backend, grader, rows[batch], prompt_ids[batch], sp, backend.pad_id)
+                torch.cuda.synchronize()
+                t1 = time.perf_counter()
+                grpo_update(policy, ref, opt, roll, cfg, step_seed=step)
+                torch.cuda.synchronize()
+                if step:  # step 0 is the warm-up
+                    times.append(time.perf_counter() - t0)
+                    gen_s.append(roll.gen_seconds)
+                    upd_s.append(time.perf_counter() - t1)
+            break
+        except Exception as e:
+            errors.append(f"fast={fast}: {type(e).__name__}: {e}"[:400])
+            opt.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+    if not times:
+        raise RuntimeError("; ".join(errors))
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    sec, g, u = med(times), med(gen_s), med(upd_s)
+    tokens = PROMPTS * GROUP * (PROMPT_LEN + NEW_TOKENS)
     return {
         "side": "reinforge",
+        "decoder": "static_cache" if fast else "hf",
+        "errors": errors,
         "step_s": round(sec, 2),
-        "gen_s": round(sorted(gen_s)[len(gen_s) // 2], 2),
+        "step_s_all": [round(t, 2) for t in times],
+        "gen_s": round(g, 2),
+        "update_s": round(u, 2),
         "completions_per_s": round(PROMPTS * GROUP / sec, 1),
+        # utilisation: the update's matmul rate (2N reference + 6N policy FLOPs per token), and the
+        # weight bytes read per decode step (bf16) per second of generation, a floor on bandwidth used
+        "update_tflops_per_s": round(8 * n_params * tokens / u / 1e12, 1),
+        "decode_weight_gb_per_s": round(2 * n_params * NEW_TOKENS / g / 1e9, 1),
+        "params": n_params,
         "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1),
     }
 
 
+def run_trl(model_dir: Path, rows: list[dict], steps: int) -> dict:
+    """TRL's GRPOTrainer with the anchor's settings; step time = time between optimizer-step ends."""
+    import trl
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerFast, TrainerCallback
+
+    ends: list[float] = []
+
+    class Timer(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            torch.cuda.synchronize()
+            ends.append(time.perf_counter())
+
+    tok = PreTrainedTokenizerFast.from_pretrained(model_dir)  # as the anchor: this object, not AutoTokenizer
+    tok.padding_side = "left"
+    args = trl.GRPOConfig(
+        output_dir=str(model_dir.parent / "trl-out"),
+        per_device_train_batch_size=32,
+        gradient_accumulation_steps=8,
+        num_generations=GROUP,
+        max_completion_length=NEW_TOKENS,
+        max_steps=steps + 1,
+        learning_rate=1e-6,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        bf16=True,
+        beta=0.04,
+        temperature=1.0,
+        disable_tqdm=True,
+        gradient_checkpointing=False,
+        generation_kwargs={"min_new_tokens": NEW_TOKENS},
+    )
+    trainer = trl.GRPOTrainer(
+        model=str(model_dir),
+        reward_funcs=lambda completions, **kw: [random.random() for _ in completions],
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tok,
+        callbacks=[Timer()],
+    )
+    torch.cuda.reset_peak_memory_stats()
+    trainer.train()
+    times = [b - a for a, b in zip(ends, ends[1:])]  # the first step (warm-up) has no start mark
+    sec = sorted(times)[len(times) // 2]
+    out = {
+        "side": "trl",
+        "trl_version": trl.__version__,
+        "step_s": round(sec, 2),
+        "step_s_all": [round(t, 2) for t in times],
+        "completions_per_s": round(PROMPTS * GROUP / sec, 1),
+        "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1),
+    }
+    del trainer
+    return out
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--sides", default="reinforge,trl", help="which sides to run, comma-separated")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print(json.dumps({"bench": "grpo_gpu", "skipped": "no CUDA device"}))
@@ -110,11 +201,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
         {"prompt": " ".join(f"t{rng.randint(3, V - 1)}" for _ in range(PROMPT_LEN))}
         for _ in range(PROMPTS * (args.steps + 1))
     ]
+    sides = args.sides.split(",")
+    res = []
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_model_dir(Path(tmp) / "m")
-        res = [run_reinforge(model_dir, rows, args.steps)]
-    for r in res:
-        print(json.dumps({"bench": "grpo_gpu", **r}))
+        for side in sides:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            try:
+                r = (run_reinforge if side == "reinforge" else run_trl)(model_dir, rows, args.steps)
+            except Exception as e:  # report and go on to the other side
+                r = {"side": side, "error": f"{type(e).__name__}: {e}"[:500]}
+            r["device"] = torch.cuda.get_device_name()
+            print(json.dumps({"bench": "grpo_gpu", **r}), flush=True)
+            res.append(r)
+            import gc
+
+            gc.collect()
+    by = {r["side"]: r for r in res}
+    if "completions_per_s" in by.get("reinforge", {}) and "completions_per_s" in by.get("trl", {}):
+        ratio = by["reinforge"]["completions_per_s"] / by["trl"]["completions_per_s"]
+        print(json.dumps({"bench": "grpo_gpu", "ratio_reinforge_over_trl": round(ratio, 2)}), flush=True)
     return res
 
 
