@@ -54,7 +54,7 @@ def build_model_dir(out: Path) -> Path:
     return out
 
 
-def run_reinforge(model_dir: Path, rows: list[dict], steps: int) -> dict:
+def run_reinforge(model_dir: Path, rows: list[dict], steps: int, cuda_graphs: bool = True) -> dict:
     from transformers import PreTrainedTokenizerFast
 
     from reinforge.graders import as_grader
@@ -86,7 +86,7 @@ def run_reinforge(model_dir: Path, rows: list[dict], steps: int) -> dict:
     errors = []
     for fast in (True, False):  # the static-cache decoder first; HF's forward if it fails here
         # eos -1: never stops early, a fixed length as TRL's min_new_tokens
-        backend = HFBackend(policy, tok, eos_token_ids=[-1], fast=fast)
+        backend = HFBackend(policy, tok, eos_token_ids=[-1], fast=fast, cuda_graphs=cuda_graphs)
         times, gen_s, upd_s = [], [], []
         try:
             for step in range(steps + 1):
@@ -114,8 +114,8 @@ def run_reinforge(model_dir: Path, rows: list[dict], steps: int) -> dict:
     sec, g, u = med(times), med(gen_s), med(upd_s)
     tokens = PROMPTS * GROUP * (PROMPT_LEN + NEW_TOKENS)
     return {
-        "side": "reinforge",
-        "decoder": "static_cache" if fast else "hf",
+        "side": "reinforge" if cuda_graphs else "reinforge_no_graphs",
+        "decoder": ("static_cache" + ("+cuda_graphs" if cuda_graphs else "")) if fast else "hf",
         "errors": errors,
         "step_s": round(sec, 2),
         "step_s_all": [round(t, 2) for t in times],
@@ -191,7 +191,11 @@ def run_trl(model_dir: Path, rows: list[dict], steps: int) -> dict:
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--sides", default="reinforge,trl", help="which sides to run, comma-separated")
+    ap.add_argument(
+        "--sides",
+        default="reinforge,trl",
+        help="comma-separated: reinforge, reinforge_no_graphs (decode without CUDA graphs), trl",
+    )
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print(json.dumps({"bench": "grpo_gpu", "skipped": "no CUDA device"}))
@@ -209,7 +213,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
             try:
-                r = (run_reinforge if side == "reinforge" else run_trl)(model_dir, rows, args.steps)
+                if side == "trl":
+                    r = run_trl(model_dir, rows, args.steps)
+                else:
+                    r = run_reinforge(model_dir, rows, args.steps, cuda_graphs=side == "reinforge")
             except Exception as e:  # report and go on to the other side
                 r = {"side": side, "error": f"{type(e).__name__}: {e}"[:500]}
             r["device"] = torch.cuda.get_device_name()

@@ -137,13 +137,18 @@ class StaticCacheDecoder:
         c, s = cos[:, None], sin[:, None]
         q = q * c + rotate_half(q) * s
         k = k * c + rotate_half(k) * s
-        keys[i][:, :, start : start + S] = k
-        values[i][:, :, start : start + S] = v
-        end = start + S
+        if isinstance(start, torch.Tensor):  # static shapes: write one slot, attend over the whole cache
+            keys[i].index_copy_(2, start.view(1), k)
+            values[i].index_copy_(2, start.view(1), v)
+            k_all, v_all = keys[i], values[i]
+        else:
+            keys[i][:, :, start : start + S] = k
+            values[i][:, :, start : start + S] = v
+            k_all, v_all = keys[i][:, :, : start + S], values[i][:, :, : start + S]
         o = F.scaled_dot_product_attention(
             q,
-            keys[i][:, :, :end],
-            values[i][:, :, :end],
+            k_all,
+            v_all,
             attn_mask=mask,
             scale=attn.scaling,
             enable_gqa=q.shape[1] != k.shape[1],
@@ -200,13 +205,59 @@ class StaticCacheDecoder:
         pos = (last_pos + 1 + (slot - L))[:, None]
         return self._forward(tok[:, None], pos, keys, values, slot, full_mask[:, None, None, : slot + 1])
 
+    def step_static(self, tok: torch.Tensor, state, slot: torch.Tensor) -> torch.Tensor:
+        """:meth:`step` with shapes that do not depend on the step: ``slot`` is a 0-d tensor, the cache
+        is written with ``index_copy_`` and attention runs over every slot with the unwritten ones
+        masked. The same logits; what a CUDA graph can capture once and replay for every token."""
+        keys, values, full_mask, last_pos, L = state
+        total = full_mask.shape[1]
+        pos = (last_pos + 1 + (slot - L))[:, None]
+        written = torch.arange(total, device=slot.device) <= slot
+        return self._forward(tok[:, None], pos, keys, values, slot, (full_mask & written)[:, None, None, :])
+
+
+class GraphedDecodeStep:
+    """A CUDA graph of :meth:`StaticCacheDecoder.step_static` for one batch and cache, replayed per token.
+
+    Decoding a small model one token at a time is bound by kernel launches, not by the GPU: replaying
+    a captured graph issues the whole step (every layer) as one launch from the host.
+    """
+
+    def __init__(self, dec: StaticCacheDecoder, state, first_slot: int):
+        full_mask = state[2]
+        self.tok = torch.zeros(full_mask.shape[0], dtype=torch.long, device=full_mask.device)
+        self.slot = torch.tensor(first_slot, device=full_mask.device)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up before capture; it writes only slot first_slot,
+            for _ in range(2):  # which the first real step overwrites before anything reads it
+                dec.step_static(self.tok, state, self.slot)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.logits = dec.step_static(self.tok, state, self.slot)
+
+    def __call__(self, tok: torch.Tensor, slot: int) -> torch.Tensor:
+        self.tok.copy_(tok)
+        self.slot.fill_(slot)
+        self.graph.replay()
+        return self.logits  # overwritten by the next replay: use it before calling again
+
 
 class HFBackend:
     """KV-cached sampling with a `transformers` causal LM; works on CPU and GPU."""
 
-    def __init__(self, model, tokenizer, eos_token_ids: list[int] | None = None, fast: bool = True):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        eos_token_ids: list[int] | None = None,
+        fast: bool = True,
+        cuda_graphs: bool = True,
+    ):
         self.model = model
         self.fast = fast  # StaticCacheDecoder for Llama-family models; False: the model's own forward
+        self.cuda_graphs = cuda_graphs  # on CUDA, replay each decode step as one captured graph
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.eos_ids = eos_token_ids or [tokenizer.eos_token_id]
@@ -223,7 +274,8 @@ class HFBackend:
         ids, mask = left_pad(prompt_ids, self.pad_id, device)  # (B, L)
         eos = torch.tensor(self.eos_ids, device=device)
         if self.fast and StaticCacheDecoder.supports(model):
-            toks, lps = self._decode_static(StaticCacheDecoder(model), ids, mask, params, gen, eos)
+            graphs = self.cuda_graphs and device.type == "cuda"
+            toks, lps = self._decode_static(StaticCacheDecoder(model), ids, mask, params, gen, eos, graphs)
         else:
             toks, lps = self._decode_hf(model, ids, mask, params, gen, eos)
         model.train(was_training)
@@ -240,10 +292,28 @@ class HFBackend:
         texts = self.tokenizer.batch_decode(comp, skip_special_tokens=True)
         return Generations(comp, logprobs, texts, reasons, n=n)
 
-    def _decode_static(self, dec: StaticCacheDecoder, ids, mask, params: SamplingParams, gen, eos):
-        """(N, T) tokens and log-probs with a preallocated cache; "all done?" is checked every 8 steps."""
+    def _decode_static(
+        self,
+        dec: StaticCacheDecoder,
+        ids,
+        mask,
+        params: SamplingParams,
+        gen,
+        eos,
+        graphs: bool = False,
+        static_shapes: bool = False,
+    ):
+        """(N, T) tokens and log-probs with a preallocated cache; "all done?" is checked every 8 steps.
+
+        ``graphs`` replays a CUDA graph per step; ``static_shapes`` runs the graph's step eagerly."""
         L = ids.shape[1]
         logits, state = dec.prefill(ids, mask, params.n, params.max_tokens)
+        if graphs and params.max_tokens > 1:
+            step = GraphedDecodeStep(dec, state, L)
+        elif static_shapes:
+            step = lambda tok, slot: dec.step_static(tok, state, torch.tensor(slot, device=ids.device))  # noqa: E731
+        else:
+            step = lambda tok, slot: dec.step(tok, state, slot)  # noqa: E731
         N, T = logits.shape[0], params.max_tokens
         toks = torch.full((N, T), self.pad_id, dtype=torch.long, device=ids.device)
         lps = torch.zeros((N, T), dtype=torch.float32, device=ids.device)
@@ -257,7 +327,7 @@ class HFBackend:
             if t == T - 1 or (t % 8 == 7 and bool(done.all())):
                 used = t + 1
                 break
-            logits = dec.step(tok, state, L + t)
+            logits = step(tok, L + t)
         return toks[:, :used], lps[:, :used]
 
     def _decode_hf(self, model, ids, mask, params: SamplingParams, gen, eos):

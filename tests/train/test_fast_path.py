@@ -134,12 +134,32 @@ def test_grouped_logps_match_full_forward(buckets, shuffle):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_static_cache_decoder_matches_hf_decoding():
-    """The preallocated-cache decoder samples the same tokens with the same log-probs as the HF forward."""
+def tiny_qwen2(seed: int):
+    """Qwen2 layout: q/k/v biases and grouped-query attention (2 KV heads for 4 query heads)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(
+        vocab_size=23,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=True,
+    )
+    return Qwen2ForCausalLM(cfg).float()
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_static_cache_decoder_matches_hf_decoding(arch):
+    """The preallocated-cache decoder samples the same tokens with the same log-probs as the HF forward,
+    and so does its static-shape step (the one CUDA graphs capture), run eagerly here."""
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
-    from reinforge.models.generation import HFBackend, SamplingParams, StaticCacheDecoder
+    from reinforge.models.generation import HFBackend, SamplingParams, StaticCacheDecoder, left_pad
 
     vocab = {f"t{i}": i for i in range(23)}
     tok = PreTrainedTokenizerFast(
@@ -147,16 +167,30 @@ def test_static_cache_decoder_matches_hf_decoding():
         pad_token="t0",
         eos_token="t2",
     )
-    model = tiny_llama(0)
+    model = tiny_llama(0) if arch == "llama" else tiny_qwen2(0)
     assert StaticCacheDecoder.supports(model)
     prompts = [[5, 6, 7, 8], [9, 10], [11, 12, 13]]  # ragged: left padding is exercised
     for temperature in (0.0, 1.0):
         params = SamplingParams(temperature, 1.0, 12, 4, seed=7)
-        fast = HFBackend(model, tok, fast=True).generate(prompts, params)
+        fast_backend = HFBackend(model, tok, fast=True)
+        fast = fast_backend.generate(prompts, params)
         plain = HFBackend(model, tok, fast=False).generate(prompts, params)
         assert fast.completion_ids == plain.completion_ids
         for a, b in zip(fast.logprobs, plain.logprobs):
             torch.testing.assert_close(torch.tensor(a), torch.tensor(b), rtol=1e-4, atol=1e-5)
+        ids, mask = left_pad(prompts, 0, torch.device("cpu"))
+        eos = torch.tensor([2])
+        runs = []
+        for static in (False, True):
+            gen = torch.Generator().manual_seed(7)
+            with torch.no_grad():
+                runs.append(
+                    fast_backend._decode_static(
+                        StaticCacheDecoder(model), ids, mask, params, gen, eos, static_shapes=static
+                    )
+                )
+        assert torch.equal(runs[0][0], runs[1][0])
+        torch.testing.assert_close(runs[0][1], runs[1][1], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("loss_type", ["grpo", "dapo", "dr_grpo"])
