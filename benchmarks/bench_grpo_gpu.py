@@ -84,9 +84,11 @@ def run_reinforge(model_dir: Path, rows: list[dict], steps: int, cuda_graphs: bo
     prompt_ids = [tok(r["prompt"])["input_ids"] for r in rows]
     n_params = sum(p.numel() for p in policy.parameters())
     errors = []
-    for fast in (True, False):  # the static-cache decoder first; HF's forward if it fails here
+    # the static-cache decoder (with CUDA graphs when asked) first; fall back if it fails here
+    tries = [(True, cuda_graphs)] + ([(True, False)] if cuda_graphs else []) + [(False, False)]
+    for fast, graphs in tries:
         # eos -1: never stops early, a fixed length as TRL's min_new_tokens
-        backend = HFBackend(policy, tok, eos_token_ids=[-1], fast=fast, cuda_graphs=cuda_graphs)
+        backend = HFBackend(policy, tok, eos_token_ids=[-1], fast=fast, cuda_graphs=graphs)
         times, gen_s, upd_s = [], [], []
         try:
             for step in range(steps + 1):
@@ -105,7 +107,7 @@ def run_reinforge(model_dir: Path, rows: list[dict], steps: int, cuda_graphs: bo
                     upd_s.append(time.perf_counter() - t1)
             break
         except Exception as e:
-            errors.append(f"fast={fast}: {type(e).__name__}: {e}"[:400])
+            errors.append(f"fast={fast} graphs={graphs}: {type(e).__name__}: {e}"[:400])
             opt.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
     if not times:
@@ -115,7 +117,7 @@ def run_reinforge(model_dir: Path, rows: list[dict], steps: int, cuda_graphs: bo
     tokens = PROMPTS * GROUP * (PROMPT_LEN + NEW_TOKENS)
     return {
         "side": "reinforge" if cuda_graphs else "reinforge_no_graphs",
-        "decoder": ("static_cache" + ("+cuda_graphs" if cuda_graphs else "")) if fast else "hf",
+        "decoder": ("static_cache" + ("+cuda_graphs" if graphs else "")) if fast else "hf",
         "errors": errors,
         "step_s": round(sec, 2),
         "step_s_all": [round(t, 2) for t in times],
