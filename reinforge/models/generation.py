@@ -184,8 +184,10 @@ class StaticCacheDecoder:
         attn_mask = (causal & valid[:, None, :]) | torch.eye(L, dtype=torch.bool, device=device)
         logits = self._forward(ids, pos, keys, values, 0, attn_mask[:, None])
         N, total = B * n, L + max_tokens
-        big_k = [torch.empty(N, n_kv, total, D, dtype=dtype, device=device) for _ in range(n_layers)]
-        big_v = [torch.empty_like(k) for k in big_k]
+        # zeros, not empty: a static-shape step attends over unwritten slots too (masked), and a masked
+        # NaN from uninitialised memory would still poison the weighted sum (0 * NaN)
+        big_k = [torch.zeros(N, n_kv, total, D, dtype=dtype, device=device) for _ in range(n_layers)]
+        big_v = [torch.zeros_like(k) for k in big_k]
         for i in range(n_layers):
             big_k[i][:, :, :L] = keys[i].repeat_interleave(n, 0)
             big_v[i][:, :, :L] = values[i].repeat_interleave(n, 0)
