@@ -133,6 +133,54 @@ def run_reinforge(model_dir: Path, rows: list[dict], steps: int, cuda_graphs: bo
     }
 
 
+def profile_reinforge(model_dir: Path, rows: list[dict]) -> None:
+    """Where a reinforge step's GPU time goes: top kernels of generation and of the update, one step each
+    after a warm-up step (``--profile``)."""
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import PreTrainedTokenizerFast
+
+    from reinforge.graders import as_grader
+    from reinforge.models.generation import HFBackend, SamplingParams
+    from reinforge.train.grpo import GRPOConfig, build_policy, grpo_update
+    from reinforge.train.rollout import collect_rollout
+
+    cfg = GRPOConfig(
+        model=str(model_dir),
+        task="addition",
+        group_size=GROUP,
+        prompts_per_step=PROMPTS,
+        max_new_tokens=NEW_TOKENS,
+        learning_rate=1e-6,
+        beta=0.04,
+        dtype="bfloat16",
+        device="cuda",
+        logprob_chunk=8,
+        micro_batch_size=32,
+        progress=False,
+    )
+    policy, ref, _ = build_policy(cfg)
+    tok = PreTrainedTokenizerFast.from_pretrained(model_dir)
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.learning_rate)
+    backend = HFBackend(policy, tok, eos_token_ids=[-1])
+    grader = as_grader(lambda item, sample: random.random())
+    prompt_ids = [tok(r["prompt"])["input_ids"] for r in rows]
+    for step in range(2):
+        batch = slice(step * PROMPTS, (step + 1) * PROMPTS)
+        sp = SamplingParams(1.0, 1.0, NEW_TOKENS, GROUP, seed=step)
+        for phase in ("generation", "update"):
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                if phase == "generation":
+                    roll = collect_rollout(
+                        backend, grader, rows[batch], prompt_ids[batch], sp, backend.pad_id
+                    )
+                else:
+                    grpo_update(policy, ref, opt, roll, cfg, step_seed=step)
+                torch.cuda.synchronize()
+            if step:  # the first step is the warm-up
+                print(f"# profile: {phase}", flush=True)
+                print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25), flush=True)
+
+
 def run_trl(model_dir: Path, rows: list[dict], steps: int) -> dict:
     """TRL's GRPOTrainer with the anchor's settings; step time = time between optimizer-step ends."""
     import trl
@@ -198,6 +246,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         default="reinforge,trl",
         help="comma-separated: reinforge, reinforge_no_graphs (decode without CUDA graphs), trl",
     )
+    ap.add_argument("--profile", action="store_true", help="profile one reinforge step instead of timing")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print(json.dumps({"bench": "grpo_gpu", "skipped": "no CUDA device"}))
@@ -207,6 +256,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         {"prompt": " ".join(f"t{rng.randint(3, V - 1)}" for _ in range(PROMPT_LEN))}
         for _ in range(PROMPTS * (args.steps + 1))
     ]
+    if args.profile:
+        with tempfile.TemporaryDirectory() as tmp:
+            profile_reinforge(build_model_dir(Path(tmp) / "m"), rows)
+        return []
     sides = args.sides.split(",")
     res = []
     with tempfile.TemporaryDirectory() as tmp:
