@@ -23,7 +23,7 @@ from reinforge.models.tiny import build_model, build_tokenizer, save_tiny
 from reinforge.tasks import get_task, sft_rows
 from reinforge.train.evaluate import evaluate
 from reinforge.train.grpo import GRPOConfig, train_grpo
-from reinforge.train.progress import console, print_table
+from reinforge.train.progress import TrainProgress, console, print_table
 from reinforge.train.run import write_summary
 from reinforge.train.sft import sft_warmup
 
@@ -64,14 +64,30 @@ QUICK = dict(
 
 
 def sft_best(
-    size: str, rows: list[dict], val: list[dict], task, steps_grid, seed: int, out: Path, max_tokens: int
+    size: str,
+    rows: list[dict],
+    val: list[dict],
+    task,
+    steps_grid,
+    seed: int,
+    out: Path,
+    max_tokens: int,
+    progress: bool = True,
 ):
     """One SFT run from scratch per length in ``steps_grid``; keep the model best on validation."""
     tok = build_tokenizer()
     best, history = None, []
     for steps in steps_grid:
         model = build_model(size, seed, len(tok))
-        sft_warmup(model, tok, sft_rows(rows), steps=steps, seed=seed)
+        with TrainProgress(steps, 0, f"{size} SFT", enabled=progress) as bar:
+            sft_warmup(
+                model,
+                tok,
+                sft_rows(rows),
+                steps=steps,
+                seed=seed,
+                on_step=lambda done, loss: bar.update(done, {"loss": loss}),
+            )
         score = evaluate(HFBackend(model, tok), tok, task.grader, val, max_tokens)["reward_mean"]
         history.append({"sft_steps": steps, "val_reward": score})
         console.print(f"    {size} SFT, {steps} steps: validation reward {score:.3f}")

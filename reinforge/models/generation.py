@@ -42,6 +42,20 @@ class GenerationBackend(Protocol):
         ...
 
 
+def cache_kwargs(model, cache) -> dict:
+    """``{name: cache}`` under the keyword this transformers version's forward takes: ``cache`` from 5.x
+    releases that renamed it (``past_key_values`` warns there, and goes in 5.40), else ``past_key_values``."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return {"cache": cache} if "cache" in params else {"past_key_values": cache}
+
+
+def output_cache(out):
+    """The KV cache a forward returned, under either name."""
+    return out["cache"] if "cache" in out else out.past_key_values
+
+
 def left_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, L) ids and attention mask, padded on the left so every row ends at the same column."""
     L = max(len(s) for s in seqs)
@@ -344,7 +358,7 @@ class HFBackend:
             input_ids=ids,
             attention_mask=mask,
             position_ids=pos,
-            past_key_values=cache,
+            **cache_kwargs(model, cache),
             use_cache=True,
             logits_to_keep=1,
         )
@@ -372,7 +386,7 @@ class HFBackend:
                 input_ids=tok[:, None],
                 attention_mask=mask,
                 position_ids=next_pos[:, None],
-                past_key_values=cache,
+                **cache_kwargs(model, cache),
                 use_cache=True,
             )
             logits = out.logits[:, -1, :]

@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from reinforge.models.generation import Generations, HFBackend, SamplingParams, left_pad, sample_next
+from reinforge.models.generation import (
+    Generations,
+    HFBackend,
+    SamplingParams,
+    cache_kwargs,
+    left_pad,
+    sample_next,
+)
 
 MAX_BATCH = 64  # completions per batched generate call
 
@@ -104,7 +111,7 @@ class LoadedModel:
         ids, mask = left_pad([prompt_ids], self.backend.pad_id, device)
         cache = DynamicCache()
         out = model(
-            input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True, logits_to_keep=1
+            input_ids=ids, attention_mask=mask, **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1
         )
         produced: list[int] = []
         text_so_far = ""
@@ -120,7 +127,9 @@ class LoadedModel:
             yield text[len(text_so_far) :], None
             text_so_far = text
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
-            out = model(input_ids=nxt[:, None], attention_mask=mask, past_key_values=cache, use_cache=True)
+            out = model(
+                input_ids=nxt[:, None], attention_mask=mask, **cache_kwargs(model, cache), use_cache=True
+            )
         yield "", "length"
 
 

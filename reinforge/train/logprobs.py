@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from reinforge.models.generation import cache_kwargs, output_cache
+
 
 def gather_logps(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """log softmax(logits / temperature)[token] for (..., V) logits and (...) tokens."""
@@ -88,13 +90,13 @@ def shared_prompt_hidden(
         position_ids=position_ids[first, :P],
         use_cache=True,
     )
-    cache = prompt.past_key_values
+    cache = output_cache(prompt)
     cache.batch_select_indices(row_prompt)  # (U, ...) -> (N, ...): every row sees its prompt's keys
     completion = body(
         input_ids=input_ids[:, P:],
         attention_mask=attention_mask,
         position_ids=position_ids[:, P:],
-        past_key_values=cache,
+        **cache_kwargs(body, cache),
         use_cache=False,
     ).last_hidden_state
     last_prompt_state = prompt.last_hidden_state[row_prompt, -1:, :]  # predicts completion token 0

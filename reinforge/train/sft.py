@@ -66,6 +66,7 @@ def sft_warmup(
     lr: float = 3e-3,
     seed: int = 0,
     weight_decay: float = 0.0,
+    on_step=None,
 ) -> list[float]:
     """A plain SFT loop over in-memory chat rows (AdamW, cosine decay); returns the loss curve."""
     from reinforge.train.schedule import make_scheduler
@@ -92,5 +93,7 @@ def sft_warmup(
         opt.step()
         sched.step()
         losses.append(loss.item())
+        if on_step:  # e.g. a progress bar: (steps done, loss)
+            on_step(len(losses), losses[-1])
     model.eval()
     return losses
