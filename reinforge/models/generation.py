@@ -73,7 +73,10 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: tor
         logp = F.log_softmax(logits.float(), dim=-1)
         tok = logp.argmax(-1)
         return tok, logp.gather(-1, tok[:, None]).squeeze(-1)
-    logp = F.log_softmax(logits.float() / temperature, dim=-1)
+    logits = logits.float()
+    if temperature != 1.0:  # x / 1.0 is x: skip a full pass over (N, V) logits
+        logits = logits / temperature
+    logp = F.log_softmax(logits, dim=-1)
     probs = logp.exp()
     if top_p < 1.0:
         sorted_p, idx = probs.sort(-1, descending=True)
