@@ -120,6 +120,11 @@ def load_trainer_state(ckpt: Path) -> dict:
     return json.loads((Path(ckpt) / "trainer_state.json").read_text())
 
 
+def elapsed_seconds(ckpt: Path | None) -> float:
+    """Training time recorded up to ``ckpt`` (0 without one, or for checkpoints that predate the field)."""
+    return float(load_trainer_state(ckpt).get("seconds", 0.0)) if ckpt is not None else 0.0
+
+
 def load_optimizer_state(ckpt: Path, optimizer, scheduler) -> None:
     blob = torch.load(Path(ckpt) / "optimizer.pt", weights_only=False)
     optimizer.load_state_dict(blob["optimizer"])

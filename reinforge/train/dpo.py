@@ -179,6 +179,7 @@ def train_dpo(
     val_pairs = val_pairs or []
     total = cfg.steps or max(1, math.ceil(cfg.epochs * len(train_pairs) / cfg.batch_size))
     last = ck.latest_checkpoint(run_dir) if resume else None
+    t_start -= ck.elapsed_seconds(last)  # a resumed run's summary counts the time before the kill too
     start = ck.load_trainer_state(last)["step"] if last else 0
 
     torch.manual_seed(cfg.seed)
@@ -270,7 +271,13 @@ def train_dpo(
             stopped = bool(should_stop and should_stop())
             if step == total or stopped or (cfg.save_interval and step % cfg.save_interval == 0):
                 ck.save_checkpoint(
-                    run_dir, step, policy, tok, optimizer, scheduler, {"pairs": len(train_pairs)}
+                    run_dir,
+                    step,
+                    policy,
+                    tok,
+                    optimizer,
+                    scheduler,
+                    {"pairs": len(train_pairs), "seconds": time.time() - t_start},
                 )
                 ck.prune_checkpoints(run_dir, cfg.keep_checkpoints)
             if stopped:

@@ -97,9 +97,8 @@ class GRPOConfig(Config):
     # into length buckets that stop at their longest completion (less padding, smaller matmuls: slower
     # on CPU when measured); 0 = one padded forward over full sequences
     logprob_buckets: int = 1
-    micro_batch_size: int | None = (
-        None  # rows per forward/backward (gradient accumulation); None: whole minibatch
-    )
+    # rows per forward/backward; gradients accumulate to exactly the whole minibatch's (None: no split)
+    micro_batch_size: int | None = None
     progress: bool = True
     hyperparameters: dict[str, Any] | None = (
         None  # OpenAI names: n_epochs, batch_size, ... (see OPENAI_NAMES)
@@ -360,6 +359,7 @@ def train_grpo(
     grader = load_grader(cfg, reward_fn)
     total = cfg.steps or max(1, math.ceil(cfg.epochs * len(train_rows) / cfg.prompts_per_step))
     last = ck.latest_checkpoint(run_dir) if resume else None
+    t_start -= ck.elapsed_seconds(last)  # a resumed run's summary counts the time before the kill too
     start = ck.load_trainer_state(last)["step"] if last else 0
 
     torch.manual_seed(cfg.seed)
@@ -467,7 +467,11 @@ def train_grpo(
                     tok,
                     optimizer,
                     scheduler,
-                    {"data_position": step * cfg.prompts_per_step, "epoch_rows": len(train_rows)},
+                    {
+                        "data_position": step * cfg.prompts_per_step,
+                        "epoch_rows": len(train_rows),
+                        "seconds": time.time() - t_start,
+                    },
                 )
                 ck.prune_checkpoints(run_dir, cfg.keep_checkpoints)
             if stopped:

@@ -334,6 +334,7 @@ def train_ppo(
     grader, eval_grader = load_reward(cfg, reward_fn), load_eval_grader(cfg)
     total = cfg.steps or max(1, math.ceil(cfg.epochs * len(train_rows) / cfg.prompts_per_step))
     last = ck.latest_checkpoint(run_dir) if resume else None
+    t_start -= ck.elapsed_seconds(last)  # a resumed run's summary counts the time before the kill too
     state = ck.load_trainer_state(last) if last else {"step": 0}
     start = state["step"]
 
@@ -438,7 +439,15 @@ def train_ppo(
                 evals.append(run_eval(step))
             stopped = bool(should_stop and should_stop())
             if step == total or stopped or (cfg.save_interval and step % cfg.save_interval == 0):
-                ck.save_checkpoint(run_dir, step, ac, tok, optimizer, scheduler, {"beta": kl_ctl.value})
+                ck.save_checkpoint(
+                    run_dir,
+                    step,
+                    ac,
+                    tok,
+                    optimizer,
+                    scheduler,
+                    {"beta": kl_ctl.value, "seconds": time.time() - t_start},
+                )
                 ck.prune_checkpoints(run_dir, cfg.keep_checkpoints)
             if stopped:
                 break

@@ -145,6 +145,7 @@ def train_reward_model(
         raise ReinforgeError(f"{cfg.train_file or 'rm'}: no training pairs left (after the validation split)")
     total = cfg.steps or max(1, math.ceil(cfg.epochs * len(units) / cfg.batch_size))
     last = ck.latest_checkpoint(run_dir) if resume else None
+    t_start -= ck.elapsed_seconds(last)  # a resumed run's summary counts the time before the kill too
     start = ck.load_trainer_state(last)["step"] if last else 0
 
     torch.manual_seed(cfg.seed)
@@ -223,7 +224,15 @@ def train_reward_model(
                 evals.append(run_eval(step))
             stopped = bool(should_stop and should_stop())
             if step != total and (stopped or (cfg.save_interval and step % cfg.save_interval == 0)):
-                ck.save_checkpoint(run_dir, step, rm, None, optimizer, scheduler, {"units": len(units)})
+                ck.save_checkpoint(
+                    run_dir,
+                    step,
+                    rm,
+                    None,
+                    optimizer,
+                    scheduler,
+                    {"units": len(units), "seconds": time.time() - t_start},
+                )
                 ck.prune_checkpoints(run_dir, cfg.keep_checkpoints)
             if stopped:
                 break

@@ -136,6 +136,7 @@ def train_sft(
     run_dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
     train_rows, val_rows = load_sft_rows(cfg)
     last = ck.latest_checkpoint(run_dir) if resume else None
+    t_start -= ck.elapsed_seconds(last)  # a resumed run's summary counts the time before the kill too
     start = ck.load_trainer_state(last)["step"] if last else 0
     torch.manual_seed(cfg.seed)
     dtype = None if cfg.dtype == "auto" else cfg.dtype
@@ -200,7 +201,15 @@ def train_sft(
                 evals.append(run_eval(step))
             stopped = bool(should_stop and should_stop())
             if step == total or stopped or (cfg.save_interval and step % cfg.save_interval == 0):
-                ck.save_checkpoint(run_dir, step, model, tok, optimizer, scheduler, {"units": len(units)})
+                ck.save_checkpoint(
+                    run_dir,
+                    step,
+                    model,
+                    tok,
+                    optimizer,
+                    scheduler,
+                    {"units": len(units), "seconds": time.time() - t_start},
+                )
                 ck.prune_checkpoints(run_dir, cfg.keep_checkpoints)
             if stopped:
                 break

@@ -93,8 +93,13 @@ def test_resume_after_sigkill_matches_uninterrupted(tiny_addition_dir, tmp_path)
     os.kill(proc.pid, signal.SIGKILL)
     proc.join()
     assert not (killed_dir / "summary.json").exists(), "the run finished before it could be killed"
+    from reinforge.train.checkpoint import elapsed_seconds, latest_checkpoint
 
-    train_grpo(small_cfg(tiny_addition_dir, killed_dir), resume=True, reward_fn=sevens)
+    before_kill = elapsed_seconds(latest_checkpoint(killed_dir))
+    assert before_kill > 0
+
+    summary = train_grpo(small_cfg(tiny_addition_dir, killed_dir), resume=True, reward_fn=sevens)
+    assert summary["seconds"] >= round(before_kill, 1)  # time before the kill is counted too
     recs = [json.loads(x) for x in (killed_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in recs if r["kind"] == "train"]
     assert steps == [1, 2, 3, 4, 5, 6]  # every step exactly once
