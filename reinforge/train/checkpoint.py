@@ -90,6 +90,20 @@ def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer, sched
     return final
 
 
+def checkpoint_due(step: int, total: int, stopped: bool, interval: int | None) -> bool:
+    """Every ``interval`` steps, at the last step, and whenever a run is asked to stop."""
+    return step == total or stopped or bool(interval and step % interval == 0)
+
+
+def save_and_prune(
+    run_dir: Path, step: int, model, tokenizer, optimizer, scheduler, state: dict, keep: int
+) -> Path:
+    """:func:`save_checkpoint`, then drop all but the newest ``keep`` checkpoints."""
+    path = save_checkpoint(run_dir, step, model, tokenizer, optimizer, scheduler, state)
+    prune_checkpoints(run_dir, keep)
+    return path
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     root = Path(run_dir) / "checkpoints"
     if not root.exists():

@@ -438,8 +438,8 @@ def train_ppo(
             if cfg.eval_interval and step % cfg.eval_interval == 0 and step != total:
                 evals.append(run_eval(step))
             stopped = bool(should_stop and should_stop())
-            if step == total or stopped or (cfg.save_interval and step % cfg.save_interval == 0):
-                ck.save_checkpoint(
+            if ck.checkpoint_due(step, total, stopped, cfg.save_interval):
+                ck.save_and_prune(
                     run_dir,
                     step,
                     ac,
@@ -447,8 +447,8 @@ def train_ppo(
                     optimizer,
                     scheduler,
                     {"beta": kl_ctl.value, "seconds": time.time() - t_start},
+                    cfg.keep_checkpoints,
                 )
-                ck.prune_checkpoints(run_dir, cfg.keep_checkpoints)
             if stopped:
                 break
     if not stopped:

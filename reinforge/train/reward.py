@@ -223,17 +223,10 @@ def train_reward_model(
             if cfg.eval_interval and step % cfg.eval_interval == 0 and step != total:
                 evals.append(run_eval(step))
             stopped = bool(should_stop and should_stop())
-            if step != total and (stopped or (cfg.save_interval and step % cfg.save_interval == 0)):
-                ck.save_checkpoint(
-                    run_dir,
-                    step,
-                    rm,
-                    None,
-                    optimizer,
-                    scheduler,
-                    {"units": len(units), "seconds": time.time() - t_start},
-                )
-                ck.prune_checkpoints(run_dir, cfg.keep_checkpoints)
+            # the last step needs no checkpoint: final/ is written below
+            if step != total and ck.checkpoint_due(step, total, stopped, cfg.save_interval):
+                state = {"units": len(units), "seconds": time.time() - t_start}
+                ck.save_and_prune(run_dir, step, rm, None, optimizer, scheduler, state, cfg.keep_checkpoints)
             if stopped:
                 break
     final_eval = run_eval(total) if not stopped else {}
