@@ -54,13 +54,13 @@ def build_model_dir(out: Path) -> Path:
     return out
 
 
-def run_reinforge(model_dir: Path, rows: list[dict], steps: int, cuda_graphs: bool = True) -> dict:
+def reinforge_side(model_dir: Path, rows: list[dict]):
+    """reinforge's GRPO pieces with the benchmark's settings: config, policy, reference, tokenizer,
+    optimizer, a random-reward grader and the tokenized prompts."""
     from transformers import PreTrainedTokenizerFast
 
     from reinforge.graders import as_grader
-    from reinforge.models.generation import HFBackend, SamplingParams
-    from reinforge.train.grpo import GRPOConfig, build_policy, grpo_update
-    from reinforge.train.rollout import collect_rollout
+    from reinforge.train.grpo import GRPOConfig, build_policy
 
     cfg = GRPOConfig(
         model=str(model_dir),
@@ -82,6 +82,15 @@ def run_reinforge(model_dir: Path, rows: list[dict], steps: int, cuda_graphs: bo
     opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.learning_rate)
     grader = as_grader(lambda item, sample: random.random())
     prompt_ids = [tok(r["prompt"])["input_ids"] for r in rows]
+    return cfg, policy, ref, tok, opt, grader, prompt_ids
+
+
+def run_reinforge(model_dir: Path, rows: list[dict], steps: int, cuda_graphs: bool = True) -> dict:
+    from reinforge.models.generation import HFBackend, SamplingParams
+    from reinforge.train.grpo import grpo_update
+    from reinforge.train.rollout import collect_rollout
+
+    cfg, policy, ref, tok, opt, grader, prompt_ids = reinforge_side(model_dir, rows)
     n_params = sum(p.numel() for p in policy.parameters())
     errors = []
     # the static-cache decoder (with CUDA graphs when asked) first; fall back if it fails here
@@ -137,33 +146,13 @@ def profile_reinforge(model_dir: Path, rows: list[dict]) -> None:
     """Where a reinforge step's GPU time goes: top kernels of generation and of the update, one step each
     after a warm-up step (``--profile``)."""
     from torch.profiler import ProfilerActivity, profile
-    from transformers import PreTrainedTokenizerFast
 
-    from reinforge.graders import as_grader
     from reinforge.models.generation import HFBackend, SamplingParams
-    from reinforge.train.grpo import GRPOConfig, build_policy, grpo_update
+    from reinforge.train.grpo import grpo_update
     from reinforge.train.rollout import collect_rollout
 
-    cfg = GRPOConfig(
-        model=str(model_dir),
-        task="addition",
-        group_size=GROUP,
-        prompts_per_step=PROMPTS,
-        max_new_tokens=NEW_TOKENS,
-        learning_rate=1e-6,
-        beta=0.04,
-        dtype="bfloat16",
-        device="cuda",
-        logprob_chunk=8,
-        micro_batch_size=32,
-        progress=False,
-    )
-    policy, ref, _ = build_policy(cfg)
-    tok = PreTrainedTokenizerFast.from_pretrained(model_dir)
-    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.learning_rate)
+    cfg, policy, ref, tok, opt, grader, prompt_ids = reinforge_side(model_dir, rows)
     backend = HFBackend(policy, tok, eos_token_ids=[-1])
-    grader = as_grader(lambda item, sample: random.random())
-    prompt_ids = [tok(r["prompt"])["input_ids"] for r in rows]
     for step in range(2):
         batch = slice(step * PROMPTS, (step + 1) * PROMPTS)
         sp = SamplingParams(1.0, 1.0, NEW_TOKENS, GROUP, seed=step)
