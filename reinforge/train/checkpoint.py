@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,26 +48,35 @@ def save_pretrained_model(model, tokenizer, path: Path) -> None:
         tokenizer.save_pretrained(path)
 
 
-def save_final(run_dir: Path, model, tokenizer) -> Path:
-    """Write ``final/`` atomically (a temp dir renamed into place): a kill mid-save never leaves a
-    half-written model where a finished one is expected."""
-    tmp, final = run_dir / "final.tmp", run_dir / "final"
+def write_dir_atomically(final: Path, write: Callable[[Path], None], what: str, intact: str) -> Path:
+    """Run ``write(tmp)`` into ``<final>.tmp/``, then rename it to ``final``: a kill mid-write never
+    leaves a half-written directory where a finished one is expected. A full disk (any ``OSError``)
+    becomes one clear error, and the directory already at ``final`` stays as it was."""
+    tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    save_pretrained_model(model, tokenizer, tmp)
+    try:
+        tmp.mkdir(parents=True)
+        write(tmp)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ReinforgeError(f"{final}: could not write {what} ({e.strerror or e}); {intact}") from None
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final
 
 
+def save_final(run_dir: Path, model, tokenizer) -> Path:
+    """Write ``final/``: the trained model, loadable with plain ``transformers``."""
+    return write_dir_atomically(
+        run_dir / "final",
+        lambda tmp: save_pretrained_model(model, tokenizer, tmp),
+        "the final model",
+        "the run's checkpoints are intact",
+    )
+
+
 def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer, scheduler, state: dict) -> Path:
-    ckpt_root = Path(run_dir) / "checkpoints"
-    ckpt_root.mkdir(parents=True, exist_ok=True)
-    final = ckpt_root / f"step-{step}"
-    tmp = ckpt_root / f"step-{step}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        tmp.mkdir()
+    def write(tmp: Path) -> None:
         if hasattr(model, "peft_config"):
             model.save_pretrained(tmp / "adapter")  # trainable adapter weights, for exact resume
         save_pretrained_model(model, tokenizer, tmp)
@@ -79,15 +89,9 @@ def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer, sched
             tmp / "optimizer.pt",
         )
         (tmp / "trainer_state.json").write_text(json.dumps({**state, "step": step}, indent=1))
-    except OSError as e:  # disk full and friends: the previous checkpoint stays intact
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ReinforgeError(
-            f"{final}: could not write checkpoint ({e.strerror or e}); earlier checkpoints are intact"
-        ) from None
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    return final
+
+    final = Path(run_dir) / "checkpoints" / f"step-{step}"
+    return write_dir_atomically(final, write, "checkpoint", "earlier checkpoints are intact")
 
 
 def checkpoint_due(step: int, total: int, stopped: bool, interval: int | None) -> bool:
