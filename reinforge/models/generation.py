@@ -8,6 +8,8 @@ the same ``generate``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -42,13 +44,17 @@ class GenerationBackend(Protocol):
         ...
 
 
+@functools.cache
+def _cache_keyword(forward) -> str:
+    params = inspect.signature(forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def cache_kwargs(model, cache) -> dict:
     """``{name: cache}`` under the keyword this transformers version's forward takes: ``cache`` from 5.x
-    releases that renamed it (``past_key_values`` warns there, and goes in 5.40), else ``past_key_values``."""
-    import inspect
-
-    params = inspect.signature(model.forward).parameters
-    return {"cache": cache} if "cache" in params else {"past_key_values": cache}
+    releases that renamed it (``past_key_values`` warns there, and goes in 5.40), else ``past_key_values``.
+    Looked up once per forward function (decoding calls this every token)."""
+    return {_cache_keyword(type(model).forward): cache}
 
 
 def output_cache(out):
