@@ -62,6 +62,11 @@ def output_cache(out):
     return out["cache"] if "cache" in out else out.past_key_values
 
 
+def mask_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids counted over real tokens only, so left padding does not shift them."""
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
 def left_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, L) ids and attention mask, padded on the left so every row ends at the same column."""
     L = max(len(s) for s in seqs)
@@ -194,7 +199,7 @@ class StaticCacheDecoder:
         """Run the B left-padded prompts once; return (N=B*n logits, state) with the cache repeated n times."""
         B, L = ids.shape
         cfg = self.model.config
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        pos = mask_positions(mask)
         n_kv = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
         D = self.body.layers[0].self_attn.head_dim
         dtype, device = self.head.weight.dtype, ids.device
@@ -360,7 +365,7 @@ class HFBackend:
         from transformers import DynamicCache
 
         n = params.n
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        pos = mask_positions(mask)
         cache = DynamicCache()
         # 1. prefill each distinct prompt once, then repeat its cache for the n samples of its group
         out = model(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from reinforge.models.generation import cache_kwargs, output_cache
+from reinforge.models.generation import cache_kwargs, mask_positions, output_cache
 
 
 def gather_logps(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -33,6 +33,11 @@ def per_token_logps(
     return logps_from_hidden(model, h, input_ids[:, -n_completion:], temperature, chunk_size)
 
 
+def decoder_body(model):
+    """The transformer body under the LM head (through peft wrappers too)."""
+    return model.get_decoder() if hasattr(model, "get_decoder") else model.model
+
+
 def completion_hidden(
     model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int
 ) -> torch.Tensor:
@@ -40,9 +45,8 @@ def completion_hidden(
 
     Positions come from the attention mask so left padding is harmless. PPO's value head reads the same states.
     """
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    body = model.get_decoder() if hasattr(model, "get_decoder") else model.model
-    hidden = body(
+    position_ids = mask_positions(attention_mask)
+    hidden = decoder_body(model)(
         input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
     ).last_hidden_state
     return hidden[:, -n_completion - 1 : -1, :]  # the state before each completion token predicts it
@@ -78,8 +82,8 @@ def shared_prompt_hidden(
     T = n_completion
     P = input_ids.shape[1] - T
     N = input_ids.shape[0]
-    body = model.get_decoder() if hasattr(model, "get_decoder") else model.model
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    body = decoder_body(model)
+    position_ids = mask_positions(attention_mask)
     _, row_prompt = torch.unique(prompt_of, return_inverse=True)
     rows = torch.arange(N, device=input_ids.device)
     first = torch.full((int(row_prompt.max()) + 1,), N, device=input_ids.device)
@@ -111,7 +115,7 @@ def grouped_token_logps(
     prompt_of: torch.Tensor,
     temperature: float = 1.0,
     chunk_size: int = 64,
-    buckets: int = 4,
+    buckets: int = 1,
 ) -> torch.Tensor:
     """:func:`per_token_logps` for a batch of grouped completions, with less wasted work.
 
