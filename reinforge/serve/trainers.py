@@ -66,28 +66,26 @@ def build_config(
                 hyperparameters=hp or None,
                 **{"max_new_tokens": 16, "keep_checkpoints": 3, **extra},
             )
-            total = cfg.steps or n_steps(n_train_rows, cfg.prompts_per_step, cfg.epochs)
-            if "save_interval" not in extra:  # about three checkpoints per job, like OpenAI's per-epoch ones
-                cfg.save_interval = max(1, math.ceil(total / 3))
-            return cfg
-        if kind == "supervised":
-            from reinforge.train.sft_trainer import SFTConfig as config_class
+            rows_per_step = cfg.prompts_per_step
         else:
-            from reinforge.train.dpo import DPOConfig as config_class
-        fields = {**SERVICE_DEFAULTS[kind], **openai_hyperparameters(kind, hp)}
-        cfg = config_class(
-            **common, validation_split=None if kind == "supervised" else 0.0, **{**fields, **extra}
-        )
-        total = cfg.steps or n_steps(n_train_rows, cfg.batch_size, cfg.epochs)
-        if "save_interval" not in extra:  # about three checkpoints per job
-            cfg.save_interval = max(1, math.ceil(total / 3))
-        if "eval_interval" not in extra:
-            cfg.eval_interval = max(1, math.ceil(total / 10))
-        return cfg
+            if kind == "supervised":
+                from reinforge.train.sft_trainer import SFTConfig as config_class
+            else:
+                from reinforge.train.dpo import DPOConfig as config_class
+            fields = {**SERVICE_DEFAULTS[kind], **openai_hyperparameters(kind, hp)}
+            split = None if kind == "supervised" else 0.0
+            cfg = config_class(**common, validation_split=split, **{**fields, **extra})
+            rows_per_step = cfg.batch_size
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "method"
         raise ConfigError(f"method.{where}: {err['msg']}") from None
+    total = cfg.steps or n_steps(n_train_rows, rows_per_step, cfg.epochs)
+    if "save_interval" not in extra:  # about three checkpoints per job, like OpenAI's per-epoch ones
+        cfg.save_interval = max(1, math.ceil(total / 3))
+    if kind != "reinforcement" and "eval_interval" not in extra:  # RFT keeps its own validation cadence
+        cfg.eval_interval = max(1, math.ceil(total / 10))
+    return cfg
 
 
 # Service defaults for the tiny and small open models a job fine-tunes; OpenAI's
