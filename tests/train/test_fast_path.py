@@ -5,25 +5,32 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from reinforge.train.logprobs import grouped_token_logps, per_token_logps
 from reinforge.train.losses import aggregate_loss, clipped_policy_loss, kl_k3
 
+# the same small shape in both layouts; Qwen2 adds q/k/v biases, grouped-query attention (2 KV heads
+# for 4 query heads) and tied embeddings
+ARCHS = {
+    "llama": (LlamaConfig, LlamaForCausalLM, {"num_key_value_heads": 4, "tie_word_embeddings": False}),
+    "qwen2": (Qwen2Config, Qwen2ForCausalLM, {"num_key_value_heads": 2, "tie_word_embeddings": True}),
+}
 
-def tiny_llama(seed: int) -> LlamaForCausalLM:
+
+def tiny_llama(seed: int, arch: str = "llama"):
+    config_class, model_class, layout = ARCHS[arch]
     torch.manual_seed(seed)
-    cfg = LlamaConfig(
+    cfg = config_class(
         vocab_size=23,
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
         num_attention_heads=4,
-        num_key_value_heads=4,
         max_position_embeddings=64,
-        tie_word_embeddings=False,
+        **layout,
     )
-    return LlamaForCausalLM(cfg).float()
+    return model_class(cfg).float()
 
 
 def padded_batch(n: int = 6, p: int = 5, t: int = 4):
@@ -134,24 +141,6 @@ def test_grouped_logps_match_full_forward(buckets, shuffle):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
-def tiny_qwen2(seed: int):
-    """Qwen2 layout: q/k/v biases and grouped-query attention (2 KV heads for 4 query heads)."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = Qwen2Config(
-        vocab_size=23,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=True,
-    )
-    return Qwen2ForCausalLM(cfg).float()
-
-
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_static_cache_decoder_matches_hf_decoding(arch):
     """The preallocated-cache decoder samples the same tokens with the same log-probs as the HF forward,
@@ -167,7 +156,7 @@ def test_static_cache_decoder_matches_hf_decoding(arch):
         pad_token="t0",
         eos_token="t2",
     )
-    model = tiny_llama(0) if arch == "llama" else tiny_qwen2(0)
+    model = tiny_llama(0, arch)
     assert StaticCacheDecoder.supports(model)
     prompts = [[5, 6, 7, 8], [9, 10], [11, 12, 13]]  # ragged: left padding is exercised
     for temperature in (0.0, 1.0):
