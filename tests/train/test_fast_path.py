@@ -18,7 +18,7 @@ ARCHS = {
 }
 
 
-def tiny_llama(seed: int, arch: str = "llama"):
+def tiny_lm(seed: int, arch: str = "llama"):
     config_class, model_class, layout = ARCHS[arch]
     torch.manual_seed(seed)
     cfg = config_class(
@@ -69,7 +69,7 @@ def grpo_loss(logp, ref_logp, old, adv, cmask, loss_type):
 def test_fast_path_matches_full_logits_reference(loss_type, temperature, chunk):
     ids, attn, cmask = padded_batch()
     t = cmask.shape[1]
-    policy, ref = tiny_llama(0), tiny_llama(1)
+    policy, ref = tiny_lm(0), tiny_lm(1)
     adv = torch.linspace(-1.5, 1.5, ids.shape[0])
     with torch.no_grad():
         ref_logp = reference_logps(ref, ids, attn, t, temperature)
@@ -122,7 +122,7 @@ def test_grouped_logps_match_full_forward(buckets, shuffle):
     if rows is not None:  # a minibatch: rows out of order, groups split
         ids, attn, cmask, prompt_of = ids[rows], attn[rows], cmask[rows], prompt_of[rows]
     t = cmask.shape[1]
-    model = tiny_llama(0)
+    model = tiny_lm(0)
     weights = torch.linspace(-1, 1, t)  # a loss that weighs every position differently
 
     outs, grads = [], []
@@ -156,7 +156,7 @@ def test_static_cache_decoder_matches_hf_decoding(arch):
         pad_token="t0",
         eos_token="t2",
     )
-    model = tiny_llama(0, arch)
+    model = tiny_lm(0, arch)
     assert StaticCacheDecoder.supports(model)
     prompts = [[5, 6, 7, 8], [9, 10], [11, 12, 13]]  # ragged: left padding is exercised
     for temperature in (0.0, 1.0):
@@ -194,8 +194,8 @@ def test_micro_batches_accumulate_the_same_update(loss_type):
     t = cmask.shape[1]
     rewards = torch.linspace(0, 1, ids.shape[0]).view(3, 4) ** 2
     roll = Rollout(ids, attn, cmask, torch.zeros(cmask.shape), rewards, [], [], 0.0, 0.0)
-    base = tiny_llama(0)
-    ref = tiny_llama(1)
+    base = tiny_lm(0)
+    ref = tiny_lm(1)
     results = []
     for micro in (None, 5):  # 5 does not divide the minibatch of 6: uneven last micro-batch
         cfg = GRPOConfig(
