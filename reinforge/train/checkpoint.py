@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,19 @@ def checkpoint_due(step: int, total: int, stopped: bool, interval: int | None) -
 
 
 def save_and_prune(
-    run_dir: Path, step: int, model, tokenizer, optimizer, scheduler, state: dict, keep: int
+    run_dir: Path,
+    step: int,
+    model,
+    tokenizer,
+    optimizer,
+    scheduler,
+    state: dict,
+    keep: int,
+    started: float,
 ) -> Path:
-    """:func:`save_checkpoint`, then drop all but the newest ``keep`` checkpoints."""
+    """:func:`save_checkpoint` with the training time since ``started`` (a ``time.time()``, moved back by
+    :func:`elapsed_seconds` on resume), then drop all but the newest ``keep`` checkpoints."""
+    state = {**state, "seconds": time.time() - started}
     path = save_checkpoint(run_dir, step, model, tokenizer, optimizer, scheduler, state)
     prune_checkpoints(run_dir, keep)
     return path

@@ -277,8 +277,9 @@ def train_dpo(
                     tok,
                     optimizer,
                     scheduler,
-                    {"pairs": len(train_pairs), "seconds": time.time() - t_start},
+                    {"pairs": len(train_pairs)},
                     cfg.keep_checkpoints,
+                    t_start,
                 )
             if stopped:
                 break

@@ -470,9 +470,9 @@ def train_grpo(
                     {
                         "data_position": step * cfg.prompts_per_step,
                         "epoch_rows": len(train_rows),
-                        "seconds": time.time() - t_start,
                     },
                     cfg.keep_checkpoints,
+                    t_start,
                 )
             if stopped:
                 break

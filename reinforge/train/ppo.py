@@ -446,8 +446,9 @@ def train_ppo(
                     tok,
                     optimizer,
                     scheduler,
-                    {"beta": kl_ctl.value, "seconds": time.time() - t_start},
+                    {"beta": kl_ctl.value},
                     cfg.keep_checkpoints,
+                    t_start,
                 )
             if stopped:
                 break

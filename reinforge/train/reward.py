@@ -225,8 +225,10 @@ def train_reward_model(
             stopped = bool(should_stop and should_stop())
             # the last step needs no checkpoint: final/ is written below
             if step != total and ck.checkpoint_due(step, total, stopped, cfg.save_interval):
-                state = {"units": len(units), "seconds": time.time() - t_start}
-                ck.save_and_prune(run_dir, step, rm, None, optimizer, scheduler, state, cfg.keep_checkpoints)
+                state = {"units": len(units)}
+                ck.save_and_prune(
+                    run_dir, step, rm, None, optimizer, scheduler, state, cfg.keep_checkpoints, t_start
+                )
             if stopped:
                 break
     final_eval = run_eval(total) if not stopped else {}

@@ -208,8 +208,9 @@ def train_sft(
                     tok,
                     optimizer,
                     scheduler,
-                    {"units": len(units), "seconds": time.time() - t_start},
+                    {"units": len(units)},
                     cfg.keep_checkpoints,
+                    t_start,
                 )
             if stopped:
                 break
