@@ -159,6 +159,7 @@ class ReinforgeSide:
         from reinforge.graders import as_grader
         from reinforge.models.generation import HFBackend
         from reinforge.train.grpo import GRPOConfig, build_policy
+        from reinforge.train.optimizer import adamw
 
         self.cfg = GRPOConfig(
             model=str(model_dir),
@@ -174,9 +175,7 @@ class ReinforgeSide:
         )
         torch.manual_seed(0)
         self.policy, self.ref, self.tok = build_policy(self.cfg)
-        self.opt = torch.optim.AdamW(
-            [p for p in self.policy.parameters() if p.requires_grad], lr=LR, weight_decay=0.0
-        )
+        self.opt = adamw(self.policy.parameters(), LR, 0.0)  # the optimizer train_grpo builds
         self.backend = HFBackend(self.policy, self.tok)
         self.grader = as_grader(lambda item, sample: float(sample["output_text"].strip() == item["answer"]))
         self.rows = rows
@@ -269,9 +268,9 @@ def bench(size: str, steps: int, blocks: int) -> dict:
     }
 
 
-def bench_update(size: str, buckets: list[int], rollouts: int = 3, repeats: int = 3) -> dict:
-    """reinforge's ``grpo_update`` alone on the same fixed rollouts, for each ``logprob_buckets`` value
-    (0 = one padded forward over full sequences; 1 = shared prompts; k > 1 = also k length buckets)."""
+def bench_update(size: str, forwards: list[str], rollouts: int = 3, repeats: int = 3) -> dict:
+    """reinforge's ``grpo_update`` alone on the same fixed rollouts, for each log-prob forward: ``padded``,
+    ``grouped`` (``grouped:k`` for k length buckets) or ``packed`` (the default)."""
     from reinforge.models.generation import SamplingParams
     from reinforge.train.grpo import batch_indices, grpo_update
     from reinforge.train.rollout import collect_rollout
@@ -285,23 +284,24 @@ def bench_update(size: str, buckets: list[int], rollouts: int = 3, repeats: int 
             sp = SamplingParams(1.0, 1.0, NEW_TOKENS, GROUP, seed=step)
             picked, prompts = [rows[i] for i in idx], [rf.prompt_ids[i] for i in idx]
             rolls.append(collect_rollout(rf.backend, rf.grader, picked, prompts, sp, rf.backend.pad_id))
-        best: dict[int, float] = {}
+        best: dict[str, float] = {}
         for _ in range(repeats):  # settings interleaved, so machine load hits each alike
-            for k in buckets:
-                rf.cfg.logprob_buckets = k
+            for spec in forwards:
+                name, _, k = spec.partition(":")
+                rf.cfg.logprob_forward, rf.cfg.logprob_buckets = name, int(k or 1)
                 times = []
                 for r in rolls:
                     t0 = time.perf_counter()
                     grpo_update(rf.policy, rf.ref, rf.opt, r, rf.cfg, step_seed=1)
                     times.append(time.perf_counter() - t0)
-                best[k] = min(best.get(k, float("inf")), statistics.median(times))
+                best[spec] = min(best.get(spec, float("inf")), statistics.median(times))
     return {
         "bench": "grpo_update",
         "size": size,
         "mean_completion_tokens": round(
             sum(float(r.completion_mask.sum()) for r in rolls) / len(rolls) / (GROUP * PROMPTS), 2
         ),
-        "update_s_by_logprob_buckets": {str(k): round(v, 4) for k, v in best.items()},
+        "update_s_by_forward": {k: round(v, 4) for k, v in best.items()},
     }
 
 
@@ -328,14 +328,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--steps", type=int, default=3, help="steps per block (each side)")
     ap.add_argument("--blocks", type=int, default=3, help="alternating TRL/reinforge blocks")
     ap.add_argument(
-        "--update-buckets",
+        "--update-forwards",
         default=None,
-        help="time only reinforge's update for these logprob_buckets values, e.g. 0,1,2,4 (no TRL)",
+        help="time only reinforge's update with these log-prob forwards, e.g. padded,grouped,grouped:2,packed (no TRL)",
     )
     args = ap.parse_args(argv)
-    if args.update_buckets:
-        ks = [int(x) for x in args.update_buckets.split(",")]
-        out = [bench_update(size, ks) for size in (list(SIZES) if args.size == "all" else [args.size])]
+    if args.update_forwards:
+        specs = args.update_forwards.split(",")
+        out = [bench_update(size, specs) for size in (list(SIZES) if args.size == "all" else [args.size])]
         for r in out:
             print(json.dumps(r), flush=True)
         return out

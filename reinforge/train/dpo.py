@@ -21,6 +21,7 @@ from pydantic import model_validator
 from reinforge.config import Config
 from reinforge.data.preferences import PreferencePair
 from reinforge.errors import ReinforgeError
+from reinforge.train.optimizer import adamw
 
 
 class DPOConfig(Config):
@@ -199,7 +200,7 @@ def train_dpo(
         eval_rows, grader = task.make_rows(cfg.eval_examples, seed=cfg.seed, split="validation"), task.grader
     else:
         del ref_model  # only the sampled evaluation needs the reference weights
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    optimizer = adamw(policy.parameters(), cfg.learning_rate, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
     if last is not None:
         ck.load_optimizer_state(last, optimizer, scheduler)

@@ -25,6 +25,7 @@ from pydantic import model_validator
 from reinforge.config import Config
 from reinforge.errors import ConfigError, ReinforgeError
 from reinforge.train.losses import LossType
+from reinforge.train.optimizer import adamw
 
 
 class LoraSettings(Config):
@@ -93,9 +94,11 @@ class GRPOConfig(Config):
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     device: str = "auto"
     logprob_chunk: int = 64  # sequences per LM-head chunk when computing log-probs
-    # the update's forwards run each prompt once per bucket, not once per sample; >1 also sorts rows
-    # into length buckets that stop at their longest completion (less padding, smaller matmuls: slower
-    # on CPU when measured); 0 = one padded forward over full sequences
+    # how the update computes log-probs, all to the same values: "packed" runs each prompt once and each
+    # completion's real tokens once, no padding (Llama-family models; others use "grouped"); "grouped"
+    # runs each prompt once, then completions padded to the longest, in ``logprob_buckets`` length
+    # buckets; "padded" is one plain forward over whole padded rows (the reference)
+    logprob_forward: Literal["packed", "grouped", "padded"] = "packed"
     logprob_buckets: int = 1
     # rows per forward/backward; gradients accumulate to exactly the whole minibatch's (None: no split)
     micro_batch_size: int | None = None
@@ -144,8 +147,8 @@ class GRPOConfig(Config):
             )
         if self.micro_batch_size is not None and self.micro_batch_size < 1:
             raise ValueError(f"micro_batch_size={self.micro_batch_size}: must be >= 1 (or null)")
-        if self.logprob_buckets < 0:
-            raise ValueError(f"logprob_buckets={self.logprob_buckets}: must be >= 0")
+        if self.logprob_buckets < 1:
+            raise ValueError(f"logprob_buckets={self.logprob_buckets}: must be >= 1")
         if not (self.task or self.train_file):
             raise ValueError("give train_file (OpenAI RFT JSONL) or task (a built-in task)")
         return self
@@ -231,7 +234,8 @@ def batch_indices(step: int, batch: int, n_rows: int, seed: int) -> list[int]:
 
 def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -> dict[str, float]:
     """Phases 3-4: advantages, then ``inner_epochs`` x ``num_minibatches`` clipped-ratio steps."""
-    from reinforge.train.logprobs import grouped_token_logps, per_token_logps
+    from reinforge.models import packed
+    from reinforge.train.logprobs import grouped_token_logps, packed_token_logps, per_token_logps
     from reinforge.train.losses import (
         aggregate_loss,
         clipped_policy_loss,
@@ -247,9 +251,16 @@ def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -
 
     prompt_of = torch.arange(ids.shape[0], device=device) // cfg.group_size  # row k answers prompt k // G
 
+    forward = cfg.logprob_forward
+    if forward == "packed" and not packed.supports(policy):
+        forward = "grouped"
+
     def logps_one(model, rows):
-        if cfg.logprob_buckets == 0:  # one padded forward over whole sequences (the reference path)
+        if forward == "padded":
             return per_token_logps(model, ids[rows], attn[rows], T, cfg.temperature, cfg.logprob_chunk)
+        if forward == "packed":
+            batch = packed.PackedBatch.build(ids[rows], attn[rows], cmask[rows], prompt_of[rows])
+            return packed_token_logps(model, batch, cfg.temperature, cfg.logprob_chunk)
         return grouped_token_logps(
             model,
             ids[rows],
@@ -371,7 +382,7 @@ def train_grpo(
 
         set_peft_model_state_dict(policy, load_file(str(last / "adapter" / "adapter_model.safetensors")))
     params = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    optimizer = adamw(params, cfg.learning_rate, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
     if last is not None:
         ck.load_optimizer_state(last, optimizer, scheduler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from reinforge.models.generation import cache_kwargs, mask_positions, output_cache
+from reinforge.models.packed import PackedBatch, packed_states
 
 
 def gather_logps(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -105,6 +106,18 @@ def shared_prompt_hidden(
     ).last_hidden_state
     last_prompt_state = prompt.last_hidden_state[row_prompt, -1:, :]  # predicts completion token 0
     return torch.cat([last_prompt_state, completion[:, :-1, :]], dim=1)
+
+
+def packed_token_logps(
+    model, batch: PackedBatch, temperature: float = 1.0, chunk_size: int = 64
+) -> torch.Tensor:
+    """(N, T) log-probs of a grouped batch from the padding-free forward (:mod:`reinforge.models.packed`);
+    0 past each completion's end. ``chunk_size`` rows' worth of tokens go through the LM head at a time."""
+    h = packed_states(model, batch)
+    lp = logps_from_hidden(model, h, batch.targets, temperature, chunk_size * batch.completion.shape[1])
+    return torch.zeros(batch.completion.shape, dtype=lp.dtype, device=lp.device).masked_scatter(
+        batch.completion, lp
+    )
 
 
 def grouped_token_logps(

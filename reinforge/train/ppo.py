@@ -26,6 +26,7 @@ from torch import nn
 
 from reinforge.config import Config
 from reinforge.errors import ConfigError, ReinforgeError
+from reinforge.train.optimizer import adamw
 
 
 class PPOConfig(Config):
@@ -355,7 +356,7 @@ def train_ppo(
     if last is not None:
         ac.value_head.load_state_dict(torch.load(last / "value_head.pt"))
     params = [p for p in ac.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    optimizer = adamw(params, cfg.learning_rate, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
     if last is not None:
         ck.load_optimizer_state(last, optimizer, scheduler)

@@ -21,6 +21,7 @@ from pydantic import model_validator
 from reinforge.config import Config
 from reinforge.data.preferences import PreferencePair, Ranking, to_pairs
 from reinforge.errors import ReinforgeError
+from reinforge.train.optimizer import adamw
 
 
 class RMConfig(Config):
@@ -159,7 +160,7 @@ def train_reward_model(
     if cfg.freeze_backbone:
         rm.backbone.requires_grad_(False)
     params = [p for p in rm.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    optimizer = adamw(params, cfg.learning_rate, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
     if last is not None:
         ck.load_optimizer_state(last, optimizer, scheduler)

@@ -10,6 +10,7 @@ import random
 import torch
 
 from reinforge.models.chat import render_prompt
+from reinforge.train.optimizer import adamw
 
 
 def tokenize_chat(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
@@ -73,7 +74,7 @@ def sft_warmup(
 
     encoded = [tokenize_chat(tokenizer, r["messages"]) for r in rows]
     device = next(model.parameters()).device
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    opt = adamw(model.parameters(), lr, weight_decay, betas=(0.9, 0.98))
     sched = make_scheduler(opt, warmup_steps=min(20, steps // 10), total_steps=steps, kind="cosine")
     rng = random.Random(seed)
     model.train()

@@ -24,6 +24,7 @@ from pydantic import model_validator
 
 from reinforge.config import Config
 from reinforge.errors import DataError, ReinforgeError
+from reinforge.train.optimizer import adamw
 
 
 class SFTConfig(Config):
@@ -147,7 +148,7 @@ def train_sft(
     val_ex = [cut(tokenize_chat(tok, r["messages"])) for r in val_rows]
     units = pack_examples(train_ex, cfg.max_length, cfg.seed) if cfg.packing else train_ex
     total = cfg.steps or max(1, math.ceil(cfg.epochs * len(units) / cfg.batch_size))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    optimizer = adamw(model.parameters(), cfg.learning_rate, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
     if last is not None:
         ck.load_optimizer_state(last, optimizer, scheduler)

@@ -1,0 +1,19 @@
+"""The optimizer every trainer uses: AdamW, on the fused kernel where torch has one for the device.
+
+The fused kernel (CPU and CUDA) updates all parameters in one vectorised pass instead of about ten
+tensor ops per parameter tensor; the update rule is the same. On an 11.5M-parameter model on 2 CPU
+cores it measured 7.5 ms a step against 34 ms for the per-tensor loop (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def adamw(params, lr: float, weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999)):
+    """AdamW over the trainable ``params``; falls back to the per-tensor loop where fused is unsupported."""
+    params = [p for p in params if p.requires_grad]
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas, fused=True)
+    except (RuntimeError, ValueError):  # a device or dtype the fused kernel does not cover
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
