@@ -106,6 +106,64 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x2, x1), dim=-1)
 
 
+@dataclass
+class _DecoderLayerWeights:
+    """One Llama-family decoder layer's weights as plain tensors, for :class:`StaticCacheDecoder`."""
+
+    input_norm: object  # x -> RMSNorm(x)
+    post_norm: object
+    qkv: torch.Tensor  # (n_q + 2 n_kv) * head_dim rows: q, then k, then v
+    qkv_bias: torch.Tensor | None
+    n_q: int  # query heads
+    n_kv: int  # key/value heads
+    head_dim: int
+    scaling: float
+    o: torch.Tensor
+    o_bias: torch.Tensor | None
+    mlp: object  # h -> MLP(h)
+
+    @staticmethod
+    def of(layer, config) -> _DecoderLayerWeights:
+        a, m = layer.self_attn, layer.mlp
+        projs = (a.q_proj, a.k_proj, a.v_proj)
+        D = a.head_dim
+        fused_mlp = getattr(config, "hidden_act", "silu") == "silu" and m.gate_proj.bias is None
+        if fused_mlp:
+            gate_up, down, down_bias = (
+                torch.cat([m.gate_proj.weight, m.up_proj.weight]),
+                m.down_proj.weight,
+                m.down_proj.bias,
+            )
+
+            def mlp(h):
+                gate, up = F.linear(h, gate_up).chunk(2, dim=-1)
+                return F.linear(F.silu(gate) * up, down, down_bias)
+        else:
+            mlp = m
+        return _DecoderLayerWeights(
+            input_norm=_rms_norm(layer.input_layernorm),
+            post_norm=_rms_norm(layer.post_attention_layernorm),
+            qkv=torch.cat([p.weight for p in projs]),
+            qkv_bias=torch.cat([p.bias for p in projs]) if a.q_proj.bias is not None else None,
+            n_q=a.q_proj.out_features // D,
+            n_kv=a.k_proj.out_features // D,
+            head_dim=D,
+            scaling=a.scaling,
+            o=a.o_proj.weight,
+            o_bias=a.o_proj.bias,
+            mlp=mlp,
+        )
+
+
+def _rms_norm(module):
+    """``F.rms_norm`` with the module's weight (one op instead of six) for fp32 Llama-style RMSNorms;
+    the module itself otherwise (it upcasts half precision its own way)."""
+    w, eps = getattr(module, "weight", None), getattr(module, "variance_epsilon", None)
+    if w is None or eps is None or w.dtype != torch.float32:
+        return module
+    return lambda x: F.rms_norm(x, (w.shape[0],), w, eps)
+
+
 class StaticCacheDecoder:
     """Llama-family decoding with a pre-allocated KV cache and no per-step `transformers` machinery.
 
@@ -120,16 +178,9 @@ class StaticCacheDecoder:
         self.model = model
         self.body = model.model
         self.head = model.get_output_embeddings()
-        # fused projections: one matmul for q|k|v and one for gate|up (fewer kernel launches per step)
-        self.qkv, self.gate_up = [], []
-        self.silu_mlp = getattr(model.config, "hidden_act", "silu") == "silu"
-        for layer in self.body.layers:
-            a, mlp = layer.self_attn, layer.mlp
-            projs = (a.q_proj, a.k_proj, a.v_proj)
-            bias = torch.cat([p.bias for p in projs]) if a.q_proj.bias is not None else None
-            self.qkv.append((torch.cat([p.weight for p in projs]), bias, a.q_proj.out_features))
-            if self.silu_mlp:
-                self.gate_up.append(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]))
+        # per layer, the weights as plain tensors (no module calls per step), with q|k|v and gate|up fused
+        # into one matmul each: decoding a small model is bound by per-op overhead, not FLOPs
+        self.layers = [_DecoderLayerWeights.of(layer, model.config) for layer in self.body.layers]
 
     @staticmethod
     def supports(model) -> bool:
@@ -150,21 +201,16 @@ class StaticCacheDecoder:
             and type(model).__name__.endswith("ForCausalLM")
         )
 
-    def _layer(self, i: int, layer, x, cos, sin, keys, values, start: int, mask) -> torch.Tensor:
+    def _layer(self, i: int, x, cos, sin, keys, values, start: int, mask) -> torch.Tensor:
         """One decoder layer over x (N, S, H) whose tokens go to cache slots [start, start+S)."""
-        attn = layer.self_attn
+        w = self.layers[i]
         N, S, _ = x.shape
-        D = attn.head_dim
-        h = layer.input_layernorm(x)
-        w, b, n_q = self.qkv[i]
-        qkv = F.linear(h, w, b)
-        n_kv = (qkv.shape[-1] - n_q) // 2
-        q = qkv[..., :n_q].view(N, S, -1, D).transpose(1, 2)
-        k = qkv[..., n_q : n_q + n_kv].view(N, S, -1, D).transpose(1, 2)
-        v = qkv[..., n_q + n_kv :].view(N, S, -1, D).transpose(1, 2)
-        c, s = cos[:, None], sin[:, None]
-        q = q * c + rotate_half(q) * s
-        k = k * c + rotate_half(k) * s
+        D = w.head_dim
+        qkv = F.linear(w.input_norm(x), w.qkv, w.qkv_bias).view(N, S, -1, D)
+        qk = qkv[:, :, : w.n_q + w.n_kv]  # rotary on q and k in one pass
+        qk = (qk * cos[:, :, None] + rotate_half(qk) * sin[:, :, None]).transpose(1, 2)
+        q, k = qk[:, : w.n_q], qk[:, w.n_q :]
+        v = qkv[:, :, w.n_q + w.n_kv :].transpose(1, 2)
         if isinstance(start, torch.Tensor):  # static shapes: write one slot, attend over the whole cache
             keys[i].index_copy_(2, start.view(1), k)
             values[i].index_copy_(2, start.view(1), v)
@@ -174,25 +220,16 @@ class StaticCacheDecoder:
             values[i][:, :, start : start + S] = v
             k_all, v_all = keys[i][:, :, : start + S], values[i][:, :, : start + S]
         o = F.scaled_dot_product_attention(
-            q,
-            k_all,
-            v_all,
-            attn_mask=mask,
-            scale=attn.scaling,
-            enable_gqa=q.shape[1] != k.shape[1],
+            q, k_all, v_all, attn_mask=mask, scale=w.scaling, enable_gqa=w.n_q != w.n_kv
         )
-        x = x + attn.o_proj(o.transpose(1, 2).reshape(N, S, -1))
-        h = layer.post_attention_layernorm(x)
-        if not self.silu_mlp:
-            return x + layer.mlp(h)
-        gate, up = F.linear(h, self.gate_up[i]).chunk(2, dim=-1)
-        return x + layer.mlp.down_proj(F.silu(gate) * up)
+        x = x + F.linear(o.transpose(1, 2).reshape(N, S, -1), w.o, w.o_bias)
+        return x + w.mlp(w.post_norm(x))
 
     def _forward(self, ids, pos, keys, values, start, mask) -> torch.Tensor:
         x = self.body.embed_tokens(ids)
         cos, sin = self.body.rotary_emb(x, pos)
-        for i, layer in enumerate(self.body.layers):
-            x = self._layer(i, layer, x, cos, sin, keys, values, start, mask)
+        for i in range(len(self.layers)):
+            x = self._layer(i, x, cos, sin, keys, values, start, mask)
         return self.head(self.body.norm(x[:, -1]))  # (N, V) logits of the last position
 
     def prefill(self, ids: torch.Tensor, mask: torch.Tensor, n: int, max_tokens: int):
@@ -228,6 +265,12 @@ class StaticCacheDecoder:
             pos[:, -1].repeat_interleave(n, 0),
             L,
         )
+
+    @staticmethod
+    def select_rows(state, keep: torch.Tensor):
+        """The decode state for rows ``keep`` only (finished rows leave the batch)."""
+        keys, values, full_mask, last_pos, L = state
+        return [k[keep] for k in keys], [v[keep] for v in values], full_mask[keep], last_pos[keep], L
 
     def step(self, tok: torch.Tensor, state, slot: int) -> torch.Tensor:
         """Feed (N,) tokens into cache slot ``slot`` and return the next (N, V) logits."""
@@ -299,16 +342,18 @@ class HFBackend:
         gen = None
         if params.seed is not None:
             gen = torch.Generator(device=device).manual_seed(params.seed)
-        was_training = model.training
-        model.eval()
         ids, mask = left_pad(prompt_ids, self.pad_id, device)  # (B, L)
         eos = torch.tensor(self.eos_ids, device=device)
-        if self.fast and StaticCacheDecoder.supports(model):
+        if self.fast and StaticCacheDecoder.supports(model):  # no dropout in it: train/eval mode is moot
             graphs = self.cuda_graphs and device.type == "cuda"
-            toks, lps = self._decode_static(StaticCacheDecoder(model), ids, mask, params, gen, eos, graphs)
+            dec = StaticCacheDecoder(model)
+            toks, lps, row_steps = self._decode_static(dec, ids, mask, params, gen, eos, graphs)
         else:
+            was_training = model.training
+            model.eval()
             toks, lps = self._decode_hf(model, ids, mask, params, gen, eos)
-        model.train(was_training)
+            model.train(was_training)
+            row_steps = toks.shape[0] * max(0, toks.shape[1] - 1)
         # 3. cut each row at its first EOS
         tok_mat = toks.tolist()
         lp_mat = lps.tolist()
@@ -320,7 +365,8 @@ class HFBackend:
             logprobs.append(lrow[:cut] if cut else lrow)
             reasons.append("stop" if cut else "length")
         texts = self.tokenizer.batch_decode(comp, skip_special_tokens=True)
-        return Generations(comp, logprobs, texts, reasons, n=n)
+        # decode_row_steps: rows run through the model after prefill (finished rows dropped on CPU)
+        return Generations(comp, logprobs, texts, reasons, n=n, stats={"decode_row_steps": row_steps})
 
     def _decode_static(
         self,
@@ -333,32 +379,54 @@ class HFBackend:
         graphs: bool = False,
         static_shapes: bool = False,
     ):
-        """(N, T) tokens and log-probs with a preallocated cache; "all done?" is checked every 8 steps.
+        """(N, T) tokens and log-probs with a preallocated cache, and the number of row-steps decoded.
 
-        ``graphs`` replays a CUDA graph per step; ``static_shapes`` runs the graph's step eagerly."""
+        ``graphs`` replays a CUDA graph per step; ``static_shapes`` runs the graph's step eagerly. Both
+        keep every row in the batch to the end. Otherwise (eager) finished rows leave the decode batch
+        once an eighth of it has finished: a random or early model stops well before ``max_tokens``, and
+        decoding finished rows is wasted work. Sampling still draws for all N rows (finished ones from
+        their last logits, then discarded), so the random stream, and every token, is the same either way.
+        "All done?" is checked every step on CPU and every 8 steps elsewhere (each check syncs the device).
+        """
         L = ids.shape[1]
         logits, state = dec.prefill(ids, mask, params.n, params.max_tokens)
+        step = None
         if graphs and params.max_tokens > 1:
             step = GraphedDecodeStep(dec, state, L)
         elif static_shapes:
             step = lambda tok, slot: dec.step_static(tok, state, torch.tensor(slot, device=ids.device))  # noqa: E731
-        else:
-            step = lambda tok, slot: dec.step(tok, state, slot)  # noqa: E731
         N, T = logits.shape[0], params.max_tokens
         toks = torch.full((N, T), self.pad_id, dtype=torch.long, device=ids.device)
         lps = torch.zeros((N, T), dtype=torch.float32, device=ids.device)
         done = torch.zeros(N, dtype=torch.bool, device=ids.device)
-        used = T
+        active = torch.arange(N, device=ids.device)  # rows still in the decode batch (eager only)
+        check_every = 1 if ids.device.type == "cpu" else 8
+        used, row_steps = T, 0
         for t in range(T):
             tok, lp = sample_next(logits, params.temperature, params.top_p, gen)
             toks[:, t] = torch.where(done, self.pad_id, tok)
             lps[:, t] = torch.where(done, 0.0, lp)
             done = done | torch.isin(tok, eos)
-            if t == T - 1 or (t % 8 == 7 and bool(done.all())):
-                used = t + 1
+            if t == T - 1:
                 break
-            logits = step(tok, L + t)
-        return toks[:, :used], lps[:, :used]
+            if t % check_every == check_every - 1:
+                n_done = int(done.sum())
+                if n_done == N:
+                    used = t + 1
+                    break
+                if step is None and n_done - (N - len(active)) >= max(1, len(active) // 8):
+                    keep = (~done[active]).nonzero().squeeze(1)
+                    active, state = active[keep], dec.select_rows(state, keep)
+            if step is not None:
+                logits = step(tok, L + t)
+                row_steps += N
+            elif len(active) == N:
+                logits = dec.step(tok, state, L + t)
+                row_steps += N
+            else:  # finished rows keep their last logits: sampled, then discarded
+                logits = logits.index_copy(0, active, dec.step(tok[active], state, L + t))
+                row_steps += len(active)
+        return toks[:, :used], lps[:, :used], row_steps
 
     def _decode_hf(self, model, ids, mask, params: SamplingParams, gen, eos):
         """Reference decoding through the model's own forward and a `DynamicCache`."""

@@ -12,6 +12,7 @@ rho_t = pi(o_t) / pi_old(o_t); aggregated per ``loss_type`` (see ``train/losses.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import random
 import time
@@ -223,10 +224,16 @@ def batch_indices(step: int, batch: int, n_rows: int, seed: int) -> list[int]:
     out, start = [], (step - 1) * batch
     for pos in range(start, start + batch):
         epoch, k = divmod(pos, n_rows)
-        perm = list(range(n_rows))
-        random.Random(seed * 1000 + epoch).shuffle(perm)
-        out.append(perm[k])
+        out.append(epoch_order(n_rows, seed * 1000 + epoch)[k])
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def epoch_order(n_rows: int, seed: int) -> tuple[int, ...]:
+    """One epoch's shuffle of the rows (cached: every step of the epoch reads it)."""
+    perm = list(range(n_rows))
+    random.Random(seed).shuffle(perm)
+    return tuple(perm)
 
 
 # ---------------------------------------------------------------------------------------------- update
