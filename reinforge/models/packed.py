@@ -118,8 +118,9 @@ def _layer(layer, x, cos, sin, batch: PackedBatch, dropout: float) -> torch.Tens
     k = k.view(M, -1, D)
     q = (q * cos + rotate_half(q) * sin).view(M, -1)
     k = (k * cos + rotate_half(k) * sin).view(M, -1)
-    # packed -> (N, heads, S, D); a prompt's tokens go to each of its rows (the gather sums their gradients)
-    q, k, v = (t[batch.spread].view(N, S, -1, D).transpose(1, 2) for t in (q, k, v))
+    # packed -> (N, heads, S, D); a prompt's tokens go to each of its rows (the gather sums their gradients).
+    # index_select, not x[index]: its backward (index_add) is 5-7x faster on CPU than advanced indexing's
+    q, k, v = (t.index_select(0, batch.spread).view(N, S, -1, D).transpose(1, 2) for t in (q, k, v))
     o = F.scaled_dot_product_attention(
         q,
         k,
@@ -129,7 +130,7 @@ def _layer(layer, x, cos, sin, batch: PackedBatch, dropout: float) -> torch.Tens
         scale=attn.scaling,
         enable_gqa=q.shape[1] != k.shape[1],
     )
-    o = o.transpose(1, 2).reshape(N * S, -1)[batch.collect]
+    o = o.transpose(1, 2).reshape(N * S, -1).index_select(0, batch.collect)
     x = x + attn.o_proj(o)
     return x + layer.mlp(layer.post_attention_layernorm(x))
 
@@ -143,4 +144,4 @@ def packed_states(model, batch: PackedBatch) -> torch.Tensor:
     cos, sin = cos[0][:, None, :], sin[0][:, None, :]  # (M, 1, D): broadcast over heads
     for layer in body.layers:
         x = _layer(layer, x, cos, sin, batch, dropout)
-    return body.norm(x[batch.predictors])
+    return body.norm(x.index_select(0, batch.predictors))
