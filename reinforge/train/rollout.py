@@ -68,21 +68,26 @@ def collect_rollout(
     t2 = time.perf_counter()
     rewards = torch.tensor([g.reward for g in grades], dtype=torch.float32).view(len(rows), G)
 
-    # pack: [left-padded prompt | right-padded completion] so every completion starts at column P
+    # pack: [left-padded prompt | right-padded completion] so every completion starts at column P;
+    # rows are built as Python lists and converted once (a tensor op per row costs more than the row)
     P = max(len(p) for p in prompt_ids)
     T = max(1, max(len(c) for c in gens.completion_ids))
-    N = len(gens.completion_ids)
-    ids = torch.full((N, P + T), pad_id, dtype=torch.long)
-    attn = torch.zeros((N, P + T), dtype=torch.long)
-    cmask = torch.zeros((N, T), dtype=torch.long)
-    slogp = torch.zeros((N, T), dtype=torch.float32)
+    ids, attn, cmask, slogp = [], [], [], []
     for k, (comp, lps) in enumerate(zip(gens.completion_ids, gens.logprobs)):
         p = prompt_ids[k // G]
-        ids[k, P - len(p) : P] = torch.tensor(p)
-        attn[k, P - len(p) : P] = 1
-        if comp:
-            ids[k, P : P + len(comp)] = torch.tensor(comp)
-            attn[k, P : P + len(comp)] = 1
-            cmask[k, : len(comp)] = 1
-            slogp[k, : len(comp)] = torch.tensor(lps)
-    return Rollout(ids, attn, cmask, slogp, rewards, grades, gens.texts, t1 - t0, t2 - t1)
+        pad_p, pad_c = P - len(p), T - len(comp)
+        ids.append([pad_id] * pad_p + list(p) + list(comp) + [pad_id] * pad_c)
+        attn.append([0] * pad_p + [1] * (len(p) + len(comp)) + [0] * pad_c)
+        cmask.append([1] * len(comp) + [0] * pad_c)
+        slogp.append(list(lps) + [0.0] * pad_c)
+    return Rollout(
+        torch.tensor(ids, dtype=torch.long),
+        torch.tensor(attn, dtype=torch.long),
+        torch.tensor(cmask, dtype=torch.long),
+        torch.tensor(slogp, dtype=torch.float32),
+        rewards,
+        grades,
+        gens.texts,
+        t1 - t0,
+        t2 - t1,
+    )
