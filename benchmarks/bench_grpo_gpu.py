@@ -61,6 +61,7 @@ def reinforge_side(model_dir: Path, rows: list[dict]):
 
     from reinforge.graders import as_grader
     from reinforge.train.grpo import GRPOConfig, build_policy
+    from reinforge.train.optimizer import adamw
 
     cfg = GRPOConfig(
         model=str(model_dir),
@@ -79,18 +80,21 @@ def reinforge_side(model_dir: Path, rows: list[dict]):
     policy, ref, _ = build_policy(cfg)
     # AutoTokenizer maps a qwen2 config to Qwen2Tokenizer, which drops this word-level tokenizer.json
     tok = PreTrainedTokenizerFast.from_pretrained(model_dir)
-    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.learning_rate)
+    opt = adamw(policy.parameters(), cfg.learning_rate)  # the optimizer train_grpo builds (fused AdamW)
     grader = as_grader(lambda item, sample: random.random())
     prompt_ids = [tok(r["prompt"])["input_ids"] for r in rows]
     return cfg, policy, ref, tok, opt, grader, prompt_ids
 
 
-def run_reinforge(model_dir: Path, rows: list[dict], steps: int, cuda_graphs: bool = True) -> dict:
+def run_reinforge(
+    model_dir: Path, rows: list[dict], steps: int, cuda_graphs: bool = True, logprob_forward: str = "auto"
+) -> dict:
     from reinforge.models.generation import HFBackend, SamplingParams
     from reinforge.train.grpo import grpo_update
     from reinforge.train.rollout import collect_rollout
 
     cfg, policy, ref, tok, opt, grader, prompt_ids = reinforge_side(model_dir, rows)
+    cfg.logprob_forward = logprob_forward
     n_params = sum(p.numel() for p in policy.parameters())
     errors = []
     # the static-cache decoder (with CUDA graphs when asked) first; fall back if it fails here
@@ -125,7 +129,8 @@ def run_reinforge(model_dir: Path, rows: list[dict], steps: int, cuda_graphs: bo
     sec, g, u = med(times), med(gen_s), med(upd_s)
     tokens = PROMPTS * GROUP * (PROMPT_LEN + NEW_TOKENS)
     return {
-        "side": "reinforge" if cuda_graphs else "reinforge_no_graphs",
+        "side": ("reinforge" if cuda_graphs else "reinforge_no_graphs")
+        + ("" if logprob_forward == "auto" else f"_{logprob_forward}"),
         "decoder": ("static_cache" + ("+cuda_graphs" if graphs else "")) if fast else "hf",
         "errors": errors,
         "step_s": round(sec, 2),
@@ -233,7 +238,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument(
         "--sides",
         default="reinforge,trl",
-        help="comma-separated: reinforge, reinforge_no_graphs (decode without CUDA graphs), trl",
+        help="comma-separated: reinforge, reinforge_no_graphs (decode without CUDA graphs), "
+        "reinforge_packed (the padding-free update forward, not yet measured on a GPU), trl",
     )
     ap.add_argument("--profile", action="store_true", help="profile one reinforge step instead of timing")
     args = ap.parse_args(argv)
@@ -260,7 +266,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 if side == "trl":
                     r = run_trl(model_dir, rows, args.steps)
                 else:
-                    r = run_reinforge(model_dir, rows, args.steps, cuda_graphs=side == "reinforge")
+                    forward = "packed" if side == "reinforge_packed" else "auto"
+                    r = run_reinforge(model_dir, rows, args.steps, side != "reinforge_no_graphs", forward)
             except Exception as e:  # report and go on to the other side
                 r = {"side": side, "error": f"{type(e).__name__}: {e}"[:500]}
             r["device"] = torch.cuda.get_device_name()

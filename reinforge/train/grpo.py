@@ -98,8 +98,9 @@ class GRPOConfig(Config):
     # how the update computes log-probs, all to the same values: "packed" runs each prompt once and each
     # completion's real tokens once, no padding (Llama-family models; others use "grouped"); "grouped"
     # runs each prompt once, then completions padded to the longest, in ``logprob_buckets`` length
-    # buckets; "padded" is one plain forward over whole padded rows (the reference)
-    logprob_forward: Literal["packed", "grouped", "padded"] = "packed"
+    # buckets; "padded" is one plain forward over whole padded rows (the reference). "auto": packed on
+    # CPU, grouped on GPU (the one measured there so far; benchmarks/README.md)
+    logprob_forward: Literal["auto", "packed", "grouped", "padded"] = "auto"
     logprob_buckets: int = 1
     # rows per forward/backward; gradients accumulate to exactly the whole minibatch's (None: no split)
     micro_batch_size: int | None = None
@@ -259,6 +260,8 @@ def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -
     prompt_of = torch.arange(ids.shape[0], device=device) // cfg.group_size  # row k answers prompt k // G
 
     forward = cfg.logprob_forward
+    if forward == "auto":
+        forward = "packed" if device.type == "cpu" else "grouped"
     if forward == "packed" and not packed.supports(policy):
         forward = "grouped"
 
