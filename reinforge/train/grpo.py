@@ -102,6 +102,8 @@ class GRPOConfig(Config):
     # CPU, grouped on GPU (the one measured there so far; benchmarks/README.md)
     logprob_forward: Literal["auto", "packed", "grouped", "padded"] = "auto"
     logprob_buckets: int = 1
+    # sampling: "hf" (the built-in static-cache decoder), "vllm", or "auto" (vLLM on a GPU when installed)
+    generation_backend: Literal["auto", "hf", "vllm"] = "auto"
     # rows per forward/backward; gradients accumulate to exactly the whole minibatch's (None: no split)
     micro_batch_size: int | None = None
     progress: bool = True
@@ -366,7 +368,8 @@ def train_grpo(
 ) -> dict[str, Any]:
     """Run (or resume) GRPO to ``cfg.steps`` total steps; returns the summary written to ``summary.json``."""
     from reinforge.models.chat import encode_prompt, prompt_messages
-    from reinforge.models.generation import HFBackend, SamplingParams
+    from reinforge.models.generation import SamplingParams
+    from reinforge.models.vllm_backend import make_backend
     from reinforge.train import checkpoint as ck
     from reinforge.train.evaluate import evaluate
     from reinforge.train.progress import TrainProgress, print_table
@@ -400,7 +403,7 @@ def train_grpo(
             group["initial_lr"] = cfg.learning_rate
         scheduler.base_lrs = [cfg.learning_rate for _ in scheduler.base_lrs]
     log = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None)
-    backend = HFBackend(policy, tok)
+    backend = make_backend(cfg.generation_backend, policy, tok)
     prompt_cache = [encode_prompt(tok, prompt_messages(r)) for r in train_rows]
 
     def run_eval(step: int) -> dict:
