@@ -181,6 +181,8 @@ class StaticCacheDecoder:
         # per layer, the weights as plain tensors (no module calls per step), with q|k|v and gate|up fused
         # into one matmul each: decoding a small model is bound by per-op overhead, not FLOPs
         self.layers = [_DecoderLayerWeights.of(layer, model.config) for layer in self.body.layers]
+        self.final_norm = _rms_norm(self.body.norm)
+        self.rope_table: tuple[torch.Tensor, torch.Tensor] | None = None  # set by prefill
 
     @staticmethod
     def supports(model) -> bool:
@@ -227,10 +229,23 @@ class StaticCacheDecoder:
 
     def _forward(self, ids, pos, keys, values, start, mask) -> torch.Tensor:
         x = self.body.embed_tokens(ids)
-        cos, sin = self.body.rotary_emb(x, pos)
+        if self.rope_table is not None:  # two lookups instead of the rotary module's ~10 ops per step
+            cos, sin = F.embedding(pos, self.rope_table[0]), F.embedding(pos, self.rope_table[1])
+        else:
+            cos, sin = self.body.rotary_emb(x, pos)
         for i in range(len(self.layers)):
             x = self._layer(i, x, cos, sin, keys, values, start, mask)
-        return self.head(self.body.norm(x[:, -1]))  # (N, V) logits of the last position
+        return self.head(self.final_norm(x[:, -1]))  # (N, V) logits of the last position
+
+    def _build_rope_table(self, positions: int, device) -> None:
+        """cos/sin for positions [0, positions), from the model's own rotary module, when they do not
+        depend on the sequence length (rope types "dynamic" and "longrope" do: those call it per step)."""
+        rope = self.body.rotary_emb
+        if getattr(rope, "rope_type", "default") in ("dynamic", "longrope"):
+            return
+        probe = torch.zeros(1, dtype=self.head.weight.dtype, device=device)
+        cos, sin = rope(probe, torch.arange(positions, device=device)[None])
+        self.rope_table = (cos[0], sin[0])
 
     def prefill(self, ids: torch.Tensor, mask: torch.Tensor, n: int, max_tokens: int):
         """Run the B left-padded prompts once; return (N=B*n logits, state) with the cache repeated n times."""
@@ -247,8 +262,9 @@ class StaticCacheDecoder:
         causal = torch.ones(L, L, dtype=torch.bool, device=device).tril()
         # a query may always see itself, so padded rows stay finite (real queries never see them)
         attn_mask = (causal & valid[:, None, :]) | torch.eye(L, dtype=torch.bool, device=device)
-        logits = self._forward(ids, pos, keys, values, 0, attn_mask[:, None])
         N, total = B * n, L + max_tokens
+        self._build_rope_table(total, device)  # positions never exceed the slots
+        logits = self._forward(ids, pos, keys, values, 0, attn_mask[:, None])
         # zeros, not empty: a static-shape step attends over unwritten slots too (masked), and a masked
         # NaN from uninitialised memory would still poison the weighted sum (0 * NaN)
         big_k = [torch.zeros(N, n_kv, total, D, dtype=dtype, device=device) for _ in range(n_layers)]
