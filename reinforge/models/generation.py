@@ -297,10 +297,9 @@ class StaticCacheDecoder:
         keys, values, full_mask, last_pos, L = state
         pos = (last_pos + 1 + (slot - L))[:, None]
         seen = full_mask[:, None, None, : slot + 1]
-        bias = torch.zeros(seen.shape, dtype=keys[0].dtype, device=tok.device).masked_fill_(
-            ~seen, float("-inf")
-        )
-        return self._forward(tok[:, None], pos, keys, values, slot, bias)
+        if tok.device.type == "cpu" and keys[0].dtype == torch.float32:  # an additive bias: the matmul path
+            seen = torch.zeros(seen.shape, device=tok.device).masked_fill_(~seen, float("-inf"))
+        return self._forward(tok[:, None], pos, keys, values, slot, seen)
 
     def step_static(self, tok: torch.Tensor, state, slot: torch.Tensor) -> torch.Tensor:
         """:meth:`step` with shapes that do not depend on the step: ``slot`` is a 0-d tensor, the cache
