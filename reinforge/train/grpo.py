@@ -267,12 +267,16 @@ def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -
     if forward == "packed" and not packed.supports(policy):
         forward = "grouped"
 
+    layouts: dict[tuple[int, ...], packed.PackedBatch] = {}
+
     def logps_one(model, rows):
         if forward == "padded":
             return per_token_logps(model, ids[rows], attn[rows], T, cfg.temperature, cfg.logprob_chunk)
         if forward == "packed":
-            batch = packed.PackedBatch.build(ids[rows], attn[rows], cmask[rows], prompt_of[rows])
-            return packed_token_logps(model, batch, cfg.temperature, cfg.logprob_chunk)
+            key = tuple(rows.tolist())  # the reference and the policy pass see the same rows: build once
+            if key not in layouts:
+                layouts[key] = packed.PackedBatch.build(ids[rows], attn[rows], cmask[rows], prompt_of[rows])
+            return packed_token_logps(model, layouts[key], cfg.temperature, cfg.logprob_chunk)
         return grouped_token_logps(
             model,
             ids[rows],
