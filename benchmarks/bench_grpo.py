@@ -1,13 +1,15 @@
 """GRPO step speed: reinforge vs TRL's GRPOTrainer, side by side in one process, on identical settings.
 
 One random-init Llama (the anchor's configs, untied embeddings), a character tokenizer, 2-digit addition
-prompts, 64 completions per step (8 prompts x 8), 16 new tokens, beta 0.04, fp32, lr 1e-4. A random model
-never emits EOS early, so both sides generate the full 16 tokens and do equal work.
+prompts, 64 completions per step (8 prompts x 8), 16 new tokens, beta 0.04, fp32, lr 1e-4. Both sides load the
+same random weights, so they sample EOS at the same rate and their completions have the same length
+distribution (mean ~10-12 of at most 16 tokens): equal work in expectation.
 
 Both run in blocks that alternate (TRL, reinforge, TRL, reinforge, ...) so that load from other processes on
 a shared machine hits both alike; the reported figure is the median step time after a warm-up step.
 
     python -m benchmarks.bench_grpo --size tiny --steps 6
+    python -m benchmarks.bench_grpo --update-forwards padded,grouped,packed   # the update alone, no TRL
 """
 
 from __future__ import annotations

@@ -66,13 +66,17 @@ def test_pause_resume_cancel(server, api_key, tmp_path):
 
 
 def test_killed_server_resumes_job(tmp_path):
+    n_steps = 60
     data = tmp_path / "data"
     srv = start_server(data)
     try:
         key = srv.new_key()
         c = api(srv, key)
-        job_id = long_job(c, tmp_path, steps=4, save_interval=1)
-        wait_for(lambda: c.get(f"/fine_tuning/jobs/{job_id}/checkpoints").json()["data"])
+        # enough steps that the job is still running when its first checkpoint shows up (a step of this
+        # tiny job takes tens of milliseconds)
+        job_id = long_job(c, tmp_path, steps=n_steps, save_interval=1)
+        wait_for(lambda: c.get(f"/fine_tuning/jobs/{job_id}/checkpoints").json()["data"], every=0.05)
+        assert status(c, job_id) == "running", "the job finished before the kill: the test needs more steps"
         srv.kill()  # API and worker die together, mid-job
         srv = start_server(data)
         c = api(srv, key)
@@ -84,6 +88,6 @@ def test_killed_server_resumes_job(tmp_path):
         ]
         assert any("Server restarted" in m for m in messages) and any("Resuming job" in m for m in messages)
         steps = train_steps(c, job_id)
-        assert max(steps) == 4 and min(steps) == 1
+        assert max(steps) == n_steps and min(steps) == 1
     finally:
         srv.stop()
