@@ -121,14 +121,12 @@ def _layer(layer, x, cos, sin, batch: PackedBatch, dropout: float) -> torch.Tens
     # packed -> (N, heads, S, D); a prompt's tokens go to each of its rows (the gather sums their gradients).
     # index_select, not x[index]: its backward (index_add) is 5-7x faster on CPU than advanced indexing's
     q, k, v = (t.index_select(0, batch.spread).view(N, S, -1, D).transpose(1, 2) for t in (q, k, v))
+    grouped = q.shape[1] != k.shape[1]
+    if grouped and q.device.type != "cpu":  # CUDA's kernel that takes a mask does not take grouped heads
+        k, v = (t.repeat_interleave(q.shape[1] // t.shape[1], dim=1) for t in (k, v))
+        grouped = False
     o = F.scaled_dot_product_attention(
-        q,
-        k,
-        v,
-        attn_mask=batch.mask,
-        dropout_p=dropout,
-        scale=attn.scaling,
-        enable_gqa=q.shape[1] != k.shape[1],
+        q, k, v, attn_mask=batch.mask, dropout_p=dropout, scale=attn.scaling, enable_gqa=grouped
     )
     o = o.transpose(1, 2).reshape(N * S, -1).index_select(0, batch.collect)
     x = x + attn.o_proj(o)
