@@ -244,8 +244,7 @@ def epoch_order(n_rows: int, seed: int) -> tuple[int, ...]:
 
 def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -> dict[str, float]:
     """Phases 3-4: advantages, then ``inner_epochs`` x ``num_minibatches`` clipped-ratio steps."""
-    from reinforge.models import packed
-    from reinforge.train.logprobs import grouped_token_logps, packed_token_logps, per_token_logps
+    from reinforge.train.logprobs import RolloutLogps
     from reinforge.train.losses import (
         aggregate_loss,
         clipped_policy_loss,
@@ -256,37 +255,20 @@ def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -
     device = next(policy.parameters()).device
     ids, attn = roll.input_ids.to(device), roll.attention_mask.to(device)
     cmask = roll.completion_mask.to(device)
-    T = roll.n_completion
     b_adv = group_advantages(roll.rewards, cfg.scale_rewards).flatten().to(device)  # (N,)
-
     prompt_of = torch.arange(ids.shape[0], device=device) // cfg.group_size  # row k answers prompt k // G
-
-    forward = cfg.logprob_forward
-    if forward == "auto":
-        forward = "packed" if device.type == "cpu" else "grouped"
-    if forward == "packed" and not packed.supports(policy):
-        forward = "grouped"
-
-    layouts: dict[tuple[int, ...], packed.PackedBatch] = {}
-
-    def logps_one(model, rows):
-        if forward == "padded":
-            return per_token_logps(model, ids[rows], attn[rows], T, cfg.temperature, cfg.logprob_chunk)
-        if forward == "packed":
-            key = tuple(rows.tolist())  # the reference and the policy pass see the same rows: build once
-            if key not in layouts:
-                layouts[key] = packed.PackedBatch.build(ids[rows], attn[rows], cmask[rows], prompt_of[rows])
-            return packed_token_logps(model, layouts[key], cfg.temperature, cfg.logprob_chunk)
-        return grouped_token_logps(
-            model,
-            ids[rows],
-            attn[rows],
-            cmask[rows],
-            prompt_of[rows],
-            cfg.temperature,
-            cfg.logprob_chunk,
-            cfg.logprob_buckets,
-        )
+    # log pi(o_t) of the sampled tokens, for any model and subset of rows
+    logps_one = RolloutLogps(
+        policy,
+        ids,
+        attn,
+        cmask,
+        prompt_of,
+        cfg.logprob_forward,
+        cfg.temperature,
+        cfg.logprob_chunk,
+        cfg.logprob_buckets,
+    )
 
     N = ids.shape[0]
     micro = cfg.micro_batch_size or N  # rows per forward; gradients accumulate over a minibatch

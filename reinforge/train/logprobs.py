@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from reinforge.models.generation import cache_kwargs, mask_positions, output_cache
-from reinforge.models.packed import PackedBatch, packed_states
+from reinforge.models.packed import PackedBatch, packed_states, supports
 
 
 def gather_logps(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -156,3 +156,40 @@ def grouped_token_logps(
         lp = lp.masked_fill(completion_mask[rows, :t] == 0, 0.0)
         out = out.index_put((rows[:, None], torch.arange(t, device=out.device)[None, :]), lp)
     return out
+
+
+class RolloutLogps:
+    """Per-token log-probs (rows, T) of one rollout's sampled tokens under any model, for any subset of rows,
+    by the forward ``logprob_forward`` names (all give the same values):
+
+    - ``packed``: :func:`packed_token_logps`, no padding (Llama-family models; others fall back to grouped);
+    - ``grouped``: :func:`grouped_token_logps`, each prompt once, completions padded, ``buckets`` length buckets;
+    - ``padded``: :func:`per_token_logps`, one plain forward over the whole padded rows;
+    - ``auto``: packed on CPU, grouped elsewhere (the one measured on GPUs so far).
+
+    The packed layout of a row set is built once and reused: the reference and the policy see the same rows.
+    """
+
+    def __init__(
+        self, policy, ids, attn, cmask, prompt_of, forward: str, temperature: float, chunk: int, buckets: int
+    ):
+        if forward == "auto":
+            forward = "packed" if ids.device.type == "cpu" else "grouped"
+        if forward == "packed" and not supports(policy):  # the policy's architecture decides for all models
+            forward = "grouped"
+        self.ids, self.attn, self.cmask, self.prompt_of = ids, attn, cmask, prompt_of
+        self.forward, self.temperature, self.chunk, self.buckets = forward, temperature, chunk, buckets
+        self.layouts: dict[tuple[int, ...], PackedBatch] = {}
+
+    def __call__(self, model, rows: torch.Tensor) -> torch.Tensor:
+        ids, attn, cmask, T = self.ids[rows], self.attn[rows], self.cmask[rows], self.cmask.shape[1]
+        if self.forward == "padded":
+            return per_token_logps(model, ids, attn, T, self.temperature, self.chunk)
+        if self.forward == "packed":
+            key = tuple(rows.tolist())
+            if key not in self.layouts:
+                self.layouts[key] = PackedBatch.build(ids, attn, cmask, self.prompt_of[rows])
+            return packed_token_logps(model, self.layouts[key], self.temperature, self.chunk)
+        return grouped_token_logps(
+            model, ids, attn, cmask, self.prompt_of[rows], self.temperature, self.chunk, self.buckets
+        )
