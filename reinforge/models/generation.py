@@ -94,7 +94,10 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: tor
         keep = sorted_p.cumsum(-1) - sorted_p < top_p  # the smallest prefix with mass >= top_p
         sorted_p = sorted_p * keep
         probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p)
-    tok = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+    # torch.multinomial's own algorithm for one sample (argmax of p / q, q ~ Exp(1)): the same draws and
+    # tokens, without its per-call validation passes over the probabilities
+    race = torch.empty_like(probs).exponential_(1, generator=gen)
+    tok = (probs / race).argmax(-1)
     return tok, logp.gather(-1, tok[:, None]).squeeze(-1)
 
 
@@ -182,6 +185,10 @@ class StaticCacheDecoder:
         # into one matmul each: decoding a small model is bound by per-op overhead, not FLOPs
         self.layers = [_DecoderLayerWeights.of(layer, model.config) for layer in self.body.layers]
         self.final_norm = _rms_norm(self.body.norm)
+        # heads per layer when every layer has as many key/value heads as query heads (the matmul attention)
+        first = self.layers[0]
+        uniform = all((w.n_q, w.n_kv) == (first.n_q, first.n_q) for w in self.layers)
+        self.matmul_heads = first.n_q if uniform else 0
         self.rope_table: tuple[torch.Tensor, torch.Tensor] | None = None  # set by prefill
 
     @staticmethod
@@ -221,7 +228,7 @@ class StaticCacheDecoder:
             keys[i][:, :, start : start + S] = k
             values[i][:, :, start : start + S] = v
             k_all, v_all = keys[i][:, :, : start + S], values[i][:, :, : start + S]
-        if S == 1 and w.n_q == w.n_kv and mask.dtype != torch.bool:
+        if mask.dim() == 3:  # a (N * heads, 1, slots) additive bias: one query per row (see step)
             o = single_query_attention(q, k_all, v_all, mask, w.scaling)
         else:
             o = F.scaled_dot_product_attention(
@@ -296,10 +303,14 @@ class StaticCacheDecoder:
         """Feed (N,) tokens into cache slot ``slot`` and return the next (N, V) logits."""
         keys, values, full_mask, last_pos, L = state
         pos = (last_pos + 1 + (slot - L))[:, None]
-        seen = full_mask[:, None, None, : slot + 1]
-        if tok.device.type == "cpu" and keys[0].dtype == torch.float32:  # an additive bias: the matmul path
-            seen = torch.zeros(seen.shape, device=tok.device).masked_fill_(~seen, float("-inf"))
-        return self._forward(tok[:, None], pos, keys, values, slot, seen)
+        seen = full_mask[:, None, : slot + 1]  # (N, 1, slots)
+        if self.matmul_heads and tok.device.type == "cpu" and keys[0].dtype == torch.float32:
+            # fp32 on CPU: attention as two batched matmuls, with the bias built once for all layers
+            bias = torch.zeros(seen.shape, device=tok.device).masked_fill_(~seen, float("-inf"))
+            return self._forward(
+                tok[:, None], pos, keys, values, slot, bias.repeat_interleave(self.matmul_heads, 0)
+            )
+        return self._forward(tok[:, None], pos, keys, values, slot, seen[:, None])
 
     def step_static(self, tok: torch.Tensor, state, slot: torch.Tensor) -> torch.Tensor:
         """:meth:`step` with shapes that do not depend on the step: ``slot`` is a 0-d tensor, the cache
@@ -313,12 +324,12 @@ class StaticCacheDecoder:
 
 
 def single_query_attention(q, k, v, bias, scale: float) -> torch.Tensor:
-    """Attention for one query per row, q (N, H, 1, D) over k, v (N, H, S, D) with an additive (N, 1, 1, S)
+    """Attention for one query per row, q (N, H, 1, D) over k, v (N, H, S, D) with an additive (N * H, 1, S)
     bias, as two batched matmuls: on CPU, ~25% less time per call than ``scaled_dot_product_attention``
     at decode shapes (64 rows, 4 heads, 22 slots), where its fixed cost dominates."""
     N, H, _, D = q.shape
     scores = torch.baddbmm(
-        bias.expand(N, H, 1, -1).reshape(N * H, 1, -1),
+        bias,
         q.reshape(N * H, 1, D),
         k.reshape(N * H, -1, D).transpose(1, 2),
         alpha=scale,
@@ -441,8 +452,7 @@ class HFBackend:
         used, row_steps = T, 0
         for t in range(T):
             tok, lp = sample_next(logits, params.temperature, params.top_p, gen)
-            toks[:, t] = torch.where(done, self.pad_id, tok)
-            lps[:, t] = torch.where(done, 0.0, lp)
+            toks[:, t], lps[:, t] = tok, lp  # what finished rows draw is blanked once, after the loop
             done = done | torch.isin(tok, eos)
             if t == T - 1:
                 break
@@ -463,7 +473,10 @@ class HFBackend:
             else:  # finished rows keep their last logits: sampled, then discarded
                 logits = logits.index_copy(0, active, dec.step(tok.index_select(0, active), state, L + t))
                 row_steps += len(active)
-        return toks[:, :used], lps[:, :used], row_steps
+        toks, lps = toks[:, :used], lps[:, :used]
+        is_eos = torch.isin(toks, eos).long()
+        after_eos = (is_eos.cumsum(1) - is_eos) > 0  # positions past a row's first EOS
+        return toks.masked_fill(after_eos, self.pad_id), lps.masked_fill(after_eos, 0.0), row_steps
 
     def _decode_hf(self, model, ids, mask, params: SamplingParams, gen, eos):
         """Reference decoding through the model's own forward and a `DynamicCache`."""
