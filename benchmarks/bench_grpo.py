@@ -157,7 +157,7 @@ class TRLSide:
 class ReinforgeSide:
     """reinforge's GRPO step, exactly as ``train_grpo`` runs it: rollout -> grade -> ``grpo_update``."""
 
-    def __init__(self, model_dir: Path, rows: list[dict], out_dir: Path):
+    def __init__(self, model_dir: Path, rows: list[dict], out_dir: Path, compile_decode: bool = False):
         from reinforge.graders import as_grader
         from reinforge.models.generation import HFBackend
         from reinforge.train.grpo import GRPOConfig, build_policy
@@ -178,7 +178,7 @@ class ReinforgeSide:
         torch.manual_seed(0)
         self.policy, self.ref, self.tok = build_policy(self.cfg)
         self.opt = adamw(self.policy.parameters(), LR, 0.0)  # the optimizer train_grpo builds
-        self.backend = HFBackend(self.policy, self.tok)
+        self.backend = HFBackend(self.policy, self.tok, compile_decode=compile_decode)
         self.grader = as_grader(lambda item, sample: float(sample["output_text"].strip() == item["answer"]))
         self.rows = rows
         # the same raw prompt text TRL tokenizes (this tokenizer adds no special tokens)
@@ -225,7 +225,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench(size: str, steps: int, blocks: int) -> dict:
+def bench(size: str, steps: int, blocks: int, compiled: bool = True) -> dict:
     rows = addition_rows()
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_model_dir(size, Path(tmp) / "model")
@@ -233,13 +233,21 @@ def bench(size: str, steps: int, blocks: int) -> dict:
         rss_after_rf_load = peak_rss_mib()
         rf.run(1)  # warm-up
         rss_rf = peak_rss_mib()
+        # the same step with `compile_decode: true` (its own copy of the weights); its warm-up step compiles
+        rfc = ReinforgeSide(model_dir, rows, Path(tmp) / "rfc", compile_decode=True) if compiled else None
+        t0 = time.perf_counter()
+        if rfc:
+            rfc.run(1)
+        compile_warmup_s = time.perf_counter() - t0
         trl = TRLSide(model_dir, rows, Path(tmp) / "trl")
         trl.run(1)  # warm-up
         rss_trl = peak_rss_mib()
-        trl_times, rf_times = [], []
+        trl_times, rf_times, rfc_times = [], [], []
         for _ in range(blocks):
             trl_times += trl.run(steps)
             rf_times += rf.run(steps)
+            if rfc:
+                rfc_times += rfc.run(steps)
         gflops_rate = matmul_gflops()
     n_params = sum(p.numel() for p in rf.policy.parameters())
     prompt_len = max(len(p) for p in rf.prompt_ids)
@@ -274,6 +282,16 @@ def bench(size: str, steps: int, blocks: int) -> dict:
         "reinforge_step_gflops_per_s": round(flops["total"] / t_rf / 1e9, 1),
         "matmul_gflops_per_s": round(gflops_rate, 1),
         "flop_floor_completions_per_s": round(n / (flops["total"] / (gflops_rate * 1e9)), 1),
+        **(
+            {
+                "reinforge_compiled_completions_per_s": round(n / statistics.median(rfc_times), 1),
+                "ratio_compiled": round(t_trl / statistics.median(rfc_times), 2),
+                "compile_warmup_step_s": round(compile_warmup_s, 1),
+                "reinforge_compiled_step_s_all": [round(x, 4) for x in rfc_times],
+            }
+            if rfc_times
+            else {}
+        ),
         "peak_rss_mib_reinforge": round(rss_rf, 1),
         "peak_rss_mib_after_trl": round(rss_trl, 1),
         "rss_mib_after_model_load": round(rss_after_rf_load, 1),
@@ -327,6 +345,8 @@ def print_table(results: list[dict]) -> None:
         ("trl c/s", "trl_completions_per_s"),
         ("reinforge c/s", "reinforge_completions_per_s"),
         ("ratio", "ratio"),
+        ("compile_decode c/s", "reinforge_compiled_completions_per_s"),
+        ("ratio compiled", "ratio_compiled"),
         ("upd GFLOP/s nominal", "reinforge_update_gflops_per_s"),
         ("upd GFLOP/s executed", "reinforge_update_executed_gflops_per_s"),
         ("floor c/s", "flop_floor_completions_per_s"),
@@ -336,7 +356,7 @@ def print_table(results: list[dict]) -> None:
     ]
     print(" | ".join(c for c, _ in cols))
     for r in results:
-        print(" | ".join(str(r[k]) for _, k in cols))
+        print(" | ".join(str(r.get(k, "-")) for _, k in cols))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -344,6 +364,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--size", choices=[*SIZES, "all"], default="all")
     ap.add_argument("--steps", type=int, default=3, help="steps per block (each side)")
     ap.add_argument("--blocks", type=int, default=3, help="alternating TRL/reinforge blocks")
+    ap.add_argument(
+        "--no-compiled",
+        action="store_true",
+        help="skip the `compile_decode: true` side (saves its ~11 s compile)",
+    )
     ap.add_argument(
         "--update-forwards",
         default=None,
@@ -364,7 +389,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     sizes = list(SIZES) if args.size == "all" else [args.size]
     results = []
     for size in sizes:
-        res = bench(size, args.steps, args.blocks)
+        res = bench(size, args.steps, args.blocks, compiled=not args.no_compiled)
         print(json.dumps(res), flush=True)
         results.append(res)
     print_table(results)

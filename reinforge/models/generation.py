@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -337,6 +338,38 @@ def single_query_attention(q, k, v, bias, scale: float) -> torch.Tensor:
     return torch.bmm(scores.softmax(-1), v.reshape(N * H, -1, D)).view(N, H, 1, D)
 
 
+class CompiledStep:
+    """``StaticCacheDecoder.step_static`` through ``torch.compile`` (static shapes). If compiling fails here
+    (no C++ compiler, an unsupported platform), it warns once and runs the same step eagerly from then on.
+
+    On CPU a decode step of a small model is bound by per-op overhead; the compiled step fuses its
+    elementwise work into a few kernels. Measured on the 0.86M benchmark model: 64 x 16 tokens in 37.5 ms
+    against 54.3 ms eager (with finished rows dropped), after an ~11 s compile per batch shape. It pays off
+    over a training run, not in a short test, hence opt-in (``compile_decode``).
+    """
+
+    def __init__(self):
+        self.fn = torch.compile(StaticCacheDecoder.step_static, dynamic=False)
+        self.failed: str | None = None
+
+    def __call__(self, dec, tok, state, slot):
+        if self.failed is None:
+            try:
+                return self.fn(dec, tok, state, slot)
+            except Exception as e:  # noqa: BLE001 - whatever stops compilation, decoding goes on eagerly
+                self.failed = f"{type(e).__name__}: {e}".splitlines()[0]
+                warnings.warn(
+                    f"compile_decode: torch.compile failed ({self.failed}); decoding eagerly", stacklevel=2
+                )
+        return StaticCacheDecoder.step_static(dec, tok, state, slot)
+
+
+@functools.cache
+def compiled_step() -> CompiledStep:
+    """One compiled step per process: its compiled code is reused by every generation of the same shape."""
+    return CompiledStep()
+
+
 class GraphedDecodeStep:
     """A CUDA graph of :meth:`StaticCacheDecoder.step_static` for one batch and cache, replayed per token.
 
@@ -375,10 +408,14 @@ class HFBackend:
         eos_token_ids: list[int] | None = None,
         fast: bool = True,
         cuda_graphs: bool = True,
+        compile_decode: bool = False,
     ):
         self.model = model
         self.fast = fast  # StaticCacheDecoder for Llama-family models; False: the model's own forward
         self.cuda_graphs = cuda_graphs  # on CUDA, replay each decode step as one captured graph
+        # elsewhere (CPU), optionally run the static-shape step through torch.compile: group sampling
+        # (n > 1) only, prompts padded to a multiple of 8 so one compiled shape serves a whole run
+        self.compile_decode = compile_decode
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.eos_ids = eos_token_ids or [tokenizer.eos_token_id]
@@ -394,8 +431,14 @@ class HFBackend:
         eos = torch.tensor(self.eos_ids, device=device)
         if self.fast and StaticCacheDecoder.supports(model):  # no dropout in it: train/eval mode is moot
             graphs = self.cuda_graphs and device.type == "cuda"
+            compiled = self.compile_decode and not graphs and params.n > 1
+            if compiled:  # extra left padding is masked: the same tokens, one shape for every batch
+                extra = -ids.shape[1] % 8
+                ids, mask = F.pad(ids, (extra, 0), value=self.pad_id), F.pad(mask, (extra, 0), value=0)
             dec = StaticCacheDecoder(model)
-            toks, lps, row_steps = self._decode_static(dec, ids, mask, params, gen, eos, graphs)
+            toks, lps, row_steps = self._decode_static(
+                dec, ids, mask, params, gen, eos, graphs, compiled=compiled
+            )
         else:
             was_training = model.training
             model.eval()
@@ -426,11 +469,12 @@ class HFBackend:
         eos,
         graphs: bool = False,
         static_shapes: bool = False,
+        compiled: bool = False,
     ):
         """(N, T) tokens and log-probs with a preallocated cache, and the number of row-steps decoded.
 
-        ``graphs`` replays a CUDA graph per step; ``static_shapes`` runs the graph's step eagerly. Both
-        keep every row in the batch to the end. Otherwise (eager) finished rows leave the decode batch
+        ``graphs`` replays a CUDA graph per step; ``static_shapes`` runs the graph's step eagerly;
+        ``compiled`` runs it through :func:`compiled_step`. These keep every row in the batch to the end. Otherwise (eager) finished rows leave the decode batch
         once an eighth of it has finished: a random or early model stops well before ``max_tokens``, and
         decoding finished rows is wasted work. Sampling still draws for all N rows (finished ones from
         their last logits, then discarded), so the random stream, and every token, is the same either way.
@@ -441,8 +485,9 @@ class HFBackend:
         step = None
         if graphs and params.max_tokens > 1:
             step = GraphedDecodeStep(dec, state, L)
-        elif static_shapes:
-            step = lambda tok, slot: dec.step_static(tok, state, torch.tensor(slot, device=ids.device))  # noqa: E731
+        elif static_shapes or compiled:
+            fn = compiled_step() if compiled else StaticCacheDecoder.step_static
+            step = lambda tok, slot: fn(dec, tok, state, torch.tensor(slot, device=ids.device))  # noqa: E731
         N, T = logits.shape[0], params.max_tokens
         toks = torch.full((N, T), self.pad_id, dtype=torch.long, device=ids.device)
         lps = torch.zeros((N, T), dtype=torch.float32, device=ids.device)

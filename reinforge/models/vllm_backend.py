@@ -117,9 +117,9 @@ class VLLMBackend:
         return Generations(comp, logprobs, texts, reasons, n=params.n)
 
 
-def make_backend(kind: str, model, tokenizer):
+def make_backend(kind: str, model, tokenizer, compile_decode: bool = False):
     """The generation backend a trainer asked for: ``hf``, ``vllm``, or ``auto`` (vLLM on a GPU when it
-    is installed, else the built-in one)."""
+    is installed, else the built-in one, with ``compile_decode`` passed on)."""
     from reinforge.models.generation import HFBackend
 
     device = next(model.parameters()).device
@@ -132,4 +132,4 @@ def make_backend(kind: str, model, tokenizer):
                 "generation_backend: vllm loads the model from a hub id or directory; this one has none"
             )
         return VLLMBackend(model, tokenizer)
-    return HFBackend(model, tokenizer)
+    return HFBackend(model, tokenizer, compile_decode=compile_decode)

@@ -104,6 +104,9 @@ class GRPOConfig(Config):
     logprob_buckets: int = 1
     # sampling: "hf" (the built-in static-cache decoder), "vllm", or "auto" (vLLM on a GPU when installed)
     generation_backend: Literal["auto", "hf", "vllm"] = "auto"
+    # built-in backend off the GPU: run each decode step through torch.compile (static shapes). Costs
+    # ~10 s of compiling per batch shape at the start, then decodes small models ~30% faster (benchmarks/)
+    compile_decode: bool = False
     # rows per forward/backward; gradients accumulate to exactly the whole minibatch's (None: no split)
     micro_batch_size: int | None = None
     progress: bool = True
@@ -389,7 +392,7 @@ def train_grpo(
             group["initial_lr"] = cfg.learning_rate
         scheduler.base_lrs = [cfg.learning_rate for _ in scheduler.base_lrs]
     log = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None)
-    backend = make_backend(cfg.generation_backend, policy, tok)
+    backend = make_backend(cfg.generation_backend, policy, tok, cfg.compile_decode)
     prompt_cache = [encode_prompt(tok, prompt_messages(r)) for r in train_rows]
 
     def run_eval(step: int) -> dict:

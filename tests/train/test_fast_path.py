@@ -255,3 +255,54 @@ def test_packed_logps_match_full_forward(arch, shuffle):
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def word_tokenizer():
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"t{i}": i for i in range(23)}
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel(vocab=vocab, unk_token="t0")),
+        pad_token="t0",
+        eos_token="t2",
+    )
+
+
+def test_compile_decode_falls_back_to_eager_and_pads_prompts(monkeypatch):
+    """``compile_decode`` pads prompts to a multiple of 8 (masked: the same tokens) and, if compiling fails,
+    warns and decodes eagerly. Here the compiler is made to fail, so this runs without compiling."""
+    from reinforge.models import generation
+    from reinforge.models.generation import HFBackend, SamplingParams
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    step = generation.CompiledStep()
+    monkeypatch.setattr(step, "fn", broken)
+    monkeypatch.setattr(generation, "compiled_step", lambda: step)
+    model, tok = tiny_lm(0), word_tokenizer()
+    prompts = [[5, 6, 7, 8], [9, 10], [11, 12, 13]]
+    params = SamplingParams(1.0, 1.0, 10, 4, seed=7)
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
+        padded = HFBackend(model, tok, compile_decode=True).generate(prompts, params)
+    plain = HFBackend(model, tok, fast=False).generate(prompts, params)
+    assert step.failed and padded.completion_ids == plain.completion_ids
+    for a, b in zip(padded.logprobs, plain.logprobs):
+        torch.testing.assert_close(torch.tensor(a), torch.tensor(b), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_decode_matches_eager():
+    """The torch.compile'd decode step samples the same tokens with the same log-probs (compiles: ~10-20 s)."""
+    from reinforge.models.generation import HFBackend, SamplingParams, compiled_step
+
+    model, tok = tiny_lm(0), word_tokenizer()
+    prompts = [[5, 6, 7, 8], [9, 10], [11, 12, 13]]
+    params = SamplingParams(1.0, 1.0, 10, 4, seed=7)
+    compiled = HFBackend(model, tok, compile_decode=True).generate(prompts, params)
+    eager = HFBackend(model, tok).generate(prompts, params)
+    assert compiled_step().failed is None  # it really compiled
+    assert compiled.completion_ids == eager.completion_ids
+    for a, b in zip(compiled.logprobs, eager.logprobs):
+        torch.testing.assert_close(torch.tensor(a), torch.tensor(b), rtol=1e-4, atol=1e-5)
