@@ -306,3 +306,17 @@ def test_compiled_decode_matches_eager():
     assert compiled.completion_ids == eager.completion_ids
     for a, b in zip(compiled.logprobs, eager.logprobs):
         torch.testing.assert_close(torch.tensor(a), torch.tensor(b), rtol=1e-4, atol=1e-5)
+
+
+def test_packed_logps_with_nothing_to_feed():
+    """Every completion one token long (no completion token is fed) and one empty: still the padded values."""
+    from reinforge.models.packed import PackedBatch
+    from reinforge.train.logprobs import packed_token_logps
+
+    ids = torch.tensor([[0, 5, 6, 7, 9, 0], [0, 5, 6, 7, 10, 0], [8, 9, 10, 11, 0, 0]])
+    attn = torch.tensor([[0, 1, 1, 1, 1, 0], [0, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]])
+    cmask = torch.tensor([[1, 0], [1, 0], [0, 0]])
+    model = tiny_lm(0)
+    logp = packed_token_logps(model, PackedBatch.build(ids, attn, cmask, torch.tensor([0, 0, 1])))
+    torch.testing.assert_close(logp, reference_logps(model, ids, attn, 2, 1.0) * cmask, rtol=1e-5, atol=1e-5)
+    assert logp[0, 0] != 0 and logp[2].abs().sum() == 0
