@@ -66,7 +66,7 @@ def grpo_loss(logp, ref_logp, old, adv, cmask, loss_type):
 @pytest.mark.parametrize(
     "loss_type,temperature,chunk", [("grpo", 1.0, 4), ("dapo", 0.7, 64), ("dr_grpo", 1.0, 1)]
 )
-def test_fast_path_matches_full_logits_reference(loss_type, temperature, chunk):
+def test_fast_path_matches_full_logits_reference(loss_type, temperature, chunk, lm_head_logits):
     ids, attn, cmask = padded_batch()
     t = cmask.shape[1]
     policy, ref = tiny_lm(0), tiny_lm(1)
@@ -225,9 +225,18 @@ def test_micro_batches_accumulate_the_same_update(loss_type):
         assert s_full[k] == pytest.approx(s_micro[k], rel=1e-4, abs=1e-6), k
 
 
+@pytest.fixture(params=["kept", "recomputed"])
+def lm_head_logits(request, monkeypatch):
+    """Both ways the LM head's logits meet the backward pass: kept by autograd (small vocabularies, as in
+    these models) or recomputed (``ChosenTokenLogps``, large vocabularies)."""
+    if request.param == "recomputed":
+        monkeypatch.setattr("reinforge.train.logprobs.RECOMPUTE_MIN_VOCAB", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_packed_logps_match_full_forward(arch, shuffle):
+def test_packed_logps_match_full_forward(arch, shuffle, lm_head_logits):
     """The padding-free forward: the same log-probs and gradients as one padded forward, with prompts
     shared, ragged completions (lengths 1..t) and, shuffled, groups split across the batch."""
     from reinforge.models.packed import PackedBatch, supports
@@ -320,3 +329,27 @@ def test_packed_logps_with_nothing_to_feed():
     logp = packed_token_logps(model, PackedBatch.build(ids, attn, cmask, torch.tensor([0, 0, 1])))
     torch.testing.assert_close(logp, reference_logps(model, ids, attn, 2, 1.0) * cmask, rtol=1e-5, atol=1e-5)
     assert logp[0, 0] != 0 and logp[2].abs().sum() == 0
+
+
+@pytest.mark.parametrize("temperature,chunk", [(1.0, 3), (0.7, 64)])
+def test_chosen_token_logps_gradients(temperature, chunk):
+    """The LM-head log-prob function that recomputes logits in its backward pass: the same values and the
+    same gradients for states, weight and bias as autograd through log_softmax over full logits."""
+    from reinforge.train.logprobs import ChosenTokenLogps
+
+    g = torch.Generator().manual_seed(0)
+    h, w, b = (torch.randn(*shape, generator=g).requires_grad_() for shape in ((7, 5), (11, 5), (11,)))
+    t = torch.randint(0, 11, (7,), generator=g)
+    weights = torch.linspace(-1, 1, 7)  # a loss that weighs every row differently
+    results = []
+    for fused in (True, False):
+        if fused:
+            lp = ChosenTokenLogps.apply(h, w, b, t, temperature, chunk)
+        else:
+            lp = torch.log_softmax((h @ w.T + b) / temperature, -1).gather(-1, t[:, None]).squeeze(-1)
+        (lp * weights).sum().backward()
+        results.append([lp.detach()] + [x.grad.clone() for x in (h, w, b)])
+        for x in (h, w, b):
+            x.grad = None
+    for a, r in zip(*results):
+        torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-6)
