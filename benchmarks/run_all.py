@@ -1,25 +1,33 @@
-"""`make bench`: run every benchmark module's ``main()`` that exists, one after another."""
+"""`make bench`: run every benchmark module that exists, one after another, each in its own interpreter.
+
+A fresh process per benchmark keeps one from disturbing the next: peak RSS is per benchmark, and the
+worker pools that ``torch.compile`` leaves behind in ``bench_grpo`` (its ``compile_decode`` side) never
+meet the forked workers of ``bench_tune`` (in one process, ``make bench`` stalled there).
+"""
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import json
+import subprocess
+import sys
 
 MODULES = ["bench_grpo", "bench_grpo_gpu", "bench_graders", "bench_tune", "bench_serve"]
 
 
-def main() -> None:
+def main() -> int:
+    failed = []
     for name in MODULES:
-        try:
-            mod = importlib.import_module(f"benchmarks.{name}")
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("benchmarks."):
-                print(json.dumps({"bench": name, "skipped": "module not present"}))
-                continue
-            raise
+        if importlib.util.find_spec(f"benchmarks.{name}") is None:
+            print(json.dumps({"bench": name, "skipped": "module not present"}), flush=True)
+            continue
         print(f"== {name}", flush=True)
-        mod.main([])
+        if subprocess.run([sys.executable, "-m", f"benchmarks.{name}"]).returncode != 0:
+            failed.append(name)
+    if failed:
+        print(json.dumps({"bench": "all", "failed": failed}), flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
