@@ -33,6 +33,18 @@ def tiny_lm(seed: int, arch: str = "llama"):
     return model_class(cfg).float()
 
 
+def word_tokenizer():
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"t{i}": i for i in range(23)}
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel(vocab=vocab, unk_token="t0")),
+        pad_token="t0",
+        eos_token="t2",
+    )
+
+
 def padded_batch(n: int = 6, p: int = 5, t: int = 4):
     """[left-padded prompt | right-padded completion] rows, as ``collect_rollout`` packs them."""
     g = torch.Generator().manual_seed(1)
@@ -145,17 +157,9 @@ def test_grouped_logps_match_full_forward(buckets, shuffle):
 def test_static_cache_decoder_matches_hf_decoding(arch):
     """The preallocated-cache decoder samples the same tokens with the same log-probs as the HF forward,
     and so does its static-shape step (the one CUDA graphs capture), run eagerly here."""
-    from tokenizers import Tokenizer, models
-    from transformers import PreTrainedTokenizerFast
-
     from reinforge.models.generation import HFBackend, SamplingParams, StaticCacheDecoder, left_pad
 
-    vocab = {f"t{i}": i for i in range(23)}
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer(models.WordLevel(vocab=vocab, unk_token="t0")),
-        pad_token="t0",
-        eos_token="t2",
-    )
+    tok = word_tokenizer()
     model = tiny_lm(0, arch)
     assert StaticCacheDecoder.supports(model)
     prompts = [[5, 6, 7, 8], [9, 10], [11, 12, 13]]  # ragged: left padding is exercised
@@ -264,18 +268,6 @@ def test_packed_logps_match_full_forward(arch, shuffle, lm_head_logits):
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
-
-
-def word_tokenizer():
-    from tokenizers import Tokenizer, models
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {f"t{i}": i for i in range(23)}
-    return PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer(models.WordLevel(vocab=vocab, unk_token="t0")),
-        pad_token="t0",
-        eos_token="t2",
-    )
 
 
 def test_compile_decode_falls_back_to_eager_and_pads_prompts(monkeypatch):
