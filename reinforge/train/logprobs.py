@@ -8,11 +8,15 @@ from reinforge.models.generation import cache_kwargs, mask_positions, output_cac
 from reinforge.models.packed import PackedBatch, packed_states, supports
 
 
+def scaled_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Logits in fp32, divided by the sampling temperature (0, greedy, and 1 leave them as they are)."""
+    logits = logits.float()
+    return logits / temperature if temperature != 1.0 and temperature > 0 else logits
+
+
 def gather_logps(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """log softmax(logits / temperature)[token] for (..., V) logits and (...) tokens."""
-    logits = logits.float()
-    if temperature != 1.0 and temperature > 0:
-        logits = logits / temperature
+    logits = scaled_logits(logits, temperature)
     return logits.gather(-1, tokens[..., None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
@@ -109,8 +113,7 @@ class ChosenTokenLogps(torch.autograd.Function):
 
     @staticmethod
     def _logits(h, weight, bias, temperature: float) -> torch.Tensor:
-        z = torch.nn.functional.linear(h, weight, bias).float()
-        return z / temperature if temperature != 1.0 and temperature > 0 else z
+        return scaled_logits(torch.nn.functional.linear(h, weight, bias), temperature)
 
     @staticmethod
     def backward(ctx, grad):
@@ -262,14 +265,23 @@ class RolloutLogps:
         self.layouts: dict[tuple[int, ...], PackedBatch] = {}
 
     def __call__(self, model, rows: torch.Tensor) -> torch.Tensor:
-        ids, attn, cmask, T = self.ids[rows], self.attn[rows], self.cmask[rows], self.cmask.shape[1]
-        if self.forward == "padded":
-            return per_token_logps(model, ids, attn, T, self.temperature, self.chunk)
         if self.forward == "packed":
             key = tuple(rows.tolist())
-            if key not in self.layouts:
-                self.layouts[key] = PackedBatch.build(ids, attn, cmask, self.prompt_of[rows])
+            if key not in self.layouts:  # the rows are gathered once, for the layout
+                self.layouts[key] = PackedBatch.build(
+                    self.ids[rows], self.attn[rows], self.cmask[rows], self.prompt_of[rows]
+                )
             return packed_token_logps(model, self.layouts[key], self.temperature, self.chunk)
+        ids, attn = self.ids[rows], self.attn[rows]
+        if self.forward == "padded":
+            return per_token_logps(model, ids, attn, self.cmask.shape[1], self.temperature, self.chunk)
         return grouped_token_logps(
-            model, ids, attn, cmask, self.prompt_of[rows], self.temperature, self.chunk, self.buckets
+            model,
+            ids,
+            attn,
+            self.cmask[rows],
+            self.prompt_of[rows],
+            self.temperature,
+            self.chunk,
+            self.buckets,
         )
