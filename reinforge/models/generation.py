@@ -68,9 +68,12 @@ def mask_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def left_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, L) ids and attention mask, padded on the left so every row ends at the same column."""
-    L = max(len(s) for s in seqs)
+def left_pad(
+    seqs: list[list[int]], pad_id: int, device, multiple_of: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, L) ids and attention mask, padded on the left so every row ends at the same column; L is the
+    longest row rounded up to ``multiple_of`` (extra padding is masked: it changes no value)."""
+    L = -(-max(len(s) for s in seqs) // multiple_of) * multiple_of
     ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), L), dtype=torch.long)
     for i, s in enumerate(seqs):
@@ -428,14 +431,13 @@ class HFBackend:
         gen = None
         if params.seed is not None:
             gen = torch.Generator(device=device).manual_seed(params.seed)
-        ids, mask = left_pad(prompt_ids, self.pad_id, device)  # (B, L)
+        fast = self.fast and StaticCacheDecoder.supports(model)  # no dropout in it: train/eval mode is moot
+        graphs = fast and self.cuda_graphs and device.type == "cuda"
+        compiled = fast and self.compile_decode and not graphs and params.n > 1
+        # compiled: prompts padded to a multiple of 8, so one compiled shape serves every batch
+        ids, mask = left_pad(prompt_ids, self.pad_id, device, multiple_of=8 if compiled else 1)  # (B, L)
         eos = torch.tensor(self.eos_ids, device=device)
-        if self.fast and StaticCacheDecoder.supports(model):  # no dropout in it: train/eval mode is moot
-            graphs = self.cuda_graphs and device.type == "cuda"
-            compiled = self.compile_decode and not graphs and params.n > 1
-            if compiled:  # extra left padding is masked: the same tokens, one shape for every batch
-                extra = -ids.shape[1] % 8
-                ids, mask = F.pad(ids, (extra, 0), value=self.pad_id), F.pad(mask, (extra, 0), value=0)
+        if fast:
             dec = StaticCacheDecoder(model)
             toks, lps, row_steps = self._decode_static(
                 dec, ids, mask, params, gen, eos, graphs, compiled=compiled
