@@ -190,6 +190,7 @@ class ReinforgeSide:
 
     def run(self, k: int) -> list[float]:
         from reinforge.models.generation import SamplingParams
+        from reinforge.models.packed import PackedBatch
         from reinforge.train.grpo import batch_indices, grpo_update
         from reinforge.train.rollout import collect_rollout
 
@@ -213,10 +214,15 @@ class ReinforgeSide:
             out.append(t2 - t0)
             self.update_seconds.append(t2 - t1)
             self.last_completion_tokens = int(roll.completion_mask.sum())
-            # tokens the packed update actually runs: each distinct prompt once, each completion but its last token
-            prompt_tokens = sum(len(self.prompt_ids[i]) for i in idx)
-            fed_tokens = int((roll.completion_mask.sum(-1) - 1).clamp(min=0).sum())
-            self.update_tokens.append(prompt_tokens + fed_tokens)
+            # tokens the packed update actually runs (each distinct prompt once, each completion but its
+            # last token): the layout the update built, rebuilt here outside the timing
+            layout = PackedBatch.build(
+                roll.input_ids,
+                roll.attention_mask,
+                roll.completion_mask,
+                torch.arange(GROUP * PROMPTS) // GROUP,
+            )
+            self.update_tokens.append(layout.ids.numel())
         self.times += out
         return out
 

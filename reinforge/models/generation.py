@@ -82,16 +82,20 @@ def left_pad(
     return ids.to(device), mask.to(device)
 
 
+def scaled_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Logits in fp32, divided by the sampling temperature (0, greedy, and 1 leave them as they are).
+
+    The one temperature rule: sampling here, and the trainers' log-probs of sampled tokens, must agree."""
+    logits = logits.float()
+    return logits / temperature if temperature != 1.0 and temperature > 0 else logits
+
+
 def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None):
     """Pick next tokens from (B, V) logits; return (tokens, logprob under the temperature-scaled dist)."""
+    logp = F.log_softmax(scaled_logits(logits, temperature), dim=-1)
     if temperature <= 0:
-        logp = F.log_softmax(logits.float(), dim=-1)
         tok = logp.argmax(-1)
         return tok, logp.gather(-1, tok[:, None]).squeeze(-1)
-    logits = logits.float()
-    if temperature != 1.0:  # x / 1.0 is x: skip a full pass over (N, V) logits
-        logits = logits / temperature
-    logp = F.log_softmax(logits, dim=-1)
     probs = logp.exp()
     if top_p < 1.0:
         sorted_p, idx = probs.sort(-1, descending=True)

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from reinforge.models.generation import cache_kwargs, mask_positions, output_cache
+from reinforge.models.generation import cache_kwargs, mask_positions, output_cache, scaled_logits
 from reinforge.models.packed import PackedBatch, packed_states, supports
-
-
-def scaled_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Logits in fp32, divided by the sampling temperature (0, greedy, and 1 leave them as they are)."""
-    logits = logits.float()
-    return logits / temperature if temperature != 1.0 and temperature > 0 else logits
 
 
 def gather_logps(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
