@@ -44,5 +44,9 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 
+# the GPU benchmark alone, every side (skips without CUDA; `--smoke` runs it on a tiny model anywhere)
+bench-gpu: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_grpo_gpu --steps 3 --sides reinforge,reinforge_packed,trl
+
 clean:
 	rm -rf runs .pytest_cache

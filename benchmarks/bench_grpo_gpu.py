@@ -6,42 +6,87 @@ microbatches of 32 completions with gradients accumulated into one optimizer ste
 ``per_device_train_batch_size=32, gradient_accumulation_steps=8``; reinforge: ``micro_batch_size=32``),
 as in the anchor script ``shared/anchors/trl_grpo_gpu.py``. Both sides run in the same process on the
 same weights and prompts, one after the other; the first step of each is a warm-up and not counted.
-Needs CUDA; prints a JSON line per side and one with the ratio. Not part of the test suite.
+Needs CUDA; prints a JSON line per side and one with the ratio. ``--smoke`` runs the same code with a
+tiny Qwen2 on whatever device there is (the CPU here): the test suite runs it, so the script a GPU session
+spends its few minutes on does not crash on the way there.
 
     python -m benchmarks.bench_grpo_gpu --steps 3
+    python -m benchmarks.bench_grpo_gpu --smoke --sides reinforge,reinforge_packed,trl
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
+import resource
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-V, PROMPTS, GROUP, PROMPT_LEN, NEW_TOKENS = 151936, 32, 8, 64, 256
+
+@dataclass(frozen=True)
+class Setup:
+    """The benchmark's model shape and batch: the issue's GPU configuration, or a tiny one (``--smoke``)."""
+
+    vocab: int = 151936
+    hidden: int = 896
+    intermediate: int = 4864
+    layers: int = 24
+    heads: int = 14
+    kv_heads: int = 2
+    prompts: int = 32  # per step, ``group`` completions each
+    group: int = 8
+    prompt_len: int = 64
+    new_tokens: int = 256
+    micro: int = 32  # completions per forward; gradients accumulate over the step's batch
+    dtype: str = "bfloat16"
+
+    @property
+    def device(self) -> str:
+        return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def build_model_dir(out: Path) -> Path:
+QWEN_05B = Setup()
+SMOKE = Setup(
+    vocab=64, hidden=32, intermediate=64, layers=2, heads=4, kv_heads=2, prompts=4, group=4,
+    prompt_len=6, new_tokens=5, micro=8, dtype="float32",
+)  # fmt: skip
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def peak_mem_gib(device: str) -> float:
+    """Peak allocated GPU memory; on CPU, the process's peak RSS."""
+    if device == "cuda":
+        return round(torch.cuda.max_memory_allocated() / 2**30, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 1)
+
+
+def build_model_dir(out: Path, su: Setup) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2} | {f"t{i}": i for i in range(3, V)}
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2} | {f"t{i}": i for i in range(3, su.vocab)}
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tk.decoder = decoders.WordPiece(prefix="##")
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
     tok.padding_side = "left"
     cfg = Qwen2Config(
-        vocab_size=V,
-        hidden_size=896,
-        intermediate_size=4864,
-        num_hidden_layers=24,
-        num_attention_heads=14,
-        num_key_value_heads=2,
+        vocab_size=su.vocab,
+        hidden_size=su.hidden,
+        intermediate_size=su.intermediate,
+        num_hidden_layers=su.layers,
+        num_attention_heads=su.heads,
+        num_key_value_heads=su.kv_heads,
         max_position_embeddings=4096,
         tie_word_embeddings=True,
         bos_token_id=1,
@@ -49,12 +94,12 @@ def build_model_dir(out: Path) -> Path:
         pad_token_id=0,
     )
     torch.manual_seed(0)
-    Qwen2ForCausalLM(cfg).to(torch.bfloat16).save_pretrained(out)
+    Qwen2ForCausalLM(cfg).to(getattr(torch, su.dtype)).save_pretrained(out)
     tok.save_pretrained(out)
     return out
 
 
-def reinforge_side(model_dir: Path, rows: list[dict]):
+def reinforge_side(model_dir: Path, rows: list[dict], su: Setup):
     """reinforge's GRPO pieces with the benchmark's settings: config, policy, reference, tokenizer,
     optimizer, a random-reward grader and the tokenized prompts."""
     from transformers import PreTrainedTokenizerFast
@@ -66,15 +111,15 @@ def reinforge_side(model_dir: Path, rows: list[dict]):
     cfg = GRPOConfig(
         model=str(model_dir),
         task="addition",
-        group_size=GROUP,
-        prompts_per_step=PROMPTS,
-        max_new_tokens=NEW_TOKENS,
+        group_size=su.group,
+        prompts_per_step=su.prompts,
+        max_new_tokens=su.new_tokens,
         learning_rate=1e-6,
         beta=0.04,
-        dtype="bfloat16",
-        device="cuda",
+        dtype=su.dtype,
+        device=su.device,
         logprob_chunk=8,
-        micro_batch_size=32,
+        micro_batch_size=su.micro,
         progress=False,
     )
     policy, ref, _ = build_policy(cfg)
@@ -87,14 +132,20 @@ def reinforge_side(model_dir: Path, rows: list[dict]):
 
 
 def run_reinforge(
-    model_dir: Path, rows: list[dict], steps: int, cuda_graphs: bool = True, logprob_forward: str = "auto"
+    model_dir: Path,
+    rows: list[dict],
+    steps: int,
+    su: Setup,
+    cuda_graphs: bool = True,
+    logprob_forward: str = "auto",
 ) -> dict:
     from reinforge.models.generation import HFBackend, SamplingParams
     from reinforge.train.grpo import grpo_update
     from reinforge.train.rollout import collect_rollout
 
-    cfg, policy, ref, tok, opt, grader, prompt_ids = reinforge_side(model_dir, rows)
+    cfg, policy, ref, tok, opt, grader, prompt_ids = reinforge_side(model_dir, rows, su)
     cfg.logprob_forward = logprob_forward
+    P, G, T = su.prompts, su.group, su.new_tokens
     n_params = sum(p.numel() for p in policy.parameters())
     errors = []
     # the static-cache decoder (with CUDA graphs when asked) first; fall back if it fails here
@@ -105,15 +156,15 @@ def run_reinforge(
         times, gen_s, upd_s = [], [], []
         try:
             for step in range(steps + 1):
-                torch.cuda.synchronize()
+                sync(su.device)
                 t0 = time.perf_counter()
-                batch = slice(step * PROMPTS, (step + 1) * PROMPTS)
-                sp = SamplingParams(1.0, 1.0, NEW_TOKENS, GROUP, seed=step)
+                batch = slice(step * P, (step + 1) * P)
+                sp = SamplingParams(1.0, 1.0, T, G, seed=step)
                 roll = collect_rollout(backend, grader, rows[batch], prompt_ids[batch], sp, backend.pad_id)
-                torch.cuda.synchronize()
+                sync(su.device)
                 t1 = time.perf_counter()
                 grpo_update(policy, ref, opt, roll, cfg, step_seed=step)
-                torch.cuda.synchronize()
+                sync(su.device)
                 if step:  # step 0 is the warm-up
                     times.append(time.perf_counter() - t0)
                     gen_s.append(roll.gen_seconds)
@@ -122,32 +173,36 @@ def run_reinforge(
         except Exception as e:
             errors.append(f"fast={fast} graphs={graphs}: {type(e).__name__}: {e}"[:400])
             opt.zero_grad(set_to_none=True)
-            torch.cuda.empty_cache()
+            if su.device == "cuda":
+                torch.cuda.empty_cache()
     if not times:
         raise RuntimeError("; ".join(errors))
     med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
     sec, g, u = med(times), med(gen_s), med(upd_s)
-    tokens = PROMPTS * GROUP * (PROMPT_LEN + NEW_TOKENS)
+    tokens = P * G * (su.prompt_len + T)
     return {
         "side": ("reinforge" if cuda_graphs else "reinforge_no_graphs")
         + ("" if logprob_forward == "auto" else f"_{logprob_forward}"),
-        "decoder": ("static_cache" + ("+cuda_graphs" if graphs else "")) if fast else "hf",
+        # graphs are captured on CUDA only: elsewhere the same request decodes eagerly
+        "decoder": ("static_cache" + ("+cuda_graphs" if graphs and su.device == "cuda" else ""))
+        if fast
+        else "hf",
         "errors": errors,
         "step_s": round(sec, 2),
         "step_s_all": [round(t, 2) for t in times],
         "gen_s": round(g, 2),
         "update_s": round(u, 2),
-        "completions_per_s": round(PROMPTS * GROUP / sec, 1),
+        "completions_per_s": round(P * G / sec, 1),
         # utilisation: the update's matmul rate (2N reference + 6N policy FLOPs per token), and the
         # weight bytes read per decode step (bf16) per second of generation, a floor on bandwidth used
         "update_tflops_per_s": round(8 * n_params * tokens / u / 1e12, 1),
-        "decode_weight_gb_per_s": round(2 * n_params * NEW_TOKENS / g / 1e9, 1),
+        "decode_weight_gb_per_s": round(2 * n_params * T / g / 1e9, 1),
         "params": n_params,
-        "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1),
+        "peak_mem_gib": peak_mem_gib(su.device),
     }
 
 
-def profile_reinforge(model_dir: Path, rows: list[dict]) -> None:
+def profile_reinforge(model_dir: Path, rows: list[dict], su: Setup) -> None:
     """Where a reinforge step's GPU time goes: top kernels of generation and of the update, one step each
     after a warm-up step (``--profile``)."""
     from torch.profiler import ProfilerActivity, profile
@@ -156,11 +211,11 @@ def profile_reinforge(model_dir: Path, rows: list[dict]) -> None:
     from reinforge.train.grpo import grpo_update
     from reinforge.train.rollout import collect_rollout
 
-    cfg, policy, ref, tok, opt, grader, prompt_ids = reinforge_side(model_dir, rows)
+    cfg, policy, ref, tok, opt, grader, prompt_ids = reinforge_side(model_dir, rows, su)
     backend = HFBackend(policy, tok, eos_token_ids=[-1])
     for step in range(2):
-        batch = slice(step * PROMPTS, (step + 1) * PROMPTS)
-        sp = SamplingParams(1.0, 1.0, NEW_TOKENS, GROUP, seed=step)
+        batch = slice(step * su.prompts, (step + 1) * su.prompts)
+        sp = SamplingParams(1.0, 1.0, su.new_tokens, su.group, seed=step)
         for phase in ("generation", "update"):
             with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
                 if phase == "generation":
@@ -169,13 +224,13 @@ def profile_reinforge(model_dir: Path, rows: list[dict]) -> None:
                     )
                 else:
                     grpo_update(policy, ref, opt, roll, cfg, step_seed=step)
-                torch.cuda.synchronize()
+                sync(su.device)
             if step:  # the first step is the warm-up
                 print(f"# profile: {phase}", flush=True)
                 print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25), flush=True)
 
 
-def run_trl(model_dir: Path, rows: list[dict], steps: int) -> dict:
+def run_trl(model_dir: Path, rows: list[dict], steps: int, su: Setup) -> dict:
     """TRL's GRPOTrainer with the anchor's settings; step time = time between optimizer-step ends."""
     import trl
     from datasets import Dataset
@@ -185,28 +240,29 @@ def run_trl(model_dir: Path, rows: list[dict], steps: int) -> dict:
 
     class Timer(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
-            torch.cuda.synchronize()
+            sync(su.device)
             ends.append(time.perf_counter())
 
     tok = PreTrainedTokenizerFast.from_pretrained(model_dir)  # as the anchor: this object, not AutoTokenizer
     tok.padding_side = "left"
     args = trl.GRPOConfig(
         output_dir=str(model_dir.parent / "trl-out"),
-        per_device_train_batch_size=32,
-        gradient_accumulation_steps=8,
-        num_generations=GROUP,
-        max_completion_length=NEW_TOKENS,
+        per_device_train_batch_size=su.micro,
+        gradient_accumulation_steps=su.prompts * su.group // su.micro,
+        num_generations=su.group,
+        max_completion_length=su.new_tokens,
         max_steps=steps + 1,
         learning_rate=1e-6,
         logging_steps=1,
         report_to=[],
         save_strategy="no",
-        bf16=True,
+        bf16=su.dtype == "bfloat16",
+        use_cpu=su.device == "cpu",
         beta=0.04,
         temperature=1.0,
         disable_tqdm=True,
         gradient_checkpointing=False,
-        generation_kwargs={"min_new_tokens": NEW_TOKENS},
+        generation_kwargs={"min_new_tokens": su.new_tokens},
     )
     trainer = trl.GRPOTrainer(
         model=str(model_dir),
@@ -216,7 +272,8 @@ def run_trl(model_dir: Path, rows: list[dict], steps: int) -> dict:
         processing_class=tok,
         callbacks=[Timer()],
     )
-    torch.cuda.reset_peak_memory_stats()
+    if su.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     trainer.train()
     times = [b - a for a, b in zip(ends, ends[1:])]  # the first step (warm-up) has no start mark
     sec = sorted(times)[len(times) // 2]
@@ -225,8 +282,8 @@ def run_trl(model_dir: Path, rows: list[dict], steps: int) -> dict:
         "trl_version": trl.__version__,
         "step_s": round(sec, 2),
         "step_s_all": [round(t, 2) for t in times],
-        "completions_per_s": round(PROMPTS * GROUP / sec, 1),
-        "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1),
+        "completions_per_s": round(su.prompts * su.group / sec, 1),
+        "peak_mem_gib": peak_mem_gib(su.device),
     }
     del trainer
     return out
@@ -242,39 +299,43 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "reinforge_packed (the padding-free update forward, not yet measured on a GPU), trl",
     )
     ap.add_argument("--profile", action="store_true", help="profile one reinforge step instead of timing")
+    ap.add_argument(
+        "--smoke", action="store_true", help="a tiny Qwen2, on CUDA or the CPU: checks the script"
+    )
     args = ap.parse_args(argv)
-    if not torch.cuda.is_available():
+    su = SMOKE if args.smoke else QWEN_05B
+    if su.device != "cuda" and not args.smoke:
         print(json.dumps({"bench": "grpo_gpu", "skipped": "no CUDA device"}))
         return []
     rng = random.Random(0)
     rows = [
-        {"prompt": " ".join(f"t{rng.randint(3, V - 1)}" for _ in range(PROMPT_LEN))}
-        for _ in range(PROMPTS * (args.steps + 1))
+        {"prompt": " ".join(f"t{rng.randint(3, su.vocab - 1)}" for _ in range(su.prompt_len))}
+        for _ in range(su.prompts * (args.steps + 1))
     ]
     if args.profile:
         with tempfile.TemporaryDirectory() as tmp:
-            profile_reinforge(build_model_dir(Path(tmp) / "m"), rows)
+            profile_reinforge(build_model_dir(Path(tmp) / "m", su), rows, su)
         return []
-    sides = args.sides.split(",")
     res = []
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = build_model_dir(Path(tmp) / "m")
-        for side in sides:
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
+        model_dir = build_model_dir(Path(tmp) / "m", su)
+        for side in args.sides.split(","):
+            if su.device == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
             try:
                 if side == "trl":
-                    r = run_trl(model_dir, rows, args.steps)
+                    r = run_trl(model_dir, rows, args.steps, su)
                 else:
                     forward = "packed" if side == "reinforge_packed" else "auto"
-                    r = run_reinforge(model_dir, rows, args.steps, side != "reinforge_no_graphs", forward)
+                    r = run_reinforge(model_dir, rows, args.steps, su, side != "reinforge_no_graphs", forward)
             except Exception as e:  # report and go on to the other side
                 r = {"side": side, "error": f"{type(e).__name__}: {e}"[:500]}
-            r["device"] = torch.cuda.get_device_name()
-            print(json.dumps({"bench": "grpo_gpu", **r}), flush=True)
+            r["device"] = torch.cuda.get_device_name() if su.device == "cuda" else "cpu"
+            print(
+                json.dumps({"bench": "grpo_gpu", **({"smoke": True} if args.smoke else {}), **r}), flush=True
+            )
             res.append(r)
-            import gc
-
             gc.collect()
     by = {r["side"]: r for r in res}
     if "completions_per_s" in by.get("reinforge", {}) and "completions_per_s" in by.get("trl", {}):
