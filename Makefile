@@ -46,7 +46,7 @@ bench: $(STAMP)
 
 # the GPU benchmark alone, every side (skips without CUDA; `--smoke` runs it on a tiny model anywhere)
 bench-gpu: $(STAMP)
-	$(BIN)/python -m benchmarks.bench_grpo_gpu --steps 3 --sides reinforge,reinforge_packed,trl
+	$(BIN)/python -m benchmarks.bench_grpo_gpu --steps 3 --sides reinforge,reinforge_packed,reinforge_keep_logits,trl
 
 clean:
 	rm -rf runs .pytest_cache

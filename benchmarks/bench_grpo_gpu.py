@@ -53,9 +53,19 @@ class Setup:
 
 QWEN_05B = Setup()
 SMOKE = Setup(
-    vocab=64, hidden=32, intermediate=64, layers=2, heads=4, kv_heads=2, prompts=4, group=4,
-    prompt_len=6, new_tokens=5, micro=8, dtype="float32",
-)  # fmt: skip
+    vocab=4100,
+    hidden=32,
+    intermediate=64,
+    layers=2,
+    heads=4,
+    kv_heads=2,
+    prompts=4,
+    group=4,
+    prompt_len=6,
+    new_tokens=5,
+    micro=8,
+    dtype="float32",
+)  # fmt: skip  (vocab >= 4096: the LM head recomputes its logits, as Qwen's does)
 
 
 def sync(device: str) -> None:
@@ -131,15 +141,55 @@ def reinforge_side(model_dir: Path, rows: list[dict], su: Setup):
     return cfg, policy, ref, tok, opt, grader, prompt_ids
 
 
+# reinforge's sides: what each changes from the defaults
+REINFORGE_SIDES = {
+    "reinforge": {},
+    "reinforge_no_graphs": {"cuda_graphs": False},  # decode eagerly
+    "reinforge_packed": {"logprob_forward": "packed"},  # the padding-free update forward
+    # the LM head's logits kept for the backward pass instead of recomputed (ChosenTokenLogps): more memory,
+    # one head matmul less per forward
+    "reinforge_keep_logits": {"keep_logits": True},
+}
+
+
 def run_reinforge(
     model_dir: Path,
     rows: list[dict],
     steps: int,
     su: Setup,
-    cuda_graphs: bool = True,
-    logprob_forward: str = "auto",
+    side: str = "reinforge",
+) -> dict:
+    from reinforge.train import logprobs
+
+    opts = REINFORGE_SIDES[side]
+    recompute_from = logprobs.RECOMPUTE_MIN_VOCAB
+    if opts.get("keep_logits"):
+        logprobs.RECOMPUTE_MIN_VOCAB = su.vocab + 1
+    try:
+        return _run_reinforge(
+            model_dir,
+            rows,
+            steps,
+            su,
+            opts.get("cuda_graphs", True),
+            opts.get("logprob_forward", "auto"),
+            side,
+        )
+    finally:
+        logprobs.RECOMPUTE_MIN_VOCAB = recompute_from
+
+
+def _run_reinforge(
+    model_dir: Path,
+    rows: list[dict],
+    steps: int,
+    su: Setup,
+    cuda_graphs: bool,
+    logprob_forward: str,
+    side: str,
 ) -> dict:
     from reinforge.models.generation import HFBackend, SamplingParams
+    from reinforge.train import logprobs
     from reinforge.train.grpo import grpo_update
     from reinforge.train.rollout import collect_rollout
 
@@ -181,8 +231,8 @@ def run_reinforge(
     sec, g, u = med(times), med(gen_s), med(upd_s)
     tokens = P * G * (su.prompt_len + T)
     return {
-        "side": ("reinforge" if cuda_graphs else "reinforge_no_graphs")
-        + ("" if logprob_forward == "auto" else f"_{logprob_forward}"),
+        "side": side,
+        "lm_head_logits": "recomputed" if su.vocab >= logprobs.RECOMPUTE_MIN_VOCAB else "kept",
         # graphs are captured on CUDA only: elsewhere the same request decodes eagerly
         "decoder": ("static_cache" + ("+cuda_graphs" if graphs and su.device == "cuda" else ""))
         if fast
@@ -295,8 +345,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument(
         "--sides",
         default="reinforge,trl",
-        help="comma-separated: reinforge, reinforge_no_graphs (decode without CUDA graphs), "
-        "reinforge_packed (the padding-free update forward, not yet measured on a GPU), trl",
+        help=f"comma-separated, of: {', '.join(REINFORGE_SIDES)}, trl",
     )
     ap.add_argument("--profile", action="store_true", help="profile one reinforge step instead of timing")
     ap.add_argument(
@@ -304,6 +353,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     args = ap.parse_args(argv)
     su = SMOKE if args.smoke else QWEN_05B
+    unknown = [x for x in args.sides.split(",") if x not in (*REINFORGE_SIDES, "trl")]
+    if unknown:
+        ap.error(f"--sides: unknown {', '.join(unknown)} (known: {', '.join(REINFORGE_SIDES)}, trl)")
     if su.device != "cuda" and not args.smoke:
         print(json.dumps({"bench": "grpo_gpu", "skipped": "no CUDA device"}))
         return []
@@ -327,8 +379,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 if side == "trl":
                     r = run_trl(model_dir, rows, args.steps, su)
                 else:
-                    forward = "packed" if side == "reinforge_packed" else "auto"
-                    r = run_reinforge(model_dir, rows, args.steps, su, side != "reinforge_no_graphs", forward)
+                    r = run_reinforge(model_dir, rows, args.steps, su, side)
             except Exception as e:  # report and go on to the other side
                 r = {"side": side, "error": f"{type(e).__name__}: {e}"[:500]}
             r["device"] = torch.cuda.get_device_name() if su.device == "cuda" else "cpu"

@@ -9,17 +9,22 @@ import pytest
 import torch
 
 from benchmarks import bench_grpo_gpu
+from reinforge.train import logprobs
 
 
 def test_gpu_bench_smoke_runs_every_side(capsys):
-    sides = ["reinforge", "reinforge_packed", "reinforge_no_graphs", "trl"]
+    sides = [*bench_grpo_gpu.REINFORGE_SIDES, "trl"]
     res = bench_grpo_gpu.main(["--smoke", "--steps", "2", "--sides", ",".join(sides)])
     assert [r["side"] for r in res] == sides
     for r in res:
         assert "error" not in r, r
         assert r["completions_per_s"] > 0 and len(r["step_s_all"]) == 2
-    for r in res[:3]:  # each reinforge side ran the fast decoder, without falling back
+    for r in res[:-1]:  # each reinforge side ran the fast decoder, without falling back
         assert r["errors"] == [] and r["decoder"] == "static_cache"
+    heads = {r["side"]: r["lm_head_logits"] for r in res[:-1]}
+    assert heads == {"reinforge": "recomputed", "reinforge_no_graphs": "recomputed",
+                     "reinforge_packed": "recomputed", "reinforge_keep_logits": "kept"}  # fmt: skip
+    assert logprobs.RECOMPUTE_MIN_VOCAB == 4096  # the side put it back
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith('{"bench"')]
     assert lines[-1]["ratio_reinforge_over_trl"] > 0
 
