@@ -68,6 +68,9 @@ class VLLMBackend:
                 gpu_memory_utilization=gpu_memory_utilization,
                 max_model_len=max_model_len,
                 enable_prefix_caching=True,
+                # vLLM sizes its activation reserve for this many tokens per scheduler step; its default
+                # (32k) can leave no room for the KV cache in the share of the GPU left beside training
+                max_num_batched_tokens=4096,
                 distributed_executor_backend="external_launcher",
                 logprobs_mode="processed_logprobs",  # after temperature, as HFBackend reports them
                 seed=0,
