@@ -17,6 +17,7 @@ spends its few minutes on does not crash on the way there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import random
@@ -152,49 +153,31 @@ REINFORGE_SIDES = {
 }
 
 
-def run_reinforge(
-    model_dir: Path,
-    rows: list[dict],
-    steps: int,
-    su: Setup,
-    side: str = "reinforge",
-) -> dict:
+@contextlib.contextmanager
+def lm_head_logits_kept(keep: bool, vocab: int):
+    """With ``keep``, the LM head's logits are kept for the backward pass rather than recomputed, for this
+    vocabulary size, until the block ends."""
     from reinforge.train import logprobs
 
-    opts = REINFORGE_SIDES[side]
     recompute_from = logprobs.RECOMPUTE_MIN_VOCAB
-    if opts.get("keep_logits"):
-        logprobs.RECOMPUTE_MIN_VOCAB = su.vocab + 1
+    if keep:
+        logprobs.RECOMPUTE_MIN_VOCAB = vocab + 1
     try:
-        return _run_reinforge(
-            model_dir,
-            rows,
-            steps,
-            su,
-            opts.get("cuda_graphs", True),
-            opts.get("logprob_forward", "auto"),
-            side,
-        )
+        yield
     finally:
         logprobs.RECOMPUTE_MIN_VOCAB = recompute_from
 
 
-def _run_reinforge(
-    model_dir: Path,
-    rows: list[dict],
-    steps: int,
-    su: Setup,
-    cuda_graphs: bool,
-    logprob_forward: str,
-    side: str,
-) -> dict:
+def run_reinforge(model_dir: Path, rows: list[dict], steps: int, su: Setup, side: str = "reinforge") -> dict:
     from reinforge.models.generation import HFBackend, SamplingParams
     from reinforge.train import logprobs
     from reinforge.train.grpo import grpo_update
     from reinforge.train.rollout import collect_rollout
 
+    opts = REINFORGE_SIDES[side]
+    cuda_graphs = opts.get("cuda_graphs", True)
     cfg, policy, ref, tok, opt, grader, prompt_ids = reinforge_side(model_dir, rows, su)
-    cfg.logprob_forward = logprob_forward
+    cfg.logprob_forward = opts.get("logprob_forward", "auto")
     P, G, T = su.prompts, su.group, su.new_tokens
     n_params = sum(p.numel() for p in policy.parameters())
     errors = []
@@ -379,7 +362,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 if side == "trl":
                     r = run_trl(model_dir, rows, args.steps, su)
                 else:
-                    r = run_reinforge(model_dir, rows, args.steps, su, side)
+                    with lm_head_logits_kept(REINFORGE_SIDES[side].get("keep_logits", False), su.vocab):
+                        r = run_reinforge(model_dir, rows, args.steps, su, side)
             except Exception as e:  # report and go on to the other side
                 r = {"side": side, "error": f"{type(e).__name__}: {e}"[:500]}
             r["device"] = torch.cuda.get_device_name() if su.device == "cuda" else "cpu"
