@@ -6,27 +6,14 @@ import errno
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from reinforge.errors import ReinforgeError
 from reinforge.train import checkpoint as ck
-
-
-def tiny_model() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=23,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-    )
-    return LlamaForCausalLM(cfg)
+from tests.train.test_fast_path import tiny_lm
 
 
 def test_disk_full_keeps_the_previous_checkpoint_and_final(tmp_path, monkeypatch):
-    model = tiny_model()
+    model = tiny_lm(0)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     first = ck.save_checkpoint(tmp_path, 1, model, None, opt, None, {"seconds": 1.5})
     final = ck.save_final(tmp_path, model, None)
