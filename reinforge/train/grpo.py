@@ -104,8 +104,9 @@ class GRPOConfig(Config):
     logprob_buckets: int = 1
     # sampling: "hf" (the built-in static-cache decoder), "vllm", or "auto" (vLLM on a GPU when installed)
     generation_backend: Literal["auto", "hf", "vllm"] = "auto"
-    # built-in backend off the GPU: run each decode step through torch.compile (static shapes). Costs
-    # ~10 s of compiling per batch shape at the start, then decodes small models ~30% faster (benchmarks/)
+    # built-in backend off the GPU: run each decode step through torch.compile (static shapes). Costs a
+    # compile per batch shape at the start (6.6 s cold on the 0.86M benchmark model, 1-3 s from inductor's
+    # cache); decodes that model ~30% faster, but not the 11.5M one, as it keeps finished rows (benchmarks/)
     compile_decode: bool = False
     # rows per forward/backward; gradients accumulate to exactly the whole minibatch's (None: no split)
     micro_batch_size: int | None = None
