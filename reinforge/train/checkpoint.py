@@ -154,9 +154,24 @@ def elapsed_seconds(ckpt: Path | None) -> float:
     return float(load_trainer_state(ckpt).get("seconds", 0.0)) if ckpt is not None else 0.0
 
 
-def load_optimizer_state(ckpt: Path, optimizer, scheduler) -> None:
+def load_optimizer_state(ckpt: Path, optimizer, scheduler, *, lr: float, weight_decay: float) -> None:
+    """Restore the optimizer's moments, the scheduler's position and the RNG states saved in ``ckpt``,
+    then apply the current config's hyperparameters to every param group: base rate ``lr`` (the rate
+    of the next step is ``lr`` times the schedule at the restored step) and ``weight_decay``.
+
+    The saved param groups carry the old run's ``lr`` and ``weight_decay``, and the scheduler's state
+    its old base rates: without this, ``--resume --set learning_rate=X`` (or a PBT exploit) keeps the
+    old rate and the old weight decay."""
     blob = torch.load(Path(ckpt) / "optimizer.pt", weights_only=False)
     optimizer.load_state_dict(blob["optimizer"])
     if scheduler is not None and blob.get("scheduler") is not None:
-        scheduler.load_state_dict(blob["scheduler"])
+        scheduler.load_state_dict(blob["scheduler"])  # its lambdas stay the current config's
+    for group in optimizer.param_groups:
+        group["initial_lr"], group["lr"], group["weight_decay"] = lr, lr, weight_decay
+    if scheduler is not None:
+        scheduler.base_lrs = [lr for _ in optimizer.param_groups]
+        rates = [lr * f(scheduler.last_epoch) for f in scheduler.lr_lambdas]
+        for group, rate in zip(optimizer.param_groups, rates):
+            group["lr"] = rate
+        scheduler._last_lr = rates  # what get_last_lr() reports until the next step
     set_rng_state(blob["rng"])

@@ -58,6 +58,9 @@ class GRPOConfig(Config):
     train_examples: int = 2000  # rows drawn from a built-in task
     validation_examples: int = 200
     grader: dict | str | None = None  # OpenAI grader JSON (inline or a path); default: the task's grader
+    # stop when more than this fraction of a step's grades fail (they score 0), on the first step or on 3 in
+    # a row later; null: only when all of them fail; 1: never (docs/metrics.md, "Grader errors")
+    max_grader_error_fraction: float | None = None
     output_dir: str = "runs/rft"
     seed: int = 0
     # -- sampling
@@ -157,6 +160,8 @@ class GRPOConfig(Config):
             raise ValueError(f"micro_batch_size={self.micro_batch_size}: must be >= 1 (or null)")
         if self.logprob_buckets < 1:
             raise ValueError(f"logprob_buckets={self.logprob_buckets}: must be >= 1")
+        if not 0 <= (self.max_grader_error_fraction or 0) <= 1:
+            raise ValueError(f"max_grader_error_fraction={self.max_grader_error_fraction}: must be in [0, 1]")
         if not (self.task or self.train_file):
             raise ValueError("give train_file (OpenAI RFT JSONL) or task (a built-in task)")
         return self
@@ -363,7 +368,13 @@ def train_grpo(
     from reinforge.train import checkpoint as ck
     from reinforge.train.evaluate import evaluate
     from reinforge.train.progress import TrainProgress, print_table
-    from reinforge.train.rollout import collect_rollout
+    from reinforge.train.rollout import (
+        GraderErrorGuard,
+        collect_rollout,
+        grader_error_fields,
+        grader_error_summary,
+        preflight_grader,
+    )
     from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
     from reinforge.train.schedule import make_scheduler
 
@@ -371,6 +382,9 @@ def train_grpo(
     run_dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
     train_rows, val_rows = load_data(cfg)
     grader = load_grader(cfg, reward_fn)
+    if reward_fn is None:  # a template naming a field the rows lack fails here, before any model loads
+        preflight_grader(cfg, train_rows, val_rows)
+    guard = GraderErrorGuard(getattr(grader, "name", "grader"), cfg.max_grader_error_fraction)
     total = cfg.steps or max(1, math.ceil(cfg.epochs * len(train_rows) / cfg.prompts_per_step))
     last = ck.latest_checkpoint(run_dir) if resume else None
     t_start -= ck.elapsed_seconds(last)  # a resumed run's summary counts the time before the kill too
@@ -388,10 +402,9 @@ def train_grpo(
     optimizer = adamw(params, cfg.learning_rate, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
     if last is not None:
-        ck.load_optimizer_state(last, optimizer, scheduler)
-        for group in optimizer.param_groups:  # a resumed run (or a PBT exploit) may change the learning rate
-            group["initial_lr"] = cfg.learning_rate
-        scheduler.base_lrs = [cfg.learning_rate for _ in scheduler.base_lrs]
+        ck.load_optimizer_state(
+            last, optimizer, scheduler, lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+        )
     log = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None)
     backend = make_backend(cfg.generation_backend, policy, tok, cfg.compile_decode)
     prompt_cache = [encode_prompt(tok, prompt_messages(r)) for r in train_rows]
@@ -451,7 +464,7 @@ def train_grpo(
                 **upd,
                 "length/mean": lengths.mean().item(),
                 "length/max": lengths.max().item(),
-                "grader/errors": sum(not g.ok for g in roll.grades),
+                **grader_error_fields(roll.grades),
                 "lr": scheduler.get_last_lr()[0],
                 "perf/step_seconds": dt,
                 "perf/gen_seconds": roll.gen_seconds,
@@ -461,12 +474,14 @@ def train_grpo(
             log.log(rec)
             if on_step:
                 on_step(rec)
+            guard.check(step, roll.grades)  # a grader failing on the first step (or N in a row) stops here
             bar.update(
                 step,
                 {
                     "reward": rec["reward/mean"],
                     "kl": rec["kl/k3"],
                     "val": evals[-1].get("eval/reward_mean", float("nan")) if evals else float("nan"),
+                    **guard.bar_fields(),
                 },
             )
             # 5. evaluate and checkpoint
@@ -507,6 +522,7 @@ def train_grpo(
         "baseline_val_reward": ev[0]["eval/reward_mean"] if ev else None,
         "final_val_reward": ev[-1]["eval/reward_mean"] if ev else None,
         "final_train_reward": sum(r["reward/mean"] for r in tr[-5:]) / max(1, len(tr[-5:])) if tr else None,
+        **grader_error_summary(tr),
         "seconds": round(time.time() - t_start, 1),
         "run_dir": str(run_dir),
     }

@@ -359,7 +359,9 @@ def train_ppo(
     optimizer = adamw(params, cfg.learning_rate, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
     if last is not None:
-        ck.load_optimizer_state(last, optimizer, scheduler)
+        ck.load_optimizer_state(
+            last, optimizer, scheduler, lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+        )
     kl_ctl = AdaptiveKLController(state.get("beta", cfg.beta), cfg.kl_target or 1.0, cfg.kl_horizon)
     log = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None)
     backend = HFBackend(policy, tok)

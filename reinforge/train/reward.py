@@ -163,7 +163,9 @@ def train_reward_model(
     optimizer = adamw(params, cfg.learning_rate, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
     if last is not None:
-        ck.load_optimizer_state(last, optimizer, scheduler)
+        ck.load_optimizer_state(
+            last, optimizer, scheduler, lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+        )
     log = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None)
 
     def run_eval(step: int) -> dict:
