@@ -43,15 +43,19 @@ def copy_run_dir(src: Path, dst: Path) -> None:
 def explore(
     params: dict, space: Space, rng: random.Random, factors: tuple[float, ...], resample_prob: float
 ) -> dict:
-    """Perturb numbers by a random factor (clipped to the space); redraw any knob with ``resample_prob``."""
+    """Perturb numbers by a random factor (clipped to the space, integers onto their ``step`` grid); redraw
+    any knob with ``resample_prob``."""
     out = dict(params)
     for name, value in params.items():
         p = space[name]
         if rng.random() < resample_prob:
             out[name] = p.sample(rng)
-        elif isinstance(p, Float | Int):
-            v = min(max(value * rng.choice(factors), p.low), p.high)
-            out[name] = int(round(v)) if isinstance(p, Int) else v
+        elif isinstance(p, Int):  # the nearest allowed value (range, step), at least one step on
+            f = rng.choice(factors)
+            v = p.nearest(value * f)
+            out[name] = p.nearest(value + p.step * (1 if f > 1 else -1)) if v == value and f != 1 else v
+        elif isinstance(p, Float):
+            out[name] = min(max(value * rng.choice(factors), p.low), p.high)
     return space.repair(out, rng)
 
 

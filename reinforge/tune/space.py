@@ -76,6 +76,18 @@ class Int(Param):
     def _values(self) -> int:
         return (self.high - self.low) // self.step + 1
 
+    def nearest(self, x: float) -> int:
+        """The value of this parameter closest to ``x``: clipped to the range, on the ``step`` grid.
+
+        >>> Int(4, 13, step=4).nearest(6.1), Int(4, 13, step=4).nearest(15)
+        (8, 12)
+        """
+        k = round((min(max(x, self.low), self.high) - self.low) / self.step)
+        return self.low + self.step * min(max(int(k), 0), self._values() - 1)
+
+    def contains(self, v: Any) -> bool:
+        return isinstance(v, int) and self.low <= v <= self.high and (v - self.low) % self.step == 0
+
     def from_unit(self, u: float) -> int:
         if self.log:
             x = math.exp(
@@ -116,8 +128,9 @@ class Float(Param):
             raise ConfigError(f"Float({self.low}, {self.high}, log=True): log scale needs low > 0")
 
     def from_unit(self, u: float) -> float:
-        if self.log:
-            return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        if self.log:  # exp(log(x)) may round past a bound
+            x = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+            return min(max(x, self.low), self.high)
         return self.low + u * (self.high - self.low)
 
     def to_unit(self, value: float) -> float:
@@ -288,7 +301,8 @@ class Space(Mapping[str, Param]):
         return configs
 
     def validate(self, params: Mapping[str, Any], source: str = "params") -> dict[str, Any]:
-        """Check a hand-given configuration (ask/tell, enqueue): known names, values in range."""
+        """Check a hand-given configuration (ask/tell, enqueue): known names, values in the space (range,
+        an integer's ``step``, a choice's values)."""
         for name in params:
             if name not in self.params:
                 raise ConfigError(
@@ -298,8 +312,10 @@ class Space(Mapping[str, Param]):
             if name not in params:
                 raise ConfigError(f"{source}: missing value for {name!r}")
             p, v = self.params[name], params[name]
-            bad = (isinstance(p, Int | Float) and not (p.low <= v <= p.high)) or (
-                isinstance(p, Choice) and not isinstance(p, Text) and v not in p.values
+            bad = (
+                (isinstance(p, Int) and not p.contains(v))
+                or (isinstance(p, Float) and not (p.low <= v <= p.high))
+                or (isinstance(p, Choice) and not isinstance(p, Text) and v not in p.values)
             )
             if bad:
                 raise ConfigError(f"{source}.{name}={v!r}: outside the space ({p.to_dict()})")

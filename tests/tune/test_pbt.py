@@ -99,3 +99,78 @@ def test_explore_stays_in_space_and_study_records_segments(tmp_path):
     )
     trials = res["study"].trials
     assert len(trials) == 4 and sorted({t.attrs["step"] for t in trials}) == [2, 4]
+
+
+def test_explore_keeps_an_integer_on_its_step_grid():
+    import random
+
+    space = Space({"group_size": tune.Int(4, 12, step=4)})
+    seen = {
+        explore({"group_size": v}, space, random.Random(s), (0.8, 1.25), 0.0)["group_size"]
+        for v in (4, 8, 12)
+        for s in range(30)
+    }
+    # the old int(round(v)) gave 5, 6, 10 (off the grid); a perturbation moves at least one step
+    assert seen == {4, 8, 12}
+
+
+def test_validate_refuses_an_integer_off_its_step():
+    import pytest
+
+    from reinforge.errors import ConfigError
+
+    space = Space({"group_size": tune.Int(4, 12, step=4)})
+    assert space.validate({"group_size": 8}) == {"group_size": 8}
+    with pytest.raises(ConfigError, match="group_size=6"):
+        space.validate({"group_size": 6})  # in range, not on the step grid
+
+
+def param_specs():
+    from hypothesis import strategies as st
+
+    def ints(draw_low, span, step):
+        return tune.Int(draw_low, draw_low + span, step=step)
+
+    linear_int = st.builds(ints, st.integers(-20, 20), st.integers(0, 40), st.integers(1, 7))
+    log_int = st.builds(
+        lambda low, span: tune.Int(low, low + span, log=True), st.integers(1, 50), st.integers(0, 500)
+    )
+    floats = st.builds(
+        lambda low, span, log: tune.Float(low, low + span, log=log),
+        st.floats(1e-6, 10.0),
+        st.floats(0.0, 100.0),
+        st.booleans(),
+    )
+    choices = st.builds(
+        tune.Choice, st.lists(st.sampled_from(["a", "b", 3, 0.5, None]), min_size=1, max_size=4)
+    )
+    return st.dictionaries(
+        st.sampled_from(["p0", "p1", "p2", "p3"]), st.one_of(linear_int, log_int, floats, choices), min_size=1
+    )
+
+
+def test_explored_values_always_lie_in_the_declared_space():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        param_specs(),
+        st.integers(0, 2**32 - 1),
+        st.sampled_from([(0.8, 1.25), (0.5, 2.0), (0.9,), (3.0, 0.1)]),
+        st.floats(0.0, 1.0),
+    )
+    def check(params, seed, factors, resample_prob):
+        import random
+
+        space = Space(params)
+        rng = random.Random(seed)
+        config = space.sample(rng)
+        for _ in range(8):  # a chain of explores, as a member goes through several exploits
+            config = explore(config, space, rng, factors, resample_prob)
+            assert space.validate(config) == config  # range, step, log bounds, choices
+            for name, p in space.items():
+                if isinstance(p, tune.Int):
+                    assert type(config[name]) is int
+
+    check()
