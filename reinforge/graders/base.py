@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reinforge.errors import ReinforgeError
+
 
 @dataclass
 class Grade:
@@ -36,8 +38,16 @@ class Grade:
         return not any(self.errors.values())
 
 
+# the keys of every ``sample`` a trainer grades (templates may read only these: ``{{sample.output_text}}``)
+SAMPLE_KEYS: tuple[str, ...] = ("output_text", "output_tools", "output_json", "choices")
+
+
 def make_sample(output_text: str, output_tools: list | None = None, choices: list | None = None) -> dict:
-    """The ``sample`` namespace of OpenAI's graders: text, parsed JSON (when it parses), tools, choices."""
+    """The ``sample`` namespace of OpenAI's graders: text, parsed JSON (when it parses), tools, choices.
+
+    >>> tuple(make_sample("4")) == SAMPLE_KEYS
+    True
+    """
     sample: dict[str, Any] = {"output_text": output_text, "output_tools": output_tools or []}
     try:
         sample["output_json"] = json.loads(output_text)
@@ -45,6 +55,15 @@ def make_sample(output_text: str, output_tools: list | None = None, choices: lis
         sample["output_json"] = None
     sample["choices"] = choices if choices is not None else [{"message": {"content": output_text}}]
     return sample
+
+
+class GraderError(ReinforgeError):
+    """A grader that cannot grade a run: a template names a field the rows lack (found before training),
+    or every grade of a step failed. ``kind`` is the OpenAI error flag that fired, ``details`` its text."""
+
+    def __init__(self, message: str, kind: str = "invalid_variable_error", details: str = ""):
+        super().__init__(message)
+        self.kind, self.details = kind, details
 
 
 class Grader(ABC):

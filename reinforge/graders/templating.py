@@ -170,3 +170,89 @@ def template_errors(text: Any, where: str) -> list[str]:
     except TemplateError as e:
         return [f"{where}: {e}"]
     return []
+
+
+# ------------------------------------------------------------------------------- checks against the rows
+
+TEMPLATE_KEYS = ("input", "reference", "prompt")  # where grader specs hold templates (messages included)
+
+
+def spec_templates(spec: Any, where: str = "grader") -> list[tuple[str, str]]:
+    """Every template in a grader spec as ``(location, text)``, sub-graders of ``multi`` included.
+
+    >>> spec_templates({"type": "score_model", "input": [{"role": "user", "content": "{{item.q}}"}]})
+    [('grader.input[0].content', '{{item.q}}')]
+    """
+    if not isinstance(spec, dict):
+        return []
+    out = [t for key in TEMPLATE_KEYS if key in spec for t in _template_strings(spec[key], f"{where}.{key}")]
+    subs = spec.get("graders") if spec.get("type") == "multi" else None
+    if isinstance(subs, list):
+        subs = {
+            g.get("name", f"grader_{i}") if isinstance(g, dict) else str(i): g for i, g in enumerate(subs)
+        }
+    for name, sub in (subs or {}).items():
+        out += spec_templates(sub, f"{where}.graders.{name}")
+    return out
+
+
+def _template_strings(value: Any, where: str) -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(where, value)] if "{{" in value else []
+    if isinstance(value, list):
+        return [t for i, v in enumerate(value) for t in _template_strings(v, f"{where}[{i}]")]
+    if isinstance(value, dict):  # a message, or a content part
+        return [
+            t for k in ("content", "text") if k in value for t in _template_strings(value[k], f"{where}.{k}")
+        ]
+    return []
+
+
+def row_errors(spec: Any, item: dict) -> list[str]:
+    """Template variables of ``spec`` that cannot resolve for the row ``item`` with any sample: a missing
+    ``item`` field, or a ``sample`` key that no sample has (``output_text``, ``output_json``, ...).
+
+    >>> spec = {"type": "string_check", "input": "{{sample.output_text}}", "reference": "{{item.answr}}"}
+    >>> row_errors(spec, {"answer": "4"})
+    ["grader.reference: '{{item.answr}}': the row has no field 'answr' (its fields: answer)"]
+    """
+    from reinforge.graders.base import SAMPLE_KEYS
+
+    errs = []
+    for where, text in spec_templates(spec):
+        for var in compile_template(text).variables:
+            if var.namespace == "item":
+                try:
+                    resolve(var, item, None)
+                except TemplateVariableError as e:
+                    top = var.steps[0] if var.steps else None
+                    why = (
+                        f"the row has no field '{top}' (its fields: {', '.join(sorted(item))})"
+                        if isinstance(top, str) and top not in item
+                        else str(e)
+                    )
+                    errs.append(f"{where}: '{{{{{var.text}}}}}': {why}")
+            elif var.steps and var.steps[0] not in SAMPLE_KEYS:
+                errs.append(
+                    f"{where}: '{{{{{var.text}}}}}': a sample has no '{var.steps[0]}' "
+                    f"(its keys: {', '.join(SAMPLE_KEYS)})"
+                )
+    return errs
+
+
+def check_rows(spec: Any, rows: list[tuple[str, dict]], grader_name: str | None = None) -> None:
+    """Refuse, before any work, a grader whose templates cannot resolve on these ``(where, row)`` pairs
+    (``where`` names the row, ``file:line`` when known); raises :class:`~reinforge.graders.base.GraderError`.
+    """
+    from reinforge.graders.base import GraderError
+
+    name = grader_name or (spec.get("name") if isinstance(spec, dict) else None) or "grader"
+    for where, row in rows:
+        errs = row_errors(spec, row)
+        if errs:
+            more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+            raise GraderError(
+                f"{where}: grader '{name}' {errs[0]}{more}; fix the template or add the field to the rows",
+                "invalid_variable_error",
+                errs[0],
+            )

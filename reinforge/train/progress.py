@@ -55,5 +55,7 @@ def print_table(title: str, rows: dict[str, Any]) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in rows.items():
+        if isinstance(v, dict):  # e.g. first_grader_error: "step 3  kind ...  message ..."
+            v = "  ".join(f"{name} {x}" for name, x in v.items())
         table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     Console().print(table)

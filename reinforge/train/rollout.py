@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from reinforge.graders.base import Grade, Grader, make_sample
+from reinforge.graders.base import Grade, Grader, GraderError, make_sample
 from reinforge.models.generation import GenerationBackend, SamplingParams
 
 
@@ -91,3 +91,111 @@ def collect_rollout(
         t1 - t0,
         t2 - t1,
     )
+
+
+# ------------------------------------------------------------------------------- a grader that fails
+
+GRADER_ERROR_PATIENCE = 3  # steps in a row over the limit that stop a run after its first step
+
+
+def first_error(grades: list[Grade]) -> tuple[str, str] | None:
+    """``(kind, message)`` of the first failed grade: its OpenAI error flag and its text; None if none failed."""
+    for g in grades:
+        if not g.ok:
+            kind = next(k for k, v in g.errors.items() if v)
+            return kind, str(g.metadata.get("error") or kind)
+    return None
+
+
+def grader_error_fields(grades: list[Grade]) -> dict:
+    """A train record's ``grader/errors`` count, plus the first error's kind and message when any failed."""
+    err = first_error(grades)
+    fields: dict = {"grader/errors": sum(not g.ok for g in grades)}
+    if err:
+        fields["grader/error_kind"], fields["grader/error_message"] = err[0], err[1][:500]
+    return fields
+
+
+def grader_error_summary(train_records: list[dict]) -> dict:
+    """``grader_errors`` (failed grades over the run) and ``first_grader_error`` ({step, kind, message})."""
+    first = next((r for r in train_records if r.get("grader/errors")), None)
+    return {
+        "grader_errors": sum(r.get("grader/errors") or 0 for r in train_records),
+        "first_grader_error": first
+        and {
+            "step": first["step"],
+            "kind": first.get("grader/error_kind"),
+            "message": first.get("grader/error_message"),
+        },
+    }
+
+
+class GraderErrorGuard:
+    """Stops a run whose grader fails, instead of training on recorded zeros.
+
+    ``check(step, grades)`` after each step's grading raises :class:`GraderError` when the fraction of
+    failed grades is over ``max_fraction`` (None: only when every grade failed) on the first step this
+    process runs, or on ``GRADER_ERROR_PATIENCE`` steps in a row later. ``max_fraction=1`` never stops.
+    """
+
+    def __init__(
+        self, grader_name: str, max_fraction: float | None = None, option: str = "max_grader_error_fraction"
+    ):
+        self.name, self.max_fraction, self.option = grader_name, max_fraction, option
+        self.steps = self.over_in_a_row = self.total_errors = 0
+        self.last = ""
+
+    def over(self, n_errors: int, n: int) -> bool:
+        if self.max_fraction is None:
+            return n > 0 and n_errors == n
+        return n_errors > self.max_fraction * n
+
+    def check(self, step: int, grades: list[Grade]) -> None:
+        n_err = sum(not g.ok for g in grades)
+        self.steps += 1
+        self.total_errors += n_err
+        self.last = f"{n_err}/{len(grades)}"
+        self.over_in_a_row = self.over_in_a_row + 1 if self.over(n_err, len(grades)) else 0
+        if self.over_in_a_row and (self.steps == 1 or self.over_in_a_row >= GRADER_ERROR_PATIENCE):
+            kind, message = first_error(grades) or ("other_error", "")
+            when = "the first step" if self.steps == 1 else f"{self.over_in_a_row} steps in a row"
+            limit = "all" if self.max_fraction is None else f"more than {self.max_fraction:g}"
+            raise GraderError(
+                f"grader '{self.name}' failed on {n_err}/{len(grades)} grades at step {step} ({when}; "
+                f"the limit is {limit}): {kind}: {message}; fix the grader or the data, or set "
+                f"{self.option} (--set {self.option}=1 never stops)",
+                kind,
+                message,
+            )
+
+    def bar_fields(self) -> dict[str, str]:
+        """``{"grader_err": "3/64"}`` (the last step's failed grades) once any grade of the run has failed."""
+        return {"grader_err": self.last} if self.total_errors else {}
+
+
+def first_row_where(path: str | None, fallback: str) -> str:
+    """``file:line`` of a JSONL file's first row (what a run grades first), else ``fallback``."""
+    if not path or not str(path).endswith(".jsonl"):
+        return fallback
+    from reinforge.data.jsonl import iter_jsonl
+
+    return f"{path}:{next(iter(iter_jsonl(path)))[0]}"
+
+
+def preflight_grader(cfg, train_rows: list[dict], val_rows: list[dict]) -> None:
+    """Refuse, before any model is loaded, a grader spec (``cfg.grader``) whose templates miss fields of the
+    first training or validation row; the error names the grader, the template, the field and the row."""
+    from reinforge.graders.registry import load_spec
+    from reinforge.graders.templating import check_rows
+
+    if cfg.grader is None or not train_rows:
+        return
+    src = cfg.train_file or f"task {cfg.task}"
+    split = bool(cfg.validation_split and not cfg.validation_file)  # shuffled: no line to name
+    rows = [
+        (first_row_where(None if split else cfg.train_file, f"{src} (first training row)"), train_rows[0])
+    ]
+    if val_rows:
+        val_src = cfg.validation_file or src
+        rows.append((first_row_where(cfg.validation_file, f"{val_src} (first validation row)"), val_rows[0]))
+    check_rows(load_spec(cfg.grader), rows)
