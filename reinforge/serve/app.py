@@ -681,22 +681,22 @@ def create_app(settings: ServeSettings) -> FastAPI:
     def sse_chunks(lm, model_id: str, ids: list[int], params):
         cid, created = f"chatcmpl-{new_id('s')[2:]}", int(time.time())
 
-        def chunk(delta: dict, finish: str | None) -> str:
+        def chunk(index: int, delta: dict, finish: str | None) -> str:
             body = {
                 "id": cid,
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": model_id,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+                "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}],
             }
             return f"data: {json.dumps(body)}\n\n"
 
-        yield chunk({"role": "assistant", "content": ""}, None)
-        for text, finish in lm.stream(ids, params):
+        yield from (chunk(i, {"role": "assistant", "content": ""}, None) for i in range(params.n))
+        for i, text, finish in lm.stream(ids, params):
             if text:
-                yield chunk({"content": text}, None)
+                yield chunk(i, {"content": text}, None)
             if finish:
-                yield chunk({}, finish)
+                yield chunk(i, {}, finish)
         yield "data: [DONE]\n\n"
 
     # ------------------------------------------------------------------ UI

@@ -2,7 +2,8 @@
 
 Concurrent requests for one model are gathered by a single thread into one batched ``HFBackend.generate``
 call (requests with the same temperature/top_p/n share a batch), which is what keeps p99 latency low
-under many simultaneous clients. Streaming requests decode token by token with their own KV cache.
+under many simultaneous clients. Streaming requests decode token by token (their ``n`` choices together)
+with their own KV cache.
 """
 
 from __future__ import annotations
@@ -66,18 +67,18 @@ class LoadedModel:
                     pending.append(self.requests.get_nowait())
                 except queue.Empty:
                     break
-            groups: dict[tuple, list[ChatRequest]] = {}
-            for r in pending:  # a seeded request runs alone so its sample is reproducible
-                key = (
-                    r.params.temperature,
-                    r.params.top_p,
-                    r.params.n,
-                    r.params.seed,
-                    id(r) if r.params.seed else 0,
-                )
-                groups.setdefault(key, []).append(r)
-            for reqs in groups.values():
-                self._run_group(reqs)
+            self.serve_pending(pending)
+
+    def serve_pending(self, pending: list[ChatRequest]) -> None:
+        """Answer ``pending`` in batches of requests with the same sampling settings. A seeded request
+        (``seed=0`` too) runs alone: its sample must not depend on what other clients asked meanwhile."""
+        groups: dict[tuple, list[ChatRequest]] = {}
+        for r in pending:
+            p = r.params
+            alone = id(r) if p.seed is not None else 0
+            groups.setdefault((p.temperature, p.top_p, p.n, p.seed, alone), []).append(r)
+        for reqs in groups.values():
+            self._run_group(reqs)
 
     def _run_group(self, reqs: list[ChatRequest]) -> None:
         p0 = reqs[0].params
@@ -101,36 +102,45 @@ class LoadedModel:
             r.future.set_result(Generations(cut, [lp[:m] for lp in lps], texts, reasons, n=n))
 
     @torch.no_grad()
-    def stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[tuple[str, str | None]]:
-        """Yield ``(text_delta, finish_reason)`` per token; the last item carries the finish reason."""
+    def stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[tuple[int, str, str | None]]:
+        """Yield ``(choice, text_delta, finish_reason)`` per token of each of the ``params.n`` choices,
+        decoded together; a choice's last item carries its finish reason."""
         from transformers import DynamicCache
 
-        model, tok = self.model, self.tokenizer
+        model, tok, n = self.model, self.tokenizer, params.n
         device = next(model.parameters()).device
         gen = torch.Generator(device=device).manual_seed(params.seed) if params.seed is not None else None
-        ids, mask = left_pad([prompt_ids], self.backend.pad_id, device)
+        ids, mask = left_pad([prompt_ids] * n, self.backend.pad_id, device)
         cache = DynamicCache()
         out = model(
             input_ids=ids, attention_mask=mask, **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1
         )
-        produced: list[int] = []
-        text_so_far = ""
+        produced: list[list[int]] = [[] for _ in range(n)]
+        shown = [""] * n
+        finished = [False] * n
         eos = set(self.backend.eos_ids)
         for _ in range(params.max_tokens):
-            nxt, _ = sample_next(out.logits[:, -1, :], params.temperature, params.top_p, gen)
-            t = int(nxt[0])
-            if t in eos:
-                yield "", "stop"
+            nxt, _ = sample_next(out.logits[:, -1, :], params.temperature, params.top_p, gen)  # (n,)
+            for i, t in enumerate(nxt.tolist()):
+                if finished[i]:
+                    continue  # a finished choice's row is still decoded with the others, and ignored
+                if t in eos:
+                    finished[i] = True
+                    yield i, "", "stop"
+                    continue
+                produced[i].append(t)
+                text = tok.decode(produced[i], skip_special_tokens=True)
+                yield i, text[len(shown[i]) :], None
+                shown[i] = text
+            if all(finished):
                 return
-            produced.append(t)
-            text = tok.decode(produced, skip_special_tokens=True)
-            yield text[len(text_so_far) :], None
-            text_so_far = text
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
             out = model(
                 input_ids=nxt[:, None], attention_mask=mask, **cache_kwargs(model, cache), use_cache=True
             )
-        yield "", "length"
+        for i in range(n):
+            if not finished[i]:
+                yield i, "", "length"
 
 
 class ModelPool:
