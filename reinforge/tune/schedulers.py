@@ -205,8 +205,10 @@ class Hyperband(Scheduler):
 
 
 class ASHA(Scheduler):
-    """Asynchronous successive halving (Li et al., 2020): promote any trial in the top 1/eta of its rung,
-    else start a new trial at the smallest budget. Workers never wait for a rung to fill."""
+    """Asynchronous successive halving (Li et al., 2020, Algorithm 2): a trial at rung k is promotable
+    when it is in the top floor(n_k / eta) of ALL n_k trials that reached rung k (promoted and finished
+    ones included) and was not promoted yet; the highest promotable rung goes first, else a new trial
+    starts at the smallest budget. Workers never wait for a rung to fill."""
 
     def __init__(self, min_budget: int, max_budget: int, eta: float = 3):
         super().__init__()
@@ -217,10 +219,10 @@ class ASHA(Scheduler):
     def next_job(self, study, may_start: bool) -> Job | str | None:
         for k in range(len(self.budgets) - 2, -1, -1):
             b = self.budgets[k]
-            done = [n for n, r in self.results.items() if b in r and n not in self.closed]
-            top = self.ranked(study, done, b)[: int(len(done) // self.eta)]
+            reached = [n for n, r in self.results.items() if b in r]  # closed ones still count
+            top = self.ranked(study, reached, b)[: int(len(reached) // self.eta)]
             for n in top:
-                if (n, k) not in self.promoted:
+                if (n, k) not in self.promoted and n not in self.closed:
                     self.promoted.add((n, k))
                     return self.again(n, self.budgets[k + 1], k + 1)
         if may_start:
