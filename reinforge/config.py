@@ -13,8 +13,9 @@ everywhere, and every error names the file and the key.
 
 from __future__ import annotations
 
+from difflib import get_close_matches
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -28,6 +29,8 @@ class Config(BaseModel):
     """Base of every config: unknown keys are errors, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    # dict fields that hold another config class's keys (RLHF's ``ppo:``): listed and checked as that class
+    sections: ClassVar[dict[str, type[Config]]] = {}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -36,16 +39,124 @@ class Config(BaseModel):
         Path(path).write_text(self.to_yaml())
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
-    """One line per problem: ``source: key.path: message``."""
-    lines = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see the config class for allowed keys)"
-        lines.append(f"{source}: {key}: {msg}")
-    return "; ".join(lines)
+# command -> "module:Class": the class `reinforge config COMMAND` lists and unknown-key errors point to
+CONFIG_CLASSES = {
+    "rft": "reinforge.train.grpo:GRPOConfig",
+    "sft": "reinforge.train.sft_trainer:SFTConfig",
+    "rm": "reinforge.train.reward:RMConfig",
+    "ppo": "reinforge.train.ppo:PPOConfig",
+    "dpo": "reinforge.train.dpo:DPOConfig",
+    "rlhf": "reinforge.train.rlhf:RLHFConfig",
+    "tune": "reinforge.tune.command:TuneConfig",
+}
+
+
+class SectionError(ValueError):
+    """A section (a dict of another config class's keys) is invalid; its problems keep their key paths.
+
+    Raised inside a validator, so the outer ``ValidationError`` carries it and
+    :func:`format_validation_error` reports ``section.key`` for each problem.
+    """
+
+    def __init__(self, name: str, err: ValidationError):
+        self.errors = [{**e, "loc": (name, *e["loc"])} for e in _flat_errors(err.errors())]
+        super().__init__("; ".join(f"{_key(e['loc'])}: {_message(e, None)}" for e in self.errors))
+
+
+def validate_section(cls: type[C], data: dict[str, Any], name: str) -> C:
+    """``cls.model_validate(data)``, its errors reported under ``name.``; for validators of sections."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise SectionError(name, e) from None
+
+
+def _flat_errors(errors: list[dict]) -> list[dict]:
+    out = []
+    for e in errors:
+        inner = (e.get("ctx") or {}).get("error")
+        if isinstance(inner, SectionError):
+            out += [{**sub, "loc": (*e["loc"], *sub["loc"])} for sub in inner.errors]
+        else:
+            out.append(e)
+    return out
+
+
+def _key(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def config_class_at(cls: type[BaseModel], path: list[str] | tuple) -> type[BaseModel] | None:
+    """The config class holding the keys under ``path`` (``["lora"]`` -> LoraSettings), or None."""
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = cls.model_fields.get(str(part))
+        if field is None:
+            return None
+        sub = getattr(cls, "sections", {}).get(str(part)) or model_class_in(field.annotation)
+        if sub is None:
+            return None
+        cls = sub
+    return cls
+
+
+def model_class_in(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel class in ``X``, ``X | None`` or ``Annotated[X, ...]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = model_class_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def command_of(cls: type) -> str | None:
+    """The ``reinforge config`` command listing ``cls``'s keys, if it has one."""
+    name = f"{cls.__module__}:{cls.__qualname__}"
+    return next((cmd for cmd, target in CONFIG_CLASSES.items() if target == name), None)
+
+
+def _message(e: dict, cls: type[BaseModel] | None) -> str:
+    """The rule broken (and the fix where it is clear) for one pydantic error."""
+    loc = tuple(e["loc"])
+    if e["type"] == "extra_forbidden":
+        parent = config_class_at(cls, loc[:-1]) if cls is not None else None
+        close = get_close_matches(str(loc[-1]), list(parent.model_fields), n=3) if parent else []
+        msg = "unknown key" + (f"; did you mean {' or '.join(close)}?" if close else "")
+        cmd = command_of(cls) if cls is not None else None
+        return msg + (f" (every key: `reinforge config {cmd}`)" if cmd else " (check the spelling)")
+    if e["type"] in ("value_error", "assertion_error") and (e.get("ctx") or {}).get("error"):
+        return str(e["ctx"]["error"])
+    value = e.get("input")
+    got = f" (got {value!r})" if isinstance(value, str | int | float | bool) and len(repr(value)) < 60 else ""
+    return e["msg"] + got
+
+
+def format_validation_error(
+    err: ValidationError,
+    source: str,
+    cls: type[BaseModel] | None = None,
+    overrides: list[str] | None = None,
+) -> str:
+    """One problem per ``;``: ``source: key.path: rule``, where source is the ``--set k=v`` that set
+    the key, else the file; unknown keys get the closest names (``cls`` is the config class)."""
+    set_paths = [(parse_override(text)[0], text) for text in overrides or []]
+    problems = []
+    for e in _flat_errors(err.errors()):
+        loc = tuple(str(p) for p in e["loc"])
+        where = next(
+            (
+                f"--set {text}"
+                for path, text in reversed(set_paths)
+                if loc and tuple(path) == loc[: len(path)]
+            ),
+            source,
+        )
+        key = f"{_key(e['loc'])}: " if e["loc"] else ""
+        problems.append(f"{where}: {key}{_message(e, cls)}")
+    return "; ".join(problems)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -82,7 +193,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
         path, value = parse_override(text)
         node = data
         for part in path[:-1]:
-            node = node.setdefault(part, {})
+            if node.get(part) is None:  # absent or null (``lora: null``): start the section
+                node[part] = {}
+            node = node[part]
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {text!r}: {part} is not a mapping")
         node[path[-1]] = value
@@ -101,4 +214,4 @@ def load_config(cls: type[C], path: str | Path | dict | None, overrides: list[st
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source)) from None
+        raise ConfigError(format_validation_error(e, source, cls, overrides)) from None
