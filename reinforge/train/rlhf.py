@@ -22,11 +22,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from reinforge.config import Config
+from pydantic import model_validator
+
+from reinforge.config import Config, validate_section
 from reinforge.data.preferences import Ranking, prompt_text
 from reinforge.errors import ConfigError, ReinforgeError
+from reinforge.train.ppo import PPOConfig
+from reinforge.train.reward import RMConfig
+from reinforge.train.sft_trainer import SFTConfig
 
 
 @dataclass
@@ -168,6 +173,7 @@ def build_labeller(spec: dict, task: str | None) -> Labeller:
 class RLHFConfig(Config):
     """The loop's own knobs; ``sft``, ``rm`` and ``ppo`` hold the stage configs (their fields, minus paths)."""
 
+    sections: ClassVar[dict[str, type[Config]]] = {"sft": SFTConfig, "rm": RMConfig, "ppo": PPOConfig}
     model: str = "tiny:sentiment:1m"  # the SFT model (or the base model when ``sft`` is given)
     task: str | None = "sentiment"  # prompts (when no prompts_file) and the default labeller grader
     prompts_file: str | None = None  # RFT JSONL whose messages are the prompts
@@ -184,6 +190,41 @@ class RLHFConfig(Config):
     rm: dict = {}  # RMConfig fields; model defaults to the SFT model (causal LM backbone)
     ppo: dict = {}  # PPOConfig fields
     rm_backbone: Literal["sft", "config"] = "sft"  # sft: the reward model starts from the SFT model
+
+    @model_validator(mode="after")
+    def _check(self) -> RLHFConfig:
+        if not (self.prompts_file or self.task):
+            raise ValueError("give prompts_file (RFT JSONL whose messages are the prompts) or task")
+        # each stage's whole config, now: a bad ppo key must not wait for minutes of SFT and sampling
+        if self.sft is not None:
+            sft_config(self, Path("sft"))
+        rm_config(self, "sft", Path("rm"))
+        ppo_config(self, "sft", "sft", "rm", Path("ppo"))
+        return self
+
+
+def sft_config(cfg: RLHFConfig, out: Path) -> SFTConfig:
+    fields = {"model": cfg.model, "task": cfg.task, **(cfg.sft or {}), "output_dir": str(out)}
+    return validate_section(SFTConfig, fields, "sft")
+
+
+def rm_config(cfg: RLHFConfig, sft_model: str, out: Path) -> RMConfig:
+    model = sft_model if cfg.rm_backbone == "sft" else "minilm"
+    return validate_section(RMConfig, {"model": model, **cfg.rm, "output_dir": str(out)}, "rm")
+
+
+def ppo_config(cfg: RLHFConfig, sft_model: str, policy: str, reward_model: str, out: Path) -> PPOConfig:
+    """PPO from ``policy``; the KL reference stays the SFT model."""
+    fields = {
+        "task": cfg.task,
+        "train_file": cfg.prompts_file,
+        **cfg.ppo,
+        "model": sft_model,
+        "init_from": None if policy == sft_model else policy,
+        "reward_model": reward_model,
+        "output_dir": str(out),
+    }
+    return validate_section(PPOConfig, fields, "ppo")
 
 
 def sample_comparisons(
@@ -214,11 +255,11 @@ def run_rlhf(cfg: RLHFConfig, resume: bool = False, labeller: Labeller | None = 
     from reinforge.data.rft import load_rft_rows
     from reinforge.models.loading import load_model
     from reinforge.tasks import get_task
-    from reinforge.train.ppo import PPOConfig, train_ppo
+    from reinforge.train.ppo import train_ppo
     from reinforge.train.progress import print_table
-    from reinforge.train.reward import RMConfig, split_rankings, train_reward_model
+    from reinforge.train.reward import split_rankings, train_reward_model
     from reinforge.train.run import write_summary
-    from reinforge.train.sft_trainer import SFTConfig, train_sft
+    from reinforge.train.sft_trainer import train_sft
 
     t0 = time.time()
     out = Path(cfg.output_dir)
@@ -232,12 +273,7 @@ def run_rlhf(cfg: RLHFConfig, resume: bool = False, labeller: Labeller | None = 
     if cfg.sft is not None:
         sft_dir = out / "sft"
         if not done(sft_dir):
-            train_sft(
-                SFTConfig.model_validate(
-                    {"model": cfg.model, "task": cfg.task, **cfg.sft, "output_dir": str(sft_dir)}
-                ),
-                resume=sft_dir.exists(),
-            )
+            train_sft(sft_config(cfg, sft_dir), resume=sft_dir.exists())
         sft_model = str(sft_dir / "final")
     if cfg.prompts_file:
         rows = load_rft_rows(cfg.prompts_file)
@@ -274,28 +310,15 @@ def run_rlhf(cfg: RLHFConfig, resume: bool = False, labeller: Labeller | None = 
         rm_dir = rdir / "rm"
         if not done(rm_dir):
             train, val = split_rankings(labels, cfg.rm.get("validation_split", 0.1), cfg.seed)
-            rm_fields = {
-                "model": sft_model if cfg.rm_backbone == "sft" else "minilm",
-                **cfg.rm,
-                "output_dir": str(rm_dir),
-            }
             train_reward_model(
-                RMConfig.model_validate(rm_fields), resume=rm_dir.exists(), train_rows=train, val_rows=val
+                rm_config(cfg, sft_model, rm_dir), resume=rm_dir.exists(), train_rows=train, val_rows=val
             )
         rm_summary = json.loads((rm_dir / "summary.json").read_text())
         # 4. PPO from the current policy, reference = the SFT model
         ppo_dir = rdir / "ppo"
         if not done(ppo_dir):
-            ppo_fields = {
-                "task": cfg.task,
-                "train_file": cfg.prompts_file,
-                **cfg.ppo,
-                "model": sft_model,
-                "init_from": None if policy_path == sft_model else policy_path,
-                "reward_model": rm_summary["reward_model"],
-                "output_dir": str(ppo_dir),
-            }
-            train_ppo(PPOConfig.model_validate(ppo_fields), resume=(ppo_dir / "checkpoints").exists())
+            ppo_cfg = ppo_config(cfg, sft_model, policy_path, rm_summary["reward_model"], ppo_dir)
+            train_ppo(ppo_cfg, resume=(ppo_dir / "checkpoints").exists())
         ppo_summary = json.loads((ppo_dir / "summary.json").read_text())
         policy_path = str(ppo_dir / "final")
         rounds.append(
