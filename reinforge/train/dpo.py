@@ -21,6 +21,7 @@ from pydantic import model_validator
 from reinforge.config import Config
 from reinforge.data.preferences import PreferencePair
 from reinforge.errors import ReinforgeError
+from reinforge.train.losses import pairwise_accuracy, pairwise_correct
 from reinforge.train.optimizer import adamw
 
 
@@ -143,7 +144,7 @@ def evaluate_pairs(
         lp, ln = sequence_logps(policy, tok, pairs[i : i + 64], cfg)
         loss, cr, rr = preference_loss(cfg, lp, ln, ref[i : i + 64])
         losses.append(loss.item() * len(cr))
-        accs += (cr > rr).float().tolist()
+        accs += pairwise_correct(cr, rr).tolist()
         margins += (cr - rr).tolist()
     n = max(1, len(accs))
     return {"loss": sum(losses) / n, "accuracy": sum(accs) / n, "margin_mean": sum(margins) / n}
@@ -258,7 +259,7 @@ def train_dpo(
                 "loss/dpo": loss.item(),
                 "rewards/chosen": cr.mean().item(),
                 "rewards/rejected": rr.mean().item(),
-                "rewards/accuracy": (cr > rr).float().mean().item(),
+                "rewards/accuracy": pairwise_accuracy(cr, rr),
                 "rewards/margin": (cr - rr).mean().item(),
                 "grad/norm": float(gn),
                 "lr": scheduler.get_last_lr()[0],

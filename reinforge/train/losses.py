@@ -237,9 +237,19 @@ def plackett_luce_loss(scores: torch.Tensor, mask: torch.Tensor | None = None) -
     return -per_position.sum(-1).mean()
 
 
+def pairwise_correct(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """Per pair (B,): 1 ordered right, 0 wrong, 0.5 a tie. The one tie rule of every accuracy metric:
+    a model that cannot tell the two apart (DPO's policy at its reference) scores 0.5, not 0.
+
+    >>> pairwise_correct(torch.tensor([1.0, 0.0, 2.0]), torch.tensor([0.0, 1.0, 2.0])).tolist()
+    [1.0, 0.0, 0.5]
+    """
+    return (chosen > rejected).float() + 0.5 * (chosen == rejected).float()
+
+
 def pairwise_accuracy(chosen: torch.Tensor, rejected: torch.Tensor) -> float:
-    """Fraction of pairs the model orders correctly (ties count half)."""
-    return ((chosen > rejected).float() + 0.5 * (chosen == rejected).float()).mean().item()
+    """Fraction of pairs the model orders correctly (ties count half, :func:`pairwise_correct`)."""
+    return pairwise_correct(chosen, rejected).mean().item()
 
 
 # ---------------------------------------------------------------------------------------------- DPO

@@ -21,6 +21,7 @@ from pydantic import model_validator
 from reinforge.config import Config
 from reinforge.data.preferences import PreferencePair, Ranking, to_pairs
 from reinforge.errors import ReinforgeError
+from reinforge.train.losses import pairwise_accuracy
 from reinforge.train.optimizer import adamw
 
 
@@ -105,7 +106,7 @@ def evaluate_rm(rm, pairs: list[PreferencePair], batch_size: int = 64) -> dict[s
     rm.train()
     c, r = torch.cat(cs), torch.cat(rs)
     return {
-        "accuracy": ((c > r).float() + 0.5 * (c == r).float()).mean().item(),
+        "accuracy": pairwise_accuracy(c, r),
         "loss": bradley_terry_loss(c, r).item(),
         "margin_mean": (c - r).mean().item(),
     }
@@ -189,14 +190,14 @@ def train_reward_model(
             if cfg.loss == "plackett_luce":
                 scores, mask = ranking_scores(rm, batch)
                 loss = plackett_luce_loss(scores, mask)
-                acc = ((scores[:, 0] > scores[:, 1]).float()).mean().item()
+                acc = pairwise_accuracy(scores[:, 0], scores[:, 1])
             else:
                 chosen, rejected = pair_scores(rm, batch)
                 margin = (
                     torch.tensor([p.margin for p in batch], device=chosen.device) if cfg.use_margin else 0.0
                 )
                 loss = bradley_terry_loss(chosen, rejected, margin)
-                acc = (chosen > rejected).float().mean().item()
+                acc = pairwise_accuracy(chosen, rejected)
             # 4. update
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

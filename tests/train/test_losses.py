@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 
-from reinforge.train.losses import aggregate_loss, clipped_policy_loss, group_advantages, kl_k3, pass_at_k
+from reinforge.train.losses import (
+    aggregate_loss,
+    clipped_policy_loss,
+    group_advantages,
+    kl_k3,
+    pairwise_accuracy,
+    pass_at_k,
+)
 
 
 def test_group_advantages_scaled_and_unscaled():
@@ -143,3 +151,51 @@ def test_grpo_loss_matches_trl(tiny_addition_dir, tmp_path, loss_type, kl_ratio_
         kl = kl * torch.exp(logp - old)
     ours = aggregate_loss(pg + 0.04 * kl, completion_mask, loss_type, max_completion_length=5)
     assert ours.item() == pytest.approx(trl_loss.item(), rel=1e-4, abs=1e-5)
+
+
+# ------------------------------------------------------------------ one tie rule for every accuracy metric
+
+QUIET = {"eval_interval": 0, "save_interval": 0, "progress": False, "device": "cpu"}
+
+
+def _dpo_accuracies(model, out):
+    """DPO's held-out accuracy before training (policy = reference) and its first step's batch accuracy."""
+    from reinforge.data.preferences import PreferencePair
+    from reinforge.train.dpo import DPOConfig, train_dpo
+
+    pairs = [
+        PreferencePair([{"role": "user", "content": f"q{i}"}], "yes", "no" * (1 + i % 3)) for i in range(8)
+    ]
+    cfg = DPOConfig(model=str(model), output_dir=str(out), steps=1, batch_size=8, **QUIET)
+    summary = train_dpo(cfg, train_pairs=pairs, val_pairs=pairs)
+    first = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][1]
+    return [summary["val_accuracy_before"], first["rewards/accuracy"]]
+
+
+def _rm_accuracies(model, out, loss):
+    """The reward model's held-out and training accuracy on pairs of one response twice (every score a tie)."""
+    from reinforge.data.preferences import Ranking
+    from reinforge.train.reward import RMConfig, train_reward_model
+
+    k = 3 if loss == "plackett_luce" else 2
+    rows = [Ranking([{"role": "user", "content": f"p{i}"}], ["same"] * k) for i in range(4)]
+    cfg = RMConfig(model=str(model), loss=loss, output_dir=str(out), steps=1, batch_size=4, **QUIET)
+    summary = train_reward_model(cfg, train_rows=rows, val_rows=rows)
+    first = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][1]
+    return [summary["val_accuracy_before"], first["rm/accuracy"]]
+
+
+@pytest.mark.parametrize("metric", ["pairwise_accuracy", "dpo", "rm_bradley_terry", "rm_plackett_luce"])
+def test_every_accuracy_metric_counts_ties_half(metric, tmp_path):
+    """A model that cannot tell chosen from rejected scores 0.5 on every accuracy metric (DPO said 0.0
+    before training, where the reward model said about 0.5 on the same pairs)."""
+    from tests.train.helpers_rlhf import micro_model
+
+    if metric == "pairwise_accuracy":
+        assert pairwise_accuracy(torch.zeros(4), torch.zeros(4)) == 0.5
+        return
+    model = micro_model(tmp_path / "m")
+    if metric == "dpo":
+        assert _dpo_accuracies(model, tmp_path / "run") == [0.5, 0.5]
+    else:
+        assert _rm_accuracies(model, tmp_path / "run", metric.removeprefix("rm_")) == [0.5, 0.5]
