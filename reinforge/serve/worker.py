@@ -166,6 +166,7 @@ class JobRun:
 
     def run(self) -> None:
         from reinforge.errors import ReinforgeError
+        from reinforge.graders.base import GraderError
         from reinforge.serve.trainers import build_config, run_training
 
         with self.sf() as s:
@@ -190,6 +191,10 @@ class JobRun:
             cfg = build_config(method, model, train_path, val_path, run_dir, seed, n_rows)
             summary = run_training(cfg, resume, self.on_step, self.should_stop)
             self.finish(summary, None)
+        except GraderError as e:  # a template naming a missing field, or a grader failing every grade
+            self.finish(
+                None, {"code": "grader_error", "message": str(e), "param": "method.reinforcement.grader"}
+            )
         except ReinforgeError as e:
             self.finish(None, {"code": "invalid_training_config", "message": str(e), "param": None})
         except Exception as e:  # noqa: BLE001 - a job failure is recorded, never lost

@@ -1,7 +1,14 @@
 import pytest
 
-from reinforge.graders.base import make_sample
-from reinforge.graders.templating import TemplateError, TemplateVariableError, compile_template, render
+from reinforge.graders.base import GraderError, make_sample
+from reinforge.graders.templating import (
+    TemplateError,
+    TemplateVariableError,
+    check_rows,
+    compile_template,
+    render,
+    row_errors,
+)
 
 ITEM = {
     "answer": "4",
@@ -68,3 +75,70 @@ def test_fast_and_slow_paths_agree():
     assert t.render(ITEM, SAMPLE) == "2024-01-02"
     with pytest.raises(TemplateVariableError, match="key 'date' not found"):
         t.render({"ground_truth": {}}, SAMPLE)
+
+
+# -- templates checked against a run's first rows, before training (issue 14 item 2)
+
+ROW = {"messages": [{"role": "user", "content": "2+2"}], "answer": "4", "meta": {"id": 7}}
+
+
+def check(reference: str) -> list[str]:
+    spec = {"type": "string_check", "name": "s", "input": "{{sample.output_text}}", "reference": reference}
+    return row_errors(spec, ROW)
+
+
+@pytest.mark.parametrize(
+    "spec, needle",
+    [
+        # a typo in a top-level field names the field and the row's fields
+        (
+            {"type": "string_check", "input": "{{sample.output_text}}", "reference": "{{item.answr}}"},
+            "grader.reference: '{{item.answr}}': the row has no field 'answr' (its fields: answer, messages, meta)",
+        ),
+        # a nested path that does not resolve
+        ({"type": "string_check", "input": "x", "reference": "{{item.meta.idx}}"}, "key 'idx' not found"),
+        # a sample key no sample has (every sample has output_text, output_tools, output_json, choices)
+        (
+            {"type": "string_check", "input": "{{sample.output}}", "reference": "x"},
+            "a sample has no 'output'",
+        ),
+        # a sub-grader of a multi grader is located by name
+        (
+            {"type": "multi", "graders": {"exact": {"type": "string_check", "input": "{{item.x}}"}}},
+            "grader.graders.exact.input:",
+        ),
+        # a model grader's message, in a content part
+        (
+            {
+                "type": "score_model",
+                "input": [{"role": "user", "content": [{"type": "input_text", "text": "{{item.q}}"}]}],
+            },
+            "grader.input[0].content[0].text:",
+        ),
+    ],
+)
+def test_row_errors_name_the_template_and_field(spec, needle):
+    errs = row_errors(spec, ROW)
+    assert len(errs) == 1 and needle in errs[0], errs
+
+
+def test_row_errors_pass_what_resolves_or_depends_on_the_output():
+    assert check("{{item.answer}}") == []
+    assert check("{{item.meta.id}} {{item.messages[0].content}}") == []
+    assert check("{{sample.output_json.answer}}") == []  # known only once the model has answered
+    # a python grader's source is code, not a template
+    assert row_errors({"type": "python", "source": "def grade(s, i):\n    return f'{{i}}'\n"}, ROW) == []
+
+
+def test_check_rows_raises_with_the_row_location():
+    spec = {
+        "type": "string_check",
+        "name": "exact",
+        "input": "{{sample.output_text}}",
+        "reference": "{{item.answr}}",
+    }
+    check_rows(spec, [])  # no rows: nothing to check
+    with pytest.raises(GraderError) as e:
+        check_rows(spec, [("train.jsonl:1", {**ROW, "answr": "4"}), ("valid.jsonl:3", ROW)])
+    assert str(e.value).startswith("valid.jsonl:3: grader 'exact' grader.reference: '{{item.answr}}'")
+    assert e.value.kind == "invalid_variable_error"

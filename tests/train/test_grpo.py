@@ -6,15 +6,19 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from reinforge.config import load_config
 from reinforge.errors import ConfigError
+from reinforge.graders.base import GraderError
 from reinforge.train.grpo import GRPOConfig, batch_indices, train_grpo
 
 
@@ -196,3 +200,97 @@ def test_lora_run_trains_adapters_and_saves_merged_final(tiny_addition_dir, tmp_
     base = load_file(str(Path(tiny_addition_dir) / "model.safetensors"))
     changed = [k for k in base if "q_proj" in k and not torch.equal(base[k], final[k])]
     assert changed, "LoRA updates should be merged into the saved q_proj weights"
+
+
+# -- a grader that fails on every row stops the run (issue 14 item 2)
+
+TYPO_GRADER = {
+    "type": "string_check",
+    "name": "exact",
+    "input": "{{sample.output_text}}",
+    "reference": "{{item.answr}}",  # the rows' field is `answer`
+    "operation": "eq",
+}
+STRING_GRADER = {
+    "type": "python",
+    "name": "strgrader",
+    "source": "def grade(sample, item):\n    return 'oops'\n",
+}
+
+
+def rft_cli(model_dir, tmp_path: Path, grader: dict) -> subprocess.CompletedProcess:
+    """``reinforge rft`` on 8 addition rows in JSONL with ``grader``, as a user runs it."""
+    rows = [
+        {"messages": [{"role": "user", "content": f"{a}+{a}"}], "answer": str(2 * a)} for a in range(10, 18)
+    ]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "grader.json").write_text(json.dumps(grader))
+    cfg = {
+        "model": str(model_dir),
+        "train_file": str(tmp_path / "train.jsonl"),
+        "grader": str(tmp_path / "grader.json"),
+        "output_dir": str(tmp_path / "run"),
+        **dict(steps=2, prompts_per_step=2, group_size=4, max_new_tokens=4, eval_interval=0, save_interval=1),
+    }
+    (tmp_path / "rft.yaml").write_text(yaml.safe_dump(cfg))
+    args = [sys.executable, "-m", "reinforge.cli", "rft", str(tmp_path / "rft.yaml")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_template_typo_is_refused_before_training(tiny_addition_dir, tmp_path):
+    out = rft_cli(tiny_addition_dir, tmp_path, TYPO_GRADER)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert (
+        f"{tmp_path / 'train.jsonl'}:1: grader 'exact' grader.reference: '{{{{item.answr}}}}'" in out.stderr
+    )
+    assert "no field 'answr'" in out.stderr
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # nothing ran
+
+
+def test_grader_failing_every_grade_stops_rft(tiny_addition_dir, tmp_path):
+    out = rft_cli(tiny_addition_dir, tmp_path, STRING_GRADER)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "grader 'strgrader' failed on 8/8 grades at step 1" in out.stderr
+    assert "python_grader_runtime_error: grade() returned str 'oops'" in out.stderr
+    run = tmp_path / "run"
+    assert not (run / "summary.json").exists() and not (run / "checkpoints").exists()
+    # the run directory is that of a run killed before its first checkpoint: a plain rerun starts afresh
+    fixed = {**TYPO_GRADER, "reference": "{{item.answer}}"}
+    cfg = load_config(GRPOConfig, tmp_path / "rft.yaml", []).model_copy(
+        update={"grader": fixed, "progress": False}
+    )
+    assert train_grpo(cfg)["status"] == "succeeded"
+
+
+def test_grader_errors_in_summary_and_a_later_stop_is_resumable(tiny_addition_dir, tmp_path):
+    def boom(item, sample):
+        raise RuntimeError("boom")
+
+    # tolerated: every grade fails, the run goes on, the summary counts them and names the first
+    cfg = small_cfg(tiny_addition_dir, tmp_path / "tolerant", steps=2, max_grader_error_fraction=1.0)
+    summary = train_grpo(cfg, reward_fn=boom)
+    assert summary["status"] == "succeeded" and summary["grader_errors"] == 2 * 16
+    assert summary["first_grader_error"] == {
+        "step": 1,
+        "kind": "python_grader_runtime_error",
+        "message": "RuntimeError: boom",
+    }
+    # a grader that breaks at step 3 stops the run after 3 failed steps in a row; --resume finishes it
+    done = {"step": 0}
+
+    def breaks_at_step_3(item, sample):
+        if done["step"] >= 2:
+            raise RuntimeError("boom")
+        return sevens(item, sample)
+
+    def on_step(rec):
+        done["step"] = rec["step"] if rec["kind"] == "train" else done["step"]
+
+    run = tmp_path / "breaks"
+    with pytest.raises(GraderError, match=r"at step 5 \(3 steps in a row"):
+        train_grpo(small_cfg(tiny_addition_dir, run), on_step=on_step, reward_fn=breaks_at_step_3)
+    assert not (run / "summary.json").exists() and (run / "checkpoints" / "step-4").exists()
+    summary = train_grpo(small_cfg(tiny_addition_dir, run), resume=True, reward_fn=sevens)
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2, 3, 4, 5, 6, 6] and summary["status"] == "succeeded"
