@@ -111,7 +111,7 @@ def eval_(
     grader: Annotated[str | None, typer.Option(help="Grader JSON/YAML (default: the task's grader).")] = None,
     task: Annotated[str | None, typer.Option(help="Built-in task whose grader to use.")] = None,
     samples: Annotated[int, typer.Option(help="Samples per prompt (pass@k uses all of them).")] = 1,
-    temperature: float = 0.0,
+    temperature: float = 1.0,  # of the pass@k samples; the mean reward is always greedy
     max_tokens: int = 32,
     output: Annotated[Path | None, typer.Option(help="Write per-row results as JSONL.")] = None,
 ) -> None:

@@ -90,7 +90,7 @@ def eval_command(
         rows,
         max_tokens,
         k=samples,
-        temperature=temperature or 1.0,
+        temperature=temperature,  # of the pass@k samples; 0 is greedy too (it was silently 1.0)
         return_rows=True,
     )
     if output:
