@@ -37,7 +37,9 @@ def build_config(
     seed: int,
     n_train_rows: int,
 ):
-    """The trainer config for one job; raises ConfigError with the offending key named."""
+    """The trainer config for one job, with about three checkpoints over the steps the trainer will run
+    (``n_train_rows`` of ``train_file``; DPO counts the file's pairs); raises ConfigError with the
+    offending key named."""
     from pydantic import ValidationError
 
     kind = method.get("type")
@@ -80,7 +82,11 @@ def build_config(
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "method"
         raise ConfigError(f"method.{where}: {err['msg']}") from None
-    total = cfg.steps or n_steps(n_train_rows, rows_per_step, cfg.epochs)
+    if kind == "dpo":  # DPO trains on pairs: a ranking of K responses is K(K-1)/2 of them
+        from reinforge.data.preferences import load_preferences, to_pairs
+
+        n_train_rows = len(to_pairs(load_preferences(train_file)))
+    total = cfg.steps or n_steps(n_train_rows, rows_per_step, cfg.epochs)  # as the trainer counts steps
     if "save_interval" not in extra:  # about three checkpoints per job, like OpenAI's per-epoch ones
         cfg.save_interval = max(1, math.ceil(total / 3))
     if kind != "reinforcement" and "eval_interval" not in extra:  # RFT keeps its own validation cadence

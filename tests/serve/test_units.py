@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -102,8 +103,13 @@ def test_openai_hyperparameters_map_onto_sft_and_dpo_configs(tmp_path):
     from reinforge.train.dpo import DPOConfig
     from reinforge.train.sft_trainer import SFTConfig
 
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        "".join(json.dumps({"prompt": f"p{i}", "chosen": "a", "rejected": "b"}) + "\n" for i in range(40))
+    )
+
     def make(method):
-        return build_config(method, "tiny:addition:1m", "t.jsonl", None, str(tmp_path), 3, n_train_rows=40)
+        return build_config(method, "tiny:addition:1m", str(pairs), None, str(tmp_path), 3, n_train_rows=40)
 
     hp = {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 0.5}
     sft = make({"type": "supervised", "supervised": {"hyperparameters": {**hp, "seed": "auto"}}})
@@ -115,3 +121,19 @@ def test_openai_hyperparameters_map_onto_sft_and_dpo_configs(tmp_path):
         make({"type": "supervised", "supervised": {"hyperparameters": {"beta": 0.1}}})
     with pytest.raises(ConfigError, match=r"method.dpo.hyperparameters.n_epochs: must be a positive number"):
         make({"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": -1}}})
+
+
+def test_service_dpo_cadence_counts_the_pairs_a_ranking_expands_to(tmp_path):
+    """8 rankings of 4 responses are 48 pairs: 18 steps at batch 8 for 3 epochs, so a checkpoint every
+    6 and an evaluation every 2 (the 8 file rows gave 3 steps: a checkpoint and an evaluation every step)."""
+    from reinforge.serve.trainers import build_config
+
+    rows = [
+        {"prompt": f"p{i}", "responses": ["a", "bb", "ccc", "dddd"], "ranking": [0, 1, 2, 3]}
+        for i in range(8)
+    ]
+    data = tmp_path / "rankings.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    method = {"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 3, "batch_size": 8}}}
+    cfg = build_config(method, "tiny:addition:1m", str(data), None, str(tmp_path / "run"), 0, n_train_rows=8)
+    assert (cfg.save_interval, cfg.eval_interval) == (6, 2)
