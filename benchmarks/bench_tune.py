@@ -320,7 +320,7 @@ def bench_pbt(total_steps: int = 12, interval: int = 4, population: int = 4) -> 
             "beta": {"type": "float", "low": 0.0, "high": 0.1},
         }
     )
-    train = grpo_member(base)
+    train = grpo_member(base, total_steps)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
         evolved = pbt(train, space, Path(tmp) / "pbt", population, interval, total_steps, 0.25, seed=0)

@@ -71,6 +71,7 @@ class GRPOConfig(Config):
     top_p: float = 1.0
     # -- optimisation
     steps: int | None = None  # total steps; default: epochs over the training prompts
+    schedule_steps: int | None = None  # steps the LR schedule spans; default: steps (PBT/ASHA: the total)
     epochs: float = 1.0
     learning_rate: float = 1e-5
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
@@ -158,6 +159,11 @@ class GRPOConfig(Config):
             )
         if self.micro_batch_size is not None and self.micro_batch_size < 1:
             raise ValueError(f"micro_batch_size={self.micro_batch_size}: must be >= 1 (or null)")
+        if self.schedule_steps is not None and self.schedule_steps < (self.steps or 1):
+            raise ValueError(
+                f"schedule_steps={self.schedule_steps}: must be >= steps ({self.steps}); a run may stop "
+                "before its schedule ends, not run past it (leave it unset to span steps)"
+            )
         if self.logprob_buckets < 1:
             raise ValueError(f"logprob_buckets={self.logprob_buckets}: must be >= 1")
         if not 0 <= (self.max_grader_error_fraction or 0) <= 1:
@@ -400,7 +406,7 @@ def train_grpo(
         set_peft_model_state_dict(policy, load_file(str(last / "adapter" / "adapter_model.safetensors")))
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = adamw(params, cfg.learning_rate, cfg.weight_decay)
-    scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
+    scheduler = make_scheduler(optimizer, cfg.warmup_steps, cfg.schedule_steps or total, cfg.lr_schedule)
     if last is not None:
         ck.load_optimizer_state(
             last, optimizer, scheduler, lr=cfg.learning_rate, weight_decay=cfg.weight_decay

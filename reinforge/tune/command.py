@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from reinforge.config import Config, load_config
 from reinforge.errors import ConfigError, ReinforgeError
+from reinforge.tune.train_objective import PBTSettings, TrainObjective, run_pbt
 
 
 class ObjectiveSettings(Config):
@@ -34,15 +35,6 @@ class ObjectiveSettings(Config):
     base: dict | str | None = None  # a GRPO config (inline or a YAML path) the tuned values go into
     # python
     function: str | None = None  # "package.module:function", objective(params) or (params, budget)
-
-
-class PBTSettings(Config):
-    population: int = 4
-    interval: int = 10  # steps between exploit/explore rounds
-    total_steps: int = 40
-    quantile: float = 0.25  # bottom quantile copies the top quantile
-    resample_prob: float = 0.2
-    baseline: bool = True  # also train the same population with fixed hyperparameters, for comparison
 
 
 class BudgetSettings(Config):
@@ -87,33 +79,6 @@ class TuneConfig(Config):
         return Path(self.storage) if self.storage else Path(self.output_dir) / "study.db"
 
 
-class TrainObjective:
-    """Train one GRPO run per trial under ``root/trial-N``; under a scheduler the budget is the step
-    count and a promoted trial resumes from its own checkpoint."""
-
-    def __init__(self, base: dict | str, root: str | Path):
-        from reinforge.train.grpo import GRPOConfig
-
-        self.base = load_config(GRPOConfig, base)
-        self.root = Path(root)
-
-    def __call__(self, params: dict, budget: int | None = None) -> dict:
-        from reinforge.train.grpo import train_grpo
-
-        run_dir = self.root / ("trial-" + json.dumps(params, sort_keys=True).encode().hex()[:16])
-        update = {**params, "output_dir": str(run_dir), "progress": False}
-        if budget is not None:
-            update.update(steps=budget, save_interval=budget)
-        cfg = type(self.base).model_validate({**self.base.model_dump(), **update})
-        summary = train_grpo(cfg, resume=(run_dir / "checkpoints").exists())
-        return {
-            "val_reward": summary["final_val_reward"],
-            "steps": summary["steps"],
-            "examples_graded": 0,
-            "seconds": summary["seconds"],
-        }
-
-
 def build_objective(cfg: TuneConfig, base_dir: Path):
     o = cfg.objective
 
@@ -153,7 +118,8 @@ def build_objective(cfg: TuneConfig, base_dir: Path):
         if o.base is None:
             raise ConfigError("objective.base: give the GRPO config (inline or a YAML path) to tune")
         base = path(o.base, "base") if isinstance(o.base, str) else o.base
-        return TrainObjective(base, Path(cfg.output_dir) / "runs")
+        max_budget = (cfg.scheduler or {}).get("max_budget")  # the LR schedule spans the longest trial
+        return TrainObjective(base, Path(cfg.output_dir) / "runs" / cfg.study, max_budget)
     if not o.function or ":" not in o.function:
         raise ConfigError("objective.function: write it as 'package.module:function'")
     mod, _, attr = o.function.partition(":")
@@ -225,14 +191,15 @@ def print_table(study, echo=None, top: int = 10) -> None:
     Console().print(table)
 
 
-def write_outputs(study, out: Path, best_base: dict | None) -> list[Path]:
+def write_outputs(study, out: Path, best_base: dict | None, best_params: dict | None = None) -> list[Path]:
+    """``trials.csv``, ``trials.json``, plots and ``best.yaml`` (the best trial's values, or ``best_params``)."""
     from reinforge.tune.plots import write_plots
 
     out.mkdir(parents=True, exist_ok=True)
     paths = [study.export(out / "trials.csv"), study.export(out / "trials.json")]
     paths += write_plots(study, out / "plots")
     if study.finished():
-        paths.append(study.write_best(out / "best.yaml", best_base))
+        paths.append(study.write_best(out / "best.yaml", best_base, params=best_params))
     return paths
 
 
@@ -268,16 +235,28 @@ def run_config(cfg: TuneConfig, config_path: Path | None, resume: bool, yes: boo
     space = Space.from_dict(cfg.space)
     out = Path(cfg.output_dir)
     objective = build_objective(cfg, base_dir)
-    if cfg.pbt is not None:
-        return run_pbt(cfg, objective, space, out, echo)
-    if cfg.storage_path.exists() and not resume:
-        from reinforge.tune.storage import Storage
+    best_base = cfg.best_config
+    if isinstance(best_base, str):
+        from reinforge.config import read_yaml
 
-        if cfg.study in Storage(cfg.storage_path).study_names():
-            raise ReinforgeError(
-                f"{cfg.storage_path}: study {cfg.study!r} exists; pass --resume to continue it "
-                "or set another study/storage"
-            )
+        best_base = read_yaml(base_dir / best_base if not Path(best_base).exists() else best_base)
+    if cfg.pbt is not None:
+        summary, pbt_study = run_pbt(
+            cfg.pbt, objective, space, out, cfg.seed, cfg.executor, cfg.workers, echo
+        )
+        paths = write_outputs(pbt_study, out, best_base, summary["best_params"])  # a row per member segment
+        echo(f"wrote {out / 'pbt_summary.json'}, {', '.join(str(p) for p in paths)}")
+        return summary
+    from reinforge.tune.storage import Storage
+
+    exists = cfg.storage_path.exists() and cfg.study in Storage(cfg.storage_path).study_names()
+    if exists and not resume:
+        raise ReinforgeError(
+            f"{cfg.storage_path}: study {cfg.study!r} exists; pass --resume to continue it "
+            "or set another study/storage"
+        )
+    if isinstance(objective, TrainObjective) and not exists:
+        objective.check_fresh(cfg.study)
     if hasattr(objective, "score_name"):
         objective = ScoreRenamer(objective)
     check_estimate(
@@ -306,11 +285,6 @@ def run_config(cfg: TuneConfig, config_path: Path | None, resume: bool, yes: boo
             progress=update,
         )
     print_table(study)
-    best_base = cfg.best_config
-    if isinstance(best_base, str):
-        from reinforge.config import read_yaml
-
-        best_base = read_yaml(base_dir / best_base if not Path(best_base).exists() else best_base)
     paths = write_outputs(study, out, best_base)
     echo(f"wrote {', '.join(str(p) for p in paths)}")
     return study
@@ -325,54 +299,6 @@ class ScoreRenamer:
     def __call__(self, params: dict, budget: int | None = None) -> dict:
         m = self.inner(params, budget)
         return {**m, self.inner.score_name: m["score"]}
-
-
-def run_pbt(cfg: TuneConfig, objective, space, out: Path, echo=print) -> dict:
-    from reinforge.tune.pbt import grpo_member, pbt
-
-    if not isinstance(objective, TrainObjective):
-        raise ConfigError("pbt: only for objective type train (a trainer that checkpoints and resumes)")
-    p = cfg.pbt
-    train = grpo_member(objective.base)
-    res = pbt(
-        train,
-        space,
-        out / "pbt",
-        p.population,
-        p.interval,
-        p.total_steps,
-        p.quantile,
-        resample_prob=p.resample_prob,
-        seed=cfg.seed,
-        executor=cfg.executor,
-        workers=cfg.workers,
-    )
-    echo(
-        f"PBT: best member {res['best_member']} val_reward={res['best_score']:.4f} params={res['best_params']}; "
-        f"median {res['median_score']:.4f}; {len(res['lineage'])} exploits"
-    )
-    summary = {k: v for k, v in res.items() if k != "study"}
-    if p.baseline:
-        initial = [m["history"][0]["params"] for m in res["members"]]
-        base = pbt(
-            train,
-            space,
-            out / "fixed",
-            p.population,
-            p.interval,
-            p.total_steps,
-            0.0,
-            seed=cfg.seed,
-            initial=initial,
-            executor=cfg.executor,
-            workers=cfg.workers,
-        )
-        summary["fixed_median_score"] = base["median_score"]
-        summary["fixed_scores"] = base["scores"]
-        echo(f"fixed hyperparameters: median val_reward={base['median_score']:.4f} scores={base['scores']}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pbt_summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    return summary
 
 
 def open_study(target: str, overrides: list[str]):

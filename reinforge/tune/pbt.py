@@ -108,6 +108,11 @@ def pbt(
         Member(i, dict(initial[i]) if initial else space.sample(rng), root / f"member-{i}")
         for i in range(population)
     ]
+    if left := [m.run_dir.name for m in members if m.run_dir.exists()]:  # their checkpoints would be resumed
+        raise ConfigError(
+            f"{root}: an earlier PBT run left {', '.join(left)} there and PBT does not resume; delete "
+            "the folder or set another output_dir"
+        )
     study = study or Study(space, "random", [direction], root / "pbt.db", name="pbt")
     ex = make_executor(executor, workers)
     own_executor = not isinstance(executor, Executor)
@@ -163,9 +168,14 @@ def pbt(
     }
 
 
-def grpo_member(base: Any, keys: dict[str, str] | None = None, quiet: bool = True) -> TrainFn:
+def grpo_member(
+    base: Any, total_steps: int, keys: dict[str, str] | None = None, quiet: bool = True
+) -> TrainFn:
     """A PBT member that trains reinforge's GRPO: ``base`` is a ``GRPOConfig``; ``keys`` maps tuned
-    names to config fields (default: the same names). Scores are the validation reward."""
+    names to config fields (default: the same names). Scores are the validation reward.
+
+    Each segment stops at its ``until`` step of one learning-rate schedule spanning ``total_steps`` (the
+    population's final step), so a decaying schedule continues across segments instead of restarting."""
     from reinforge.train.grpo import train_grpo
 
     def train(params: dict, run_dir: Path, until: int) -> float:
@@ -175,6 +185,7 @@ def grpo_member(base: Any, keys: dict[str, str] | None = None, quiet: bool = Tru
                 **update,
                 "output_dir": str(run_dir),
                 "steps": until,
+                "schedule_steps": total_steps,
                 "save_interval": until,
                 "keep_checkpoints": 1,
                 "progress": not quiet and base.progress,

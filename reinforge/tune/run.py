@@ -43,9 +43,12 @@ class Budget:
 SPEND_KEYS = {"examples": "examples_graded", "tokens": "tokens_spent", "cost_usd": "cost_usd"}
 
 
-def timed(objective: Callable, params: dict, budget: int | None) -> tuple[Any, float]:
+def timed(objective: Callable, params: dict, budget: int | None, number: int) -> tuple[Any, float]:
+    """Evaluate and time one trial. An objective with ``wants_trial = True`` also gets ``trial=number``
+    (a trainer keys its run directory by it, so a promoted or resumed trial finds its own checkpoint)."""
+    kwargs = {"trial": number} if getattr(objective, "wants_trial", False) else {}
     t0 = time.perf_counter()
-    out = objective(params) if budget is None else objective(params, budget)
+    out = objective(params, **kwargs) if budget is None else objective(params, budget, **kwargs)
     return out, time.perf_counter() - t0
 
 
@@ -112,7 +115,7 @@ def optimize(
                     else:
                         break
                     started += 1
-                    pending[ex.submit(timed, objective, trial.params, None)] = trial
+                    pending[ex.submit(timed, objective, trial.params, None, trial.number)] = trial
                 else:
                     can = may_start()
                     try:
@@ -123,7 +126,7 @@ def optimize(
                         break
                     if job.rung == 0 and job.trial.number not in prev_budget:
                         started += 1
-                    pending[ex.submit(timed, objective, job.trial.params, job.budget)] = job
+                    pending[ex.submit(timed, objective, job.trial.params, job.budget, job.trial.number)] = job
             if not pending:
                 break
             for handle, ok, out in ex.wait(list(pending)):

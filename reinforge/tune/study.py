@@ -283,12 +283,15 @@ class Study:
             raise ReinforgeError(f"{path}: export to .csv or .json")
         return path
 
-    def write_best(self, path: str | Path, base: dict | None = None, prefix: str = "") -> Path:
-        """The best config as YAML: ``base`` (the pipeline's or trainer's config) with the tuned values set.
+    def write_best(
+        self, path: str | Path, base: dict | None = None, prefix: str = "", params: dict | None = None
+    ) -> Path:
+        """The best config as YAML: ``base`` (the pipeline's or trainer's config) with the tuned values set
+        (the best trial's, or ``params`` where the study's best is decided elsewhere, as PBT's final member).
 
         Dotted names (``sampling.temperature``) become nested keys, so the file loads in the config class."""
         data = json.loads(json.dumps(base or {}))
-        for name, value in self.best.params.items():
+        for name, value in (self.best.params if params is None else params).items():
             node = data
             *parents, leaf = (prefix + name).split(".")
             for p in parents:

@@ -1,0 +1,124 @@
+"""Studies of training runs: one GRPO run per trial (``TrainObjective``), and PBT from a tune config.
+
+A trial's run directory is ``<output_dir>/runs/<study>/trial-<number>``. It is keyed by the trial's
+number, not by its parameters: a trial promoted by ASHA or Hyperband and a trial re-run by ``--resume``
+continue their own checkpoint, and two trials never share a run, even when a sampler proposes the same
+values twice (a second trial with equal values would otherwise resume the first one's longer run).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from reinforge.config import Config, load_config
+from reinforge.errors import ConfigError
+
+
+class PBTSettings(Config):
+    population: int = 4
+    interval: int = 10  # steps between exploit/explore rounds
+    total_steps: int = 40
+    quantile: float = 0.25  # bottom quantile copies the top quantile
+    resample_prob: float = 0.2
+    baseline: bool = True  # also train the same population with fixed hyperparameters, for comparison
+
+
+class TrainObjective:
+    """Train one GRPO run per trial under ``root/trial-N``. Under a scheduler the budget is the step
+    count: a promoted trial resumes its own checkpoint, and the learning-rate schedule spans
+    ``max_budget`` steps, so each rung continues one schedule instead of restarting it."""
+
+    wants_trial = True  # tune.run.optimize passes trial=<the trial's number>
+
+    def __init__(self, base: dict | str, root: str | Path, max_budget: int | None = None):
+        from reinforge.train.grpo import GRPOConfig
+
+        self.base = load_config(GRPOConfig, base)
+        self.root = Path(root)
+        self.max_budget = max_budget
+
+    def __call__(self, params: dict, budget: int | None = None, *, trial: int) -> dict:
+        from reinforge.train.grpo import train_grpo
+
+        run_dir = self.root / f"trial-{trial}"
+        update = {**params, "output_dir": str(run_dir), "progress": False}
+        if budget is not None:
+            schedule = max(budget, self.max_budget or budget)
+            update.update(steps=budget, save_interval=budget, schedule_steps=schedule)
+        cfg = type(self.base).model_validate({**self.base.model_dump(), **update})
+        summary = train_grpo(cfg, resume=(run_dir / "checkpoints").exists())
+        return {
+            "val_reward": summary["final_val_reward"],
+            "steps": summary["steps"],
+            "examples_graded": 0,
+            "seconds": summary["seconds"],
+        }
+
+    def check_fresh(self, study: str) -> None:
+        """Refuse a new study where trial runs are left from an earlier one (its checkpoints would be
+        resumed as if they were this study's trials)."""
+        if self.root.is_dir() and any(self.root.glob("trial-*")):
+            raise ConfigError(
+                f"{self.root}: runs of an earlier study {study!r} are there but the study is not in its "
+                "storage; delete the folder or set another study/output_dir"
+            )
+
+
+def run_pbt(
+    p: PBTSettings,
+    objective: Any,
+    space,
+    out: Path,
+    seed: int,
+    executor: Any,
+    workers: int,
+    echo=print,
+) -> tuple[dict, Any]:
+    """PBT of the objective's GRPO config (and the fixed-hyperparameter baseline); writes
+    ``out/pbt_summary.json``. Returns the summary and the study: one trial per (member, segment)."""
+    from reinforge.tune.pbt import grpo_member, pbt
+
+    if not isinstance(objective, TrainObjective):
+        raise ConfigError("pbt: only for objective type train (a trainer that checkpoints and resumes)")
+    train = grpo_member(objective.base, p.total_steps)
+    res = pbt(
+        train,
+        space,
+        out / "pbt",
+        p.population,
+        p.interval,
+        p.total_steps,
+        p.quantile,
+        resample_prob=p.resample_prob,
+        seed=seed,
+        executor=executor,
+        workers=workers,
+    )
+    echo(
+        f"PBT: best member {res['best_member']} val_reward={res['best_score']:.4f} params={res['best_params']}; "
+        f"median {res['median_score']:.4f}; {len(res['lineage'])} exploits"
+    )
+    summary = {k: v for k, v in res.items() if k != "study"}
+    if p.baseline:
+        initial = [m["history"][0]["params"] for m in res["members"]]
+        base = pbt(
+            train,
+            space,
+            out / "fixed",
+            p.population,
+            p.interval,
+            p.total_steps,
+            0.0,
+            seed=seed,
+            initial=initial,
+            executor=executor,
+            workers=workers,
+        )
+        summary["fixed_median_score"] = base["median_score"]
+        summary["fixed_scores"] = base["scores"]
+        echo(f"fixed hyperparameters: median val_reward={base['median_score']:.4f} scores={base['scores']}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pbt_summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    return summary, res["study"]
