@@ -32,8 +32,8 @@ from reinforge.train.optimizer import adamw
 class LoraSettings(Config):
     r: int = 16  # adapter rank
     alpha: int = 32  # scaling numerator: the update is scaled by alpha / r
-    dropout: float = 0.0
-    target_modules: list[str] | str = "all-linear"
+    dropout: float = 0.0  # dropout on the adapters' input
+    target_modules: list[str] | str = "all-linear"  # "all-linear" or module names to adapt
 
 
 # OpenAI's RFT hyperparameter names -> ours (``hyperparameters:`` block; "auto" keeps our default)
@@ -53,51 +53,51 @@ class GRPOConfig(Config):
     model: str = "tiny:addition:1m"  # local HF dir, hub id, or tiny:<task>:<size>
     task: str | None = None  # built-in task: supplies data (when no files) and the grader (when none given)
     train_file: str | None = None  # OpenAI RFT JSONL: {"messages": [...], <reference fields>}
-    validation_file: str | None = None
+    validation_file: str | None = None  # validation rows, in train_file's format
     validation_split: float | None = None  # hold out this fraction of train_file when no validation_file
     train_examples: int = 2000  # rows drawn from a built-in task
-    validation_examples: int = 200
+    validation_examples: int = 200  # validation rows drawn from a built-in task
     grader: dict | str | None = None  # OpenAI grader JSON (inline or a path); default: the task's grader
     # stop when more than this fraction of a step's grades fail (they score 0), on the first step or on 3 in
     # a row later; null: only when all of them fail; 1: never (docs/metrics.md, "Grader errors")
     max_grader_error_fraction: float | None = None
-    output_dir: str = "runs/rft"
-    seed: int = 0
+    output_dir: str = "runs/rft"  # run directory: config.yaml, metrics.jsonl, checkpoints/, final/
+    seed: int = 0  # seed of data order, sampling and initialisation
     # -- sampling
     group_size: int = 8  # G: samples per prompt
     prompts_per_step: int = 8  # B: prompts per step, so B*G completions per step
-    max_new_tokens: int = 16
-    temperature: float = 1.0
-    top_p: float = 1.0
+    max_new_tokens: int = 16  # most tokens generated per completion
+    temperature: float = 1.0  # sampling temperature of the rollouts
+    top_p: float = 1.0  # nucleus sampling: sample from the smallest token set with this probability
     # -- optimisation
     steps: int | None = None  # total steps; default: epochs over the training prompts
     schedule_steps: int | None = None  # steps the LR schedule spans; default: steps (PBT/ASHA: the total)
-    epochs: float = 1.0
-    learning_rate: float = 1e-5
-    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
+    epochs: float = 1.0  # passes over the training data when steps is not set
+    learning_rate: float = 1e-5  # AdamW peak learning rate
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay after the warm-up
+    warmup_steps: int = 0  # steps of linear warm-up from 0
+    weight_decay: float = 0.0  # AdamW weight decay
+    max_grad_norm: float = 1.0  # clip the gradient norm to this
     inner_epochs: int = 1  # passes over each rollout batch (mu in the GRPO paper)
     num_minibatches: int = 1  # optimizer steps per inner epoch
     beta: float = 0.04  # KL coefficient; 0 skips the reference model entirely
     kl_ratio_correction: bool = (
         True  # weight the k3 KL by the ratio: unbiased reverse-KL gradient (DeepSeek-V3.2)
     )
-    clip_eps: float = 0.2
+    clip_eps: float = 0.2  # policy ratio clip: [1 - clip_eps, 1 + clip_eps_high]
     clip_eps_high: float | None = None  # DAPO clip-higher; None = clip_eps
-    loss_type: LossType = "grpo"
+    loss_type: LossType = "grpo"  # how token losses are averaged (train/losses.py)
     scale_rewards: bool = True  # divide advantages by the group std (False = Dr. GRPO)
     # -- evaluation and checkpoints
     eval_interval: int = 10  # steps between validations (0: only at the start and the end)
     eval_samples: int = 1  # k samples per validation prompt for pass@k (1: greedy only)
     pass_threshold: float = 1.0  # a sample with reward >= this counts as a pass
-    save_interval: int = 50
-    keep_checkpoints: int = 2
+    save_interval: int = 50  # steps between checkpoints (0: only at the end)
+    keep_checkpoints: int = 2  # newest checkpoints kept
     # -- system
     lora: LoraSettings | None = None
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    device: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 on GPU, float32 on CPU
+    device: str = "auto"  # auto: cuda when available, else cpu
     logprob_chunk: int = 64  # sequences per LM-head chunk when computing log-probs
     # how the update computes log-probs, all to the same values: "packed" runs each prompt once and each
     # completion's real tokens once, no padding (Llama-family models; others use "grouped"); "grouped"
@@ -105,7 +105,7 @@ class GRPOConfig(Config):
     # buckets; "padded" is one plain forward over whole padded rows (the reference). "auto": packed on
     # CPU, grouped on GPU (the one measured there so far; benchmarks/README.md)
     logprob_forward: Literal["auto", "packed", "grouped", "padded"] = "auto"
-    logprob_buckets: int = 1
+    logprob_buckets: int = 1  # length buckets of the "grouped" log-prob forward
     # sampling: "hf" (the built-in static-cache decoder), "vllm", or "auto" (vLLM on a GPU when installed)
     generation_backend: Literal["auto", "hf", "vllm"] = "auto"
     # built-in backend off the GPU: run each decode step through torch.compile (static shapes). Costs a
@@ -114,7 +114,7 @@ class GRPOConfig(Config):
     compile_decode: bool = False
     # rows per forward/backward; gradients accumulate to exactly the whole minibatch's (None: no split)
     micro_batch_size: int | None = None
-    progress: bool = True
+    progress: bool = True  # show a progress bar
     hyperparameters: dict[str, Any] | None = (
         None  # OpenAI names: n_epochs, batch_size, ... (see OPENAI_NAMES)
     )

@@ -39,52 +39,52 @@ class PPOConfig(Config):
     init_from: str | None = None  # start the policy from these weights instead (e.g. an earlier RLHF round)
     task: str | None = None  # built-in task: prompts (when no files) and the eval grader
     train_file: str | None = None  # prompts as OpenAI RFT JSONL ({"messages": [...], ...})
-    validation_file: str | None = None
-    validation_split: float | None = None
-    train_examples: int = 2000
-    validation_examples: int = 64
+    validation_file: str | None = None  # validation rows, in train_file's format
+    validation_split: float | None = None  # hold out this fraction of train_file when no validation_file
+    train_examples: int = 2000  # rows drawn from a built-in task
+    validation_examples: int = 64  # validation rows drawn from a built-in task
     reward_model: str | None = None  # a `reinforge rm` output dir; reward = (raw - mu) / sigma
     grader: dict | str | None = None  # or any grader (OpenAI grader JSON or path); default: the task's
     eval_grader: dict | str | None = (
         None  # measured on validation only (default: the task's grader when the reward is a RM)
     )
-    output_dir: str = "runs/ppo"
-    seed: int = 0
+    output_dir: str = "runs/ppo"  # run directory: config.yaml, metrics.jsonl, checkpoints/, final/
+    seed: int = 0  # seed of data order, sampling and initialisation
     # -- sampling
     prompts_per_step: int = 64  # B: completions per rollout batch
-    max_new_tokens: int = 32
-    temperature: float = 1.0
-    top_p: float = 1.0
+    max_new_tokens: int = 32  # most tokens generated per completion
+    temperature: float = 1.0  # sampling temperature of the rollouts
+    top_p: float = 1.0  # nucleus sampling: sample from the smallest token set with this probability
     # -- optimisation
     steps: int | None = None  # default: epochs over the training prompts
-    epochs: float = 1.0
-    learning_rate: float = 1e-5
-    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
+    epochs: float = 1.0  # passes over the training data when steps is not set
+    learning_rate: float = 1e-5  # AdamW peak learning rate
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay after the warm-up
+    warmup_steps: int = 0  # steps of linear warm-up from 0
+    weight_decay: float = 0.0  # AdamW weight decay
+    max_grad_norm: float = 1.0  # clip the gradient norm to this
     ppo_epochs: int = 4  # passes over each rollout batch
     num_minibatches: int = 4  # optimizer steps per pass
     clip_eps: float = 0.2  # policy ratio clip
     clip_value: float = 0.2  # value clip around the rollout-time values
     vf_coef: float = 0.1  # weight of the value loss
-    gamma: float = 1.0
-    gae_lambda: float = 0.95
-    whiten_advantages: bool = True
-    critic: Literal["value_head", "separate"] = "value_head"
+    gamma: float = 1.0  # discount per token
+    gae_lambda: float = 0.95  # GAE lambda: lower trusts the value function more
+    whiten_advantages: bool = True  # normalise advantages to mean 0, std 1 per batch
+    critic: Literal["value_head", "separate"] = "value_head"  # a head on the policy, or a separate copy
     # -- KL control
     beta: float = 0.05  # initial KL coefficient
     kl_target: float | None = 4.0  # nats per sequence; None keeps beta fixed
     kl_horizon: int = 10_000  # the controller's horizon, in sequences
     # -- evaluation and checkpoints
-    eval_interval: int = 10
+    eval_interval: int = 10  # steps between validations (0: none in between)
     eval_samples: int = 4  # sampled completions per validation prompt
-    save_interval: int = 50
-    keep_checkpoints: int = 1
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    device: str = "auto"
-    logprob_chunk: int = 64
-    progress: bool = True
+    save_interval: int = 50  # steps between checkpoints (0: only at the end)
+    keep_checkpoints: int = 1  # newest checkpoints kept
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 on GPU, float32 on CPU
+    device: str = "auto"  # auto: cuda when available, else cpu
+    logprob_chunk: int = 64  # sequences per LM-head chunk when computing log-probs
+    progress: bool = True  # show a progress bar
 
     @model_validator(mode="after")
     def _check(self) -> PPOConfig:

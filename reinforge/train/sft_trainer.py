@@ -33,27 +33,27 @@ class SFTConfig(Config):
     model: str = "tiny:sentiment:1m:sft_steps=0"  # local HF dir, hub id, or tiny:<task>:<size>[:sft_steps=0]
     task: str | None = None  # built-in task: its rows with the reference answer as the assistant turn
     train_file: str | None = None  # chat JSONL: {"messages": [..., {"role": "assistant", ...}]}
-    validation_file: str | None = None
-    validation_split: float | None = 0.05
-    train_examples: int = 2000
-    output_dir: str = "runs/sft"
-    seed: int = 0
+    validation_file: str | None = None  # validation rows, in train_file's format
+    validation_split: float | None = 0.05  # hold out this fraction of train_file when no validation_file
+    train_examples: int = 2000  # rows drawn from a built-in task
+    output_dir: str = "runs/sft"  # run directory: config.yaml, metrics.jsonl, checkpoints/, final/
+    seed: int = 0  # seed of data order, sampling and initialisation
     max_length: int = 512  # tokens per (packed) row; longer examples are cut
-    packing: bool = False
-    epochs: float = 1.0
-    steps: int | None = None
+    packing: bool = False  # pack several examples into each max_length row
+    epochs: float = 1.0  # passes over the training data when steps is not set
+    steps: int | None = None  # total steps; default: epochs over the training data
     batch_size: int = 32  # rows per step
-    learning_rate: float = 2e-5
-    lr_schedule: Literal["constant", "linear", "cosine"] = "cosine"
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    eval_interval: int = 50
-    save_interval: int = 200
-    keep_checkpoints: int = 1
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    device: str = "auto"
-    progress: bool = True
+    learning_rate: float = 2e-5  # AdamW peak learning rate
+    lr_schedule: Literal["constant", "linear", "cosine"] = "cosine"  # decay after the warm-up
+    warmup_steps: int = 0  # steps of linear warm-up from 0
+    weight_decay: float = 0.0  # AdamW weight decay
+    max_grad_norm: float = 1.0  # clip the gradient norm to this
+    eval_interval: int = 50  # steps between validations (0: none in between)
+    save_interval: int = 200  # steps between checkpoints (0: only at the end)
+    keep_checkpoints: int = 1  # newest checkpoints kept
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 on GPU, float32 on CPU
+    device: str = "auto"  # auto: cuda when available, else cpu
+    progress: bool = True  # show a progress bar
 
     @model_validator(mode="after")
     def _check(self) -> SFTConfig:

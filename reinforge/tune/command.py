@@ -22,27 +22,27 @@ from reinforge.tune.train_objective import PBTSettings, TrainObjective, run_pbt
 
 class ObjectiveSettings(Config):
     type: Literal["rag", "generation", "train", "python"]  # what is tuned
-    # rag
+    # -- rag
     documents: str | None = None  # JSONL of {"id", "text", "title"?}
     questions: str | None = None  # JSONL of {"question", "doc_id"}
-    # generation
+    # -- generation
     model: str | None = None  # local HF dir or tiny:<task>:<size>
     task: str = "addition"  # built-in task giving the validation rows and the grader
     examples: int = 64  # validation rows graded per trial
     shots: int = 8  # pool of train rows for few-shot examples
     grader: dict | str | None = None  # OpenAI grader JSON (default: the task's grader)
-    # train
+    # -- train
     base: dict | str | None = None  # a GRPO config (inline or a YAML path) the tuned values go into
-    # python
+    # -- python
     function: str | None = None  # "package.module:function", objective(params) or (params, budget)
 
 
 class BudgetSettings(Config):
-    trials: int | None = None
-    examples: int | None = None
-    tokens: int | None = None
-    seconds: float | None = None
-    cost_usd: float | None = None
+    trials: int | None = None  # stop after this many trials
+    examples: int | None = None  # stop after this many graded examples
+    tokens: int | None = None  # stop after this many generated tokens
+    seconds: float | None = None  # stop after this many seconds
+    cost_usd: float | None = None  # stop once trials cost this much at `prices`
 
 
 class PriceSettings(Config):
@@ -63,11 +63,11 @@ class TuneConfig(Config):
     sampler: str | dict = (
         "bayes"  # bayes|tpe|gp|cmaes|nsga2|random|quasirandom|grid|evolution, or {name: ...}
     )
-    n_trials: int = 30
-    seed: int = 0
+    n_trials: int = 30  # trials to run (the budget may stop sooner)
+    seed: int = 0  # seed of the sampler
     scheduler: dict | None = None  # {type: asha|hyperband|halving|paired, min_budget, max_budget, eta}
     executor: str | dict = "local"  # local | processes | {type: ray, address: auto}
-    workers: int = 1
+    workers: int = 1  # trials run at once
     budget: BudgetSettings = BudgetSettings()
     prices: PriceSettings = PriceSettings()
     estimate_probes: int = 2  # probe configurations for the cost estimate (0: skip it)
