@@ -158,6 +158,7 @@ def test_openai_hyperparameter_names_are_mapped():
         ({"task": "addition", "group_size": 1}, "group_size=1"),  # GRPO needs a group
         ({}, "train_file"),  # no data at all
         ({"task": "addition", "hyperparameters": {"n_epoch": 3}}, "n_epoch"),  # unknown OpenAI name
+        ({"task": "addition", "steps": 8, "schedule_steps": 4}, "schedule_steps=4"),  # LR schedule too short
     ],
 )
 def test_bad_config_names_the_key(data, needle):
