@@ -17,11 +17,11 @@ from reinforge.errors import ConfigError
 
 
 class PBTSettings(Config):
-    population: int = 4
+    population: int = 4  # members trained side by side
     interval: int = 10  # steps between exploit/explore rounds
-    total_steps: int = 40
+    total_steps: int = 40  # training steps of each member
     quantile: float = 0.25  # bottom quantile copies the top quantile
-    resample_prob: float = 0.2
+    resample_prob: float = 0.2  # chance that explore redraws a value instead of perturbing it
     baseline: bool = True  # also train the same population with fixed hyperparameters, for comparison
 
 
