@@ -5,6 +5,10 @@ chat, so tiny models learn small text tasks quickly. Models are saved with ``sav
 with plain ``transformers`` (no reinforge import). ``tiny_model(task, size, seed)`` builds and
 SFT-warms one on a built-in task, cached on disk by (task, size, seed, examples, steps).
 
+Configs name them by id: ``tiny:TASK:SIZE[:sft_steps=N][:seed=N][:train_examples=N]`` (``parse_tiny_id``).
+A built-in TASK's model is SFT-warmed for 300 steps on 256 of its examples unless the id says otherwise;
+``tiny:blank:SIZE`` is untrained, the base to SFT on a task of your own.
+
 >>> tok = build_tokenizer()
 >>> tok.decode(tok("12+7")["input_ids"])
 '12+7'
@@ -137,17 +141,62 @@ def tiny_model(
     return save_tiny(model, tokenizer, path)
 
 
+# ``tiny:TASK:SIZE[:key=N]...``: the keys a tiny id may set (``tiny_model``'s integer arguments)
+TINY_OPTIONS = ("sft_steps", "seed", "train_examples")
+BLANK = "blank"  # tiny:blank:SIZE: untrained weights and the tiny tokenizer, the base for a task of your own
+
+
+def tiny_id_usage() -> str:
+    """One line naming every valid part of a tiny id (for error messages)."""
+    from reinforge.tasks import task_names
+
+    return (
+        f"tiny ids are tiny:TASK:SIZE[:{'=N][:'.join(TINY_OPTIONS)}=N] with TASK one of "
+        f"{', '.join([BLANK, *task_names()])} ({BLANK} = untrained) and SIZE one of {', '.join(SIZES)}"
+    )
+
+
 def parse_tiny_id(name: str) -> dict | None:
-    """``tiny:addition:1m`` or ``tiny:addition:1m:seed=3`` -> kwargs for ``tiny_model``; else None."""
+    """``tiny:addition:1m`` or ``tiny:addition:1m:sft_steps=600`` -> kwargs for ``tiny_model``; else None.
+
+    A malformed tiny id raises ``ConfigError`` naming the bad part and every valid one.
+
+    >>> parse_tiny_id("tiny:addition:4m:seed=3")
+    {'task': 'addition', 'size': '4m', 'seed': 3}
+    >>> parse_tiny_id("tiny:blank:1m")
+    {'task': 'blank', 'size': '1m', 'sft_steps': 0}
+    >>> parse_tiny_id("runs/sft/final") is None
+    True
+    """
+    from reinforge.errors import ConfigError
+    from reinforge.tasks import task_names
+
     if not name.startswith("tiny:"):
         return None
     parts = name.split(":")[1:]
-    kwargs: dict = {}
-    if parts:
-        kwargs["task"] = parts[0]
-    if len(parts) > 1:
-        kwargs["size"] = parts[1]
+
+    def bad(what: str) -> ConfigError:
+        return ConfigError(f"model {name!r}: {what}; {tiny_id_usage()}")
+
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise bad("give a task and a size")
+    task, size = parts[0], parts[1]
+    if task != BLANK and task not in task_names():
+        raise bad(f"unknown task {task!r}")
+    if size not in SIZES:
+        raise bad(f"unknown size {size!r}")
+    kwargs: dict = {"task": task, "size": size}
     for extra in parts[2:]:
-        k, _, v = extra.partition("=")
-        kwargs[k] = int(v)
+        key, eq, value = extra.partition("=")
+        if key not in TINY_OPTIONS or not eq:
+            raise bad(f"unknown option {extra!r}")
+        if not value.isdigit():
+            raise bad(f"option {key}={value!r} must be a whole number >= 0")
+        kwargs[key] = int(value)
+    if task == BLANK:
+        if kwargs.get("sft_steps"):
+            raise bad(
+                f"{BLANK} has no data to warm up on; drop sft_steps (SFT it on your data with `reinforge sft`)"
+            )
+        kwargs["sft_steps"] = 0
     return kwargs

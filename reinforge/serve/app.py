@@ -352,11 +352,14 @@ def create_app(settings: ServeSettings) -> FastAPI:
     # ------------------------------------------------------------------ models
     def resolve_model(owner: str, model_id: str) -> str | None:
         """What ``load_model`` takes for a model id this key may use; None when unknown to it."""
-        from reinforge.models.tiny import SIZES, parse_tiny_id
+        from reinforge.errors import ConfigError
+        from reinforge.models.tiny import parse_tiny_id
 
-        tiny = parse_tiny_id(model_id)
-        if tiny is not None:
-            return model_id if tiny.get("size", "1m") in SIZES else None
+        try:
+            if parse_tiny_id(model_id) is not None:
+                return model_id
+        except ConfigError:  # a malformed tiny id is an unknown model here
+            return None
         if model_id in local_models:
             return local_models[model_id]
         if model_id.startswith("ft:"):

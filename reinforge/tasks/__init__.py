@@ -30,7 +30,7 @@ def sft_rows(rows: list[dict], answer_key: str = "answer") -> list[dict]:
     ]
 
 
-def get_task(name: str) -> Task:
+def _tasks() -> dict[str, type]:
     from reinforge.tasks.addition import AdditionTask, ReversedAdditionTask
 
     tasks = {"addition": AdditionTask, "reversed_addition": ReversedAdditionTask}
@@ -40,6 +40,16 @@ def get_task(name: str) -> Task:
         tasks["sentiment"] = SentimentTask
     except ImportError:
         pass
+    return tasks
+
+
+def task_names() -> list[str]:
+    """The built-in tasks' names, sorted."""
+    return sorted(_tasks())
+
+
+def get_task(name: str) -> Task:
+    tasks = _tasks()
     if name not in tasks:
         raise ReinforgeError(f"task {name!r}: unknown built-in task; choose one of {sorted(tasks)}")
     return tasks[name]()
