@@ -302,12 +302,9 @@ class ModelGrader(Grader):
     def request(self, messages: list[dict]) -> tuple[Completion, bool]:
         """The judge's answer and whether it came from the cache (identical in-flight requests wait
         for the first one instead of asking the judge again)."""
+        sent = self.params if self.local else self._api_params()  # all the judge sees: labels' enum too
         key = hashlib.sha256(
-            json.dumps(
-                [self.base_url, str(self.model), messages, self.params, self.structured, self.kind],
-                sort_keys=True,
-                default=str,
-            ).encode()
+            json.dumps([self.base_url, str(self.model), messages, sent], sort_keys=True, default=str).encode()
         ).hexdigest()
         while self.use_cache:
             with _CACHE_LOCK:

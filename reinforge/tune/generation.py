@@ -56,6 +56,21 @@ class GenerationPipeline:
         self.model_name, self.answer_key, self.seed = model, answer_key, seed
         self.shots = [(self.user_text(r), str(r[answer_key])) for r in shots or []]
 
+    def fingerprint(self) -> dict:
+        """What the outputs depend on besides the knobs and the row (the evaluation cache's key)."""
+        from pathlib import Path
+
+        from reinforge.tune.fingerprint import path_fingerprint
+
+        local = Path(self.model_name).is_dir()
+        return {
+            "model": self.model_name,
+            "model_files": path_fingerprint(self.model_name) if local else None,
+            "shots": self.shots,
+            "answer_key": self.answer_key,
+            "seed": self.seed,
+        }
+
     @staticmethod
     def user_text(row: dict) -> str:
         return next(m["content"] for m in reversed(row["messages"]) if m["role"] == "user")

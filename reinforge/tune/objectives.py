@@ -3,7 +3,9 @@
 :class:`ExampleObjective` is what LLM apps are tuned with. Called as ``objective(params, budget)`` it
 evaluates the first ``budget`` examples (all when ``budget`` is None). Every (config, example) output
 and its grade is stored in the study's SQLite file, so no model call is repeated: not across
-trials, not when a scheduler promotes a trial to more examples, not after a kill and resume.
+trials, not when a scheduler promotes a trial to more examples, not after a kill and resume. The key
+covers everything the output and its reward depend on (:mod:`reinforge.tune.fingerprint`): the
+pipeline (model, few-shot pool, seed, documents), the grader, the configuration and the example.
 
 It returns a dict of metrics: ``score`` (mean grade), ``scores`` (per example, for paired tests),
 ``tokens`` and ``latency_s`` (per example: cost objectives), ``examples_graded``, ``tokens_spent``,
@@ -23,7 +25,6 @@ examples, which an LLM mutator reads).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import time
@@ -33,15 +34,16 @@ from typing import Any
 
 from reinforge.errors import ReinforgeError
 from reinforge.graders.base import Grader, make_sample
+from reinforge.tune.fingerprint import digest, fingerprint, spec_fingerprint
 from reinforge.tune.storage import Storage
 
 Pipeline = Callable[[dict, list[dict]], list[Any]]  # (params, rows) -> one output (str or dict) per row
 
 
-def cache_key(namespace: str, params: dict, row: dict) -> str:
-    """sha256 over the pipeline's name, the whole configuration and the example's content."""
-    blob = json.dumps([namespace, params, row], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+def cache_key(scope: str, params: dict, row: dict) -> str:
+    """sha256 over the objective's scope (:attr:`ExampleObjective.scope`: its name, pipeline and grader),
+    the whole configuration and the example's content."""
+    return digest([scope, params, row])
 
 
 def as_output(out: Any) -> dict:
@@ -77,6 +79,12 @@ class ExampleObjective:
         if shuffle_seed is not None:  # a budget of b examples is then a random subset, not the file's head
             random.Random(shuffle_seed).shuffle(rows)
         self.pipeline, self.rows, self.grader, self.name = pipeline, rows, as_grader(grader), name
+        # what an output and its reward depend on besides the configuration and the example: another
+        # grader, model or document set sharing the study's cache file must not read these records
+        graded_by = (
+            spec_fingerprint(grader) if isinstance(grader, dict | str | Path) else fingerprint(self.grader)
+        )
+        self.scope = digest({"name": name, "pipeline": fingerprint(pipeline), "grader": graded_by})
         self.cache_path = cache if not isinstance(cache, Storage) else None
         self._cache = cache if isinstance(cache, Storage) else None
         self.prices = (price_per_1k_input, price_per_1k_output)
@@ -91,13 +99,17 @@ class ExampleObjective:
             self._cache = Storage(self.cache_path)
         return self._cache
 
+    def key(self, params: dict, row: dict) -> str:
+        """The cache key of ``row``'s output under ``params``."""
+        return cache_key(self.scope, params, row)
+
     @property
     def n_examples(self) -> int:
         return len(self.rows)
 
     def __call__(self, params: dict, budget: int | None = None) -> dict[str, Any]:
         rows = self.rows[: budget or len(self.rows)]
-        keys = [cache_key(self.name, params, row) for row in rows]
+        keys = [self.key(params, row) for row in rows]
         records: list[dict | None] = [self.cache.cache_get(k) for k in keys]
         todo = [i for i, r in enumerate(records) if r is None]
         new_calls = new_in = new_out = 0

@@ -84,6 +84,16 @@ class RAGPipeline:
         self.embed = Embedder()
         self.indexes: dict[tuple[int, int], tuple] = {}
 
+    def fingerprint(self) -> dict:
+        """The documents' content (not the file's name) and the question field: the cache's key."""
+        from reinforge.tune.fingerprint import digest
+
+        return {
+            "documents": digest(self.docs),
+            "question_key": self.question_key,
+            "encoder": "all-MiniLM-L6-v2",
+        }
+
     def __getstate__(self) -> dict:  # workers rebuild indexes and embeddings themselves
         return {**self.__dict__, "indexes": {}, "embed": Embedder()}
 

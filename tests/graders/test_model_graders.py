@@ -112,6 +112,21 @@ def test_cache_and_concurrency(server):
     assert sum(x.metadata["cached"] for x in grades) == 35
 
 
+def test_cache_key_is_what_the_judge_is_sent(server):
+    # Issue 24's suspicion, confirmed: the key left out label_model's labels, which reach the judge as the
+    # response format's enum, so a grader with other labels got an answer chosen among another's labels.
+    pair = ({"response": "I love it"}, make_sample(""))
+    assert from_spec(with_server(LABEL_MODEL, server)).grade(*pair).reward == 1.0
+    other = from_spec(with_server(LABEL_MODEL, server, labels=["positive", "negative"]))
+    assert not other.grade(*pair).metadata["cached"] and len(server.requests) == 2
+    schema = server.requests[1]["body"]["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["result"]["enum"] == ["positive", "negative"]
+    # passing_labels are applied here, never sent: the same request, answered from the cache
+    stricter = from_spec(with_server(LABEL_MODEL, server, passing_labels=["neutral"]))
+    grade = stricter.grade(*pair)
+    assert grade.metadata["cached"] and grade.reward == 0.0 and len(server.requests) == 2
+
+
 def test_environment_supplies_base_url(server, monkeypatch):
     monkeypatch.setenv("REINFORGE_GRADER_BASE_URL", server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
