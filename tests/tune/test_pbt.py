@@ -196,34 +196,3 @@ def test_members_train_in_their_own_directories_and_a_second_run_is_refused(tmp_
         assert [s["start_step"] for s in segments(tmp_path / f"member-{i}")] == [0, 2]
     with pytest.raises(ConfigError, match="earlier PBT run left member-0, member-1, member-2"):
         pbt(example_train_fn, SPACE, tmp_path, population=3, interval=2, total_steps=4, initial=initial)
-
-
-def test_grpo_member_segments_follow_one_learning_rate_schedule(tiny_addition_dir, tmp_path):
-    from reinforge.train.grpo import GRPOConfig, train_grpo
-    from reinforge.tune.pbt import grpo_member
-
-    base = GRPOConfig(
-        model=str(tiny_addition_dir),
-        task="addition",
-        prompts_per_step=4,
-        group_size=4,
-        max_new_tokens=4,
-        eval_interval=0,
-        train_examples=32,
-        validation_examples=8,
-        progress=False,
-        learning_rate=1e-3,
-        lr_schedule="linear",
-    )
-    train = grpo_member(base, total_steps=8)
-    train({"learning_rate": 1e-3}, tmp_path / "member", 4)
-    train({"learning_rate": 1e-3}, tmp_path / "member", 8)
-    train_grpo(base.model_copy(update={"steps": 8, "output_dir": str(tmp_path / "one")}))
-
-    def lrs(run_dir):
-        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        return [r["lr"] for r in rows if r["kind"] == "train"]
-
-    # before the fix: 7.5e-4, 5e-4, 2.5e-4, 0.0, then 3.75e-4 ... (each segment's own schedule)
-    assert lrs(tmp_path / "member") == pytest.approx(lrs(tmp_path / "one"))
-    assert len(lrs(tmp_path / "one")) == 8

@@ -1,5 +1,6 @@
 """Studies of GRPO runs: each trial trains in its own run directory (keyed by its number), a promoted
-trial continues its own checkpoint on one learning-rate schedule, and PBT writes the study's outputs."""
+trial or a PBT segment continues its own checkpoint on one learning-rate schedule, and PBT writes the
+study's outputs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from reinforge.cli import app
 from reinforge.train.grpo import GRPOConfig, train_grpo
+from reinforge.tune.pbt import grpo_member
 from reinforge.tune.train_objective import TrainObjective
 
 runner = CliRunner()
@@ -78,15 +80,28 @@ def test_each_trial_of_a_train_study_has_its_own_run_and_result(tiny_addition_di
     assert again.exit_code == 2 and "runs of an earlier study" in again.output, again.output
 
 
-def test_promoted_trial_continues_one_learning_rate_schedule(tiny_addition_dir, tmp_path):
-    base = {"model": str(tiny_addition_dir), **BASE, "learning_rate": 1e-3, "lr_schedule": "linear"}
-    objective = TrainObjective(base, tmp_path / "runs", max_budget=8)
+def rungs_of_asha(base: dict, root: Path) -> Path:
+    objective = TrainObjective(base, root, max_budget=8)
     objective({}, 4, trial=0)  # rung 0
     objective({}, 8, trial=0)  # promoted: resumes trial-0 at step 4
+    return root / "trial-0"
+
+
+def segments_of_pbt(base: dict, root: Path) -> Path:
+    train = grpo_member(GRPOConfig(**base), total_steps=8)
+    train({"learning_rate": 1e-3}, root / "member-0", 4)
+    train({"learning_rate": 1e-3}, root / "member-0", 8)  # resumes member-0 at step 4
+    return root / "member-0"
+
+
+@pytest.mark.parametrize("two_parts", [rungs_of_asha, segments_of_pbt])
+def test_a_run_in_two_parts_follows_one_learning_rate_schedule(two_parts, tiny_addition_dir, tmp_path):
+    base = {"model": str(tiny_addition_dir), **BASE, "learning_rate": 1e-3, "lr_schedule": "linear"}
+    run_dir = two_parts(base, tmp_path / "runs")
     one_run = train_grpo(GRPOConfig(**{**base, "steps": 8, "output_dir": str(tmp_path / "one")}))
     assert one_run["steps"] == 8
-    # before the fix each rung's schedule ended at its budget: 7.5e-4 ... 0.0 at step 4, then 3.75e-4
-    assert train_lrs(tmp_path / "runs" / "trial-0") == pytest.approx(train_lrs(tmp_path / "one"))
+    # before the fix each part's schedule ended at its own end: 7.5e-4 ... 0.0 at step 4, then 3.75e-4
+    assert train_lrs(run_dir) == pytest.approx(train_lrs(tmp_path / "one"))
 
 
 def test_pbt_study_writes_trials_and_best_config(tiny_addition_dir, tmp_path):
