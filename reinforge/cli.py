@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="API keys for `reinforge serve`.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+data_app = typer.Typer(help="Dataset tools: `data to-sft` (RFT rows -> SFT rows).", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", help="Override a config key: key=value (repeatable).")
@@ -186,6 +188,22 @@ def keys_create(
     from reinforge.serve.command import keys_create_command
 
     keys_create_command(name=name, db=db, data_dir=data_dir)
+
+
+@data_app.command("to-sft")
+@user_errors
+def data_to_sft(
+    input: Annotated[Path, typer.Argument(help='RFT JSONL: {"messages": [...], <reference fields>}.')],
+    output: Annotated[Path, typer.Argument(help="SFT JSONL to write: the messages plus an assistant turn.")],
+    field: Annotated[
+        str, typer.Option(help="The reference field whose value becomes the assistant turn.")
+    ] = "answer",
+) -> None:
+    """Turn RFT rows into SFT rows: append an assistant turn holding each row's reference field."""
+    from reinforge.data.to_sft import convert_file
+
+    n = convert_file(input, output, field)
+    typer.echo(f"wrote {n} SFT rows to {output} (assistant turn = {field!r})", err=True)
 
 
 @app.command()

@@ -34,6 +34,8 @@ class SFTConfig(Config):
     task: str | None = None  # built-in task: its rows with the reference answer as the assistant turn
     train_file: str | None = None  # chat JSONL: {"messages": [..., {"role": "assistant", ...}]}
     validation_file: str | None = None  # validation rows, in train_file's format
+    # RFT rows (no assistant turn): append this reference field as the assistant turn, e.g. ``answer``
+    assistant_field: str | None = None
     validation_split: float | None = 0.05  # hold out this fraction of train_file when no validation_file
     train_examples: int = 2000  # rows drawn from a built-in task
     output_dir: str = "runs/sft"  # run directory: config.yaml, metrics.jsonl, checkpoints/, final/
@@ -64,14 +66,20 @@ class SFTConfig(Config):
 
 def load_sft_rows(cfg: SFTConfig) -> tuple[list[dict], list[dict]]:
     from reinforge.data.rft import load_rft_rows, split_rows
+    from reinforge.data.to_sft import read_as_sft
     from reinforge.tasks import get_task, sft_rows
 
     if cfg.train_file:
-        train = load_rft_rows(cfg.train_file)
+        field = cfg.assistant_field
+        load = (lambda path: read_as_sft(path, field)) if field else load_rft_rows
+        train = load(cfg.train_file)
         for i, r in enumerate(train):
             if not any(m.get("role") == "assistant" for m in r["messages"]):
-                raise DataError(f"{cfg.train_file}: row {i + 1} has no assistant turn to learn from")
-        val = load_rft_rows(cfg.validation_file) if cfg.validation_file else []
+                raise DataError(
+                    f"{cfg.train_file}: row {i + 1} has no assistant turn to learn from; for RFT rows set "
+                    "assistant_field: <reference field> (or run `reinforge data to-sft IN OUT --field answer`)"
+                )
+        val = load(cfg.validation_file) if cfg.validation_file else []
         if not cfg.validation_file and cfg.validation_split:
             train, val = split_rows(train, cfg.validation_split, cfg.seed)
         return train, val
