@@ -19,19 +19,44 @@ from reinforge.errors import ReinforgeError
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    help="reinforge: make LLM systems better from graded feedback (RFT, RLHF, tuning).",
+    help="reinforge: make LLM systems better from graded feedback (RFT, RLHF, tuning). "
+    "Add --debug anywhere to see the full traceback of an error.",
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: flags show no value type (rich's showed `--resume <bool>`)
 )
 keys_app = typer.Typer(help="API keys for `reinforge serve`.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-data_app = typer.Typer(help="Dataset tools: `data to-sft` (RFT rows -> SFT rows).", no_args_is_help=True)
-app.add_typer(data_app, name="data")
 
 SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", help="Override a config key: key=value (repeatable).")
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a config key, e.g. --set learning_rate=3e-5 or --set lora.r=8 (repeatable); "
+        "every key: `reinforge config COMMAND`.",
+    ),
 ]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")]
-ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.")]
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint (a flag, no value).")
+]
+ConfigArg = Annotated[Path, typer.Argument(metavar="CONFIG.yaml", help="YAML config file.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"reinforge {version('reinforge')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """The options of ``reinforge`` itself."""
 
 
 def _debug() -> bool:
@@ -87,7 +112,7 @@ def rm(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None
 @app.command()
 @user_errors
 def ppo(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
-    """PPO against a reward model or grader, with a KL penalty to the reference."""
+    """PPO against a reward model or grader, KL penalty to the reference."""
     _train("ppo", config, set, resume)
 
 
@@ -105,6 +130,28 @@ def rlhf(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> No
     _train("rlhf", config, set, resume)
 
 
+@app.command("config")
+@user_errors
+def config_keys(
+    command: Annotated[
+        str | None, typer.Argument(metavar="COMMAND", help="rft, sft, rm, ppo, dpo, rlhf or tune.")
+    ] = None,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Every command's keys as Markdown (docs/config.md).")
+    ] = False,
+) -> None:
+    """List a command's config keys: type, default and meaning."""
+    from reinforge.config import CONFIG_CLASSES
+    from reinforge.config_docs import config_markdown, config_text
+
+    if markdown:
+        typer.echo(config_markdown(), nl=False)
+    elif command is None:
+        raise ReinforgeError(f"config: name a command, one of {', '.join(CONFIG_CLASSES)} (or --markdown)")
+    else:
+        typer.echo(config_text(command), nl=False)
+
+
 @app.command("eval")
 @user_errors
 def eval_(
@@ -113,8 +160,14 @@ def eval_(
     grader: Annotated[str | None, typer.Option(help="Grader JSON/YAML (default: the task's grader).")] = None,
     task: Annotated[str | None, typer.Option(help="Built-in task whose grader to use.")] = None,
     samples: Annotated[int, typer.Option(help="Samples per prompt (pass@k uses all of them).")] = 1,
-    temperature: float = 1.0,  # of the pass@k samples; the mean reward is always greedy
-    max_tokens: int = 32,
+    temperature: Annotated[
+        float,
+        typer.Option(
+            help="Sampling temperature of the pass@k samples (0: greedy, so all k are the same); "
+            "the mean reward is always greedy."
+        ),
+    ] = 1.0,
+    max_tokens: Annotated[int, typer.Option(help="Most new tokens per completion.")] = 32,
     output: Annotated[Path | None, typer.Option(help="Write per-row results as JSONL.")] = None,
 ) -> None:
     """Grade a model's outputs on a dataset: mean reward and pass@k."""
@@ -134,7 +187,7 @@ def grade(
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel workers for python graders.")] = None,
 ) -> None:
-    """Grade samples with an OpenAI-style grader, or validate a grader spec."""
+    """Grade samples with an OpenAI grader, or validate a grader spec."""
     from reinforge.graders.command import grade_command
 
     grade_command(grader=grader, input=input, output=output, validate=validate, workers=workers)
@@ -145,7 +198,13 @@ def grade(
 def tune(
     ctx: typer.Context,
     args: Annotated[
-        list[str], typer.Argument(help="CONFIG.yaml | ask STUDY | tell STUDY TRIAL VALUE | show STUDY")
+        list[str],
+        typer.Argument(
+            metavar="CONFIG.yaml | ask|tell|show STUDY [TRIAL VALUE]",
+            help="A study's YAML config to run it; or by hand: ask/tell/show, where STUDY is the study's "
+            "YAML config or its SQLite file, TRIAL the number `ask` printed, VALUE the score (0.8, or "
+            "0.8,120 for two objectives).",
+        ),
     ],
     set: SetOpt = None,
     resume: ResumeOpt = False,
@@ -153,7 +212,7 @@ def tune(
         bool, typer.Option("--yes", help="Start even when the cost estimate exceeds the budget.")
     ] = False,
 ) -> None:
-    """Tune prompts and hyperparameters: `tune CONFIG.yaml`, or manual `tune ask/tell STUDY`."""
+    """Tune prompts and hyperparameters. Run a study: `tune CONFIG.yaml`; by hand: `tune ask|tell|show`."""
     from reinforge.tune.command import tune_command
 
     tune_command(list(args) + list(ctx.args), overrides=set or [], resume=resume, yes=yes)
@@ -162,8 +221,8 @@ def tune(
 @app.command()
 @user_errors
 def serve(
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite under --data-dir).")] = None,
     data_dir: Annotated[Path, typer.Option(help="Uploaded files, checkpoints and the default DB.")] = Path(
         "reinforge-data"
@@ -171,7 +230,10 @@ def serve(
     workers: Annotated[int, typer.Option(help="Job worker processes.")] = 1,
     model: Annotated[list[str] | None, typer.Option(help="Extra local model directories to serve.")] = None,
 ) -> None:
-    """Serve the OpenAI-compatible fine-tuning API, chat completions and the feedback web UI."""
+    """Serve the OpenAI-compatible API, chat completions and feedback UI.
+
+    The fine-tuning API (/v1) runs jobs on --workers processes; create a key first with `keys create`.
+    """
     from reinforge.serve.command import serve_command
 
     serve_command(host=host, port=port, db=db, data_dir=data_dir, workers=workers, models=model or [])
@@ -181,29 +243,15 @@ def serve(
 @user_errors
 def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key.")],
-    db: Annotated[str | None, typer.Option(help="Database URL.")] = None,
-    data_dir: Annotated[Path, typer.Option()] = Path("reinforge-data"),
+    db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite under --data-dir).")] = None,
+    data_dir: Annotated[Path, typer.Option(help="The server's data directory (as given to serve).")] = Path(
+        "reinforge-data"
+    ),
 ) -> None:
     """Create an API key; prints it as the last word."""
     from reinforge.serve.command import keys_create_command
 
     keys_create_command(name=name, db=db, data_dir=data_dir)
-
-
-@data_app.command("to-sft")
-@user_errors
-def data_to_sft(
-    input: Annotated[Path, typer.Argument(help='RFT JSONL: {"messages": [...], <reference fields>}.')],
-    output: Annotated[Path, typer.Argument(help="SFT JSONL to write: the messages plus an assistant turn.")],
-    field: Annotated[
-        str, typer.Option(help="The reference field whose value becomes the assistant turn.")
-    ] = "answer",
-) -> None:
-    """Turn RFT rows into SFT rows: append an assistant turn holding each row's reference field."""
-    from reinforge.data.to_sft import convert_file
-
-    n = convert_file(input, output, field)
-    typer.echo(f"wrote {n} SFT rows to {output} (assistant turn = {field!r})", err=True)
 
 
 @app.command()
@@ -215,7 +263,7 @@ def demo(
     ] = None,
     quick: Annotated[bool, typer.Option(help="A much shorter run, for smoke tests.")] = False,
 ) -> None:
-    """The demos: `demo` (RFT beats SFT and a 4x larger SFT model) and `demo rlhf`."""
+    """The demos. `demo`: RFT beats SFT and a 4x larger SFT model; `demo rlhf`: the RLHF loop."""
     if which == "rft":
         from reinforge.demo import run_demo
 

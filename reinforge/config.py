@@ -31,6 +31,8 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
     # dict fields that hold another config class's keys (RLHF's ``ppo:``): listed and checked as that class
     sections: ClassVar[dict[str, type[Config]]] = {}
+    # keys of those sections the owner sets itself (``ppo.output_dir``): refused there, left out of the list
+    section_fixed: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -40,6 +40,8 @@ def test_rlhf_nested_key_refused_before_any_work(tmp_path):
         ("rm: {batch_size: 0}", "rm: batch_size=0: must be >= 1"),  # a stage's own rule, under its name
         ("sft: {epoch: 1}", "sft.epoch: unknown key; did you mean epochs?"),
         ("ppo: {num_minibatches: 3}", "ppo: num_minibatches=3 must divide prompts_per_step=64"),
+        # a key the loop sets for each stage was silently ignored
+        ("ppo: {output_dir: x}", "ppo.output_dir: the RLHF loop sets it for each stage; remove it"),
     ],
 )
 def test_rlhf_sections_checked_at_load(tmp_path, section, needle):
@@ -47,3 +49,32 @@ def test_rlhf_sections_checked_at_load(tmp_path, section, needle):
     cfg.write_text(f"output_dir: {tmp_path / 'run'}\n{section}\n")
     assert_user_error(invoke("rlhf", cfg), f"{cfg}: {needle}")
     assert not (tmp_path / "run").exists()
+
+
+def test_config_rft_lists_every_grpo_key():
+    from reinforge.train.grpo import GRPOConfig, LoraSettings
+
+    res = invoke("config", "rft")
+    assert res.exit_code == 0, res.output
+    listed = {line.split()[0] for line in res.stdout.splitlines()[3:]}
+    assert listed == set(GRPOConfig.model_fields) | {f"lora.{k}" for k in LoraSettings.model_fields}
+    line = next(li for li in res.stdout.splitlines() if li.startswith("group_size "))
+    assert line.split()[1:3] == ["int", "8"] and "samples per prompt" in line
+
+
+def test_config_rlhf_lists_the_stage_sections():
+    res = invoke("config", "rlhf")
+    keys = {line.split()[0] for line in res.stdout.splitlines()[3:]}
+    assert {"ppo.steps", "rm.epochs", "sft.learning_rate", "labeller"} <= keys
+    assert "ppo.output_dir" not in keys  # set by the loop, refused in the section
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["config", "rtf"], "config 'rtf': no such command; did you mean rft? (one of rft, sft"),
+        (["config"], "config: name a command"),
+    ],
+)
+def test_config_command_errors(args, needle):
+    assert_user_error(invoke(*args), needle)

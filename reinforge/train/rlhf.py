@@ -174,15 +174,20 @@ class RLHFConfig(Config):
     """The loop's own knobs; ``sft``, ``rm`` and ``ppo`` hold the stage configs (their fields, minus paths)."""
 
     sections: ClassVar[dict[str, type[Config]]] = {"sft": SFTConfig, "rm": RMConfig, "ppo": PPOConfig}
+    section_fixed: ClassVar[dict[str, tuple[str, ...]]] = {
+        "sft": ("output_dir",),
+        "rm": ("output_dir",),
+        "ppo": ("model", "init_from", "reward_model", "output_dir"),
+    }
     model: str = "tiny:sentiment:1m"  # the SFT model (or the base model when ``sft`` is given)
     task: str | None = "sentiment"  # prompts (when no prompts_file) and the default labeller grader
     prompts_file: str | None = None  # RFT JSONL whose messages are the prompts
-    output_dir: str = "runs/rlhf"
-    seed: int = 0
-    rounds: int = 2
+    output_dir: str = "runs/rlhf"  # run directory; stages under sft/, round-N/rm, round-N/ppo
+    seed: int = 0  # seed of prompt order and sampling
+    rounds: int = 2  # rounds of sample pairs -> label -> reward model -> PPO
     comparisons_per_round: int = 256  # prompts per round, two sampled responses each
-    max_new_tokens: int = 32
-    temperature: float = 1.0
+    max_new_tokens: int = 32  # most tokens per sampled response
+    temperature: float = 1.0  # sampling temperature of the compared responses
     labeller: dict = {
         "type": "grader"
     }  # {"type": "grader", "grader": spec} | {"type": "queue", "path": dir, ...}
@@ -195,6 +200,9 @@ class RLHFConfig(Config):
     def _check(self) -> RLHFConfig:
         if not (self.prompts_file or self.task):
             raise ValueError("give prompts_file (RFT JSONL whose messages are the prompts) or task")
+        for name, keys in self.section_fixed.items():
+            for key in set(getattr(self, name) or {}) & set(keys):
+                raise ValueError(f"{name}.{key}: the RLHF loop sets it for each stage; remove it")
         # each stage's whole config, now: a bad ppo key must not wait for minutes of SFT and sampling
         if self.sft is not None:
             sft_config(self, Path("sft"))
