@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from reinforge.config import Config, load_config
 from reinforge.errors import ConfigError, ReinforgeError
+from reinforge.tune.space import SpaceSpec
 from reinforge.tune.train_objective import PBTSettings, TrainObjective, run_pbt
 
 
@@ -56,7 +57,7 @@ class TuneConfig(Config):
     study: str = "study"  # study name inside the storage file
     storage: str | None = None  # SQLite file (default: <output_dir>/study.db)
     output_dir: str = "runs/tune"  # exports, plots, best.yaml, training runs
-    space: dict[str, Any]  # name -> {type: int|float|bool|choice|text, ...}; a list is a choice
+    space: SpaceSpec  # name -> {type: int|float|bool|choice|text, ...}; a list is a choice
     objective: ObjectiveSettings
     objectives: dict[str, Literal["minimize", "maximize"]] = {"score": "maximize"}  # metric -> direction
     constraints: list[str] = []  # "metric <= number" over the objective's metrics

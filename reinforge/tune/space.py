@@ -20,7 +20,9 @@ import math
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from reinforge.errors import ConfigError
 
@@ -69,9 +71,11 @@ class Int(Param):
 
     def __post_init__(self):
         if self.high < self.low:
-            raise ConfigError(f"Int({self.low}, {self.high}): high must be >= low")
+            raise ConfigError(f"low {self.low} > high {self.high}: a range needs low <= high; swap them")
         if self.log and (self.low <= 0 or self.step != 1):
-            raise ConfigError(f"Int({self.low}, {self.high}, log=True): needs low > 0 and step 1")
+            raise ConfigError(
+                f"log: true needs low > 0 and step 1 (low {self.low}, step {self.step}); fix them or drop log"
+            )
 
     def _values(self) -> int:
         return (self.high - self.low) // self.step + 1
@@ -123,9 +127,9 @@ class Float(Param):
     def __post_init__(self):
         self.low, self.high = float(self.low), float(self.high)
         if self.high < self.low:
-            raise ConfigError(f"Float({self.low}, {self.high}): high must be >= low")
+            raise ConfigError(f"low {self.low} > high {self.high}: a range needs low <= high; swap them")
         if self.log and self.low <= 0:
-            raise ConfigError(f"Float({self.low}, {self.high}, log=True): log scale needs low > 0")
+            raise ConfigError(f"log: true needs low > 0 (low {self.low}); raise low or drop log")
 
     def from_unit(self, u: float) -> float:
         if self.log:  # exp(log(x)) may round past a bound
@@ -217,8 +221,22 @@ def param_from_dict(name: str, spec: Any) -> Param:
         spec["values"] = spec.pop("variants")
     try:
         return PARAM_TYPES[kind](**spec)
-    except TypeError as e:
+    except (TypeError, ConfigError) as e:
         raise ConfigError(f"space.{name}: {e}") from None
+
+
+def checked_space(data: dict[str, Any]) -> dict[str, Any]:
+    """A config's ``space`` checked as it loads, so the error names the file too (the loader adds it)."""
+    from pydantic_core import PydanticCustomError
+
+    try:
+        Space.from_dict(data)
+    except ConfigError as e:
+        raise PydanticCustomError("space", str(e).removeprefix("space.")) from None
+    return data
+
+
+SpaceSpec = Annotated[dict[str, Any], AfterValidator(checked_space)]  # a config field holding a space
 
 
 class Space(Mapping[str, Param]):
