@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
 from tests.serve.conftest import STRING_CHECK, rft_rows, start_server, wait_for, write_rows
 
@@ -91,3 +92,101 @@ def test_killed_server_resumes_job(tmp_path):
         assert max(steps) == n_steps and min(steps) == 1
     finally:
         srv.stop()
+
+
+RETURNS_STR = {"type": "python", "name": "str", "source": "def grade(sample, item):\n    return 'x'\n"}
+
+
+def finished(client, job_id: str):
+    """The job once it has left queued/running."""
+    return wait_for(
+        lambda: (j := client.fine_tuning.jobs.retrieve(job_id)).status not in ("queued", "running") and j
+    )
+
+
+@pytest.mark.slow  # two jobs through a real server: ~45-90 s on 2 busy cores
+def test_failing_grader_fails_the_job_with_the_reason(server, api_key, tmp_path):
+    """A template typo (found before training) and a python grader that returns a string (every grade of
+    step 1 fails) each end the job ``failed`` with OpenAI's error shape, read through the official client."""
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=api_key, max_retries=0, timeout=60)
+    train = client.files.create(
+        file=write_rows(tmp_path / "t.jsonl", rft_rows()).open("rb"), purpose="fine-tune"
+    )
+    typo = {**STRING_CHECK, "reference": "{{item.answr}}"}
+    for grader, needle in [
+        (typo, "grader 'exact' grader.reference: '{{item.answr}}': the row has no field 'answr'"),
+        (
+            RETURNS_STR,
+            "failed on 4/4 grades at step 1 (the first step; the limit is all): python_grader_runtime_error",
+        ),
+    ]:
+        job = client.fine_tuning.jobs.create(
+            model="tiny:addition:1m",
+            training_file=train.id,
+            method={
+                "type": "reinforcement",
+                "reinforcement": {
+                    "grader": grader,
+                    "hyperparameters": {"batch_size": 2, "compute_multiplier": 0.25},
+                },
+            },
+        )
+        job = finished(client, job.id)
+        assert job.status == "failed" and job.fine_tuned_model is None
+        assert job.error.code == "grader_error" and job.error.param == "method.reinforcement.grader"
+        assert needle in job.error.message, job.error.message
+        events = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data]
+        assert any(m.startswith("Job failed: ") and needle in m for m in events), events
+
+
+def test_grader_failing_every_grade_fails_the_job_in_its_worker(tiny_addition_dir, tmp_path):
+    """The worker's side of the above, in this process: the job ends ``failed`` with ``job.error`` set."""
+    from reinforge.serve.db import FileRow, Job, make_engine, session_factory
+    from reinforge.serve.worker import JobRun
+
+    sf = session_factory(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    train = write_rows(tmp_path / "t.jsonl", rft_rows())
+    method = {
+        "type": "reinforcement",
+        "reinforcement": {
+            "grader": RETURNS_STR,
+            "hyperparameters": {"batch_size": 2, "compute_multiplier": 0.25},
+        },
+        "reinforge": {"max_new_tokens": 4},
+    }
+    with sf() as s:
+        s.add(
+            FileRow(
+                id="file-t",
+                owner="o",
+                filename="t.jsonl",
+                purpose="fine-tune",
+                bytes=1,
+                path=str(train),
+                kind="rft",
+                rows=6,
+            )
+        )
+        s.add(
+            Job(
+                id="ftjob-1",
+                owner="o",
+                model="tiny:addition:1m",
+                model_path=str(tiny_addition_dir),
+                method=method,
+                training_file="file-t",
+                status="running",
+                worker="w0:1:x",
+                attempts=1,
+                run_dir=str(tmp_path / "run"),
+            )
+        )
+        s.commit()
+    JobRun(sf, "ftjob-1", "w0:1:x", tmp_path).run()
+    with sf() as s:
+        job = s.get(Job, "ftjob-1")
+        assert job.status == "failed" and job.fine_tuned_model is None and job.worker is None
+        assert job.error["code"] == "grader_error" and job.error["param"] == "method.reinforcement.grader"
+        assert "failed on 4/4 grades at step 1" in job.error["message"]
+        assert "python_grader_runtime_error: grade() returned str 'x'" in job.error["message"]
