@@ -8,7 +8,7 @@ from reinforge.graders.base import Grader, make_sample
 from reinforge.models.chat import encode_prompt, prompt_messages
 from reinforge.models.generation import HFBackend, SamplingParams
 from reinforge.train.losses import pass_at_k
-from reinforge.train.rollout import grade_safely
+from reinforge.train.rollout import first_row_where, grade_safely
 
 
 def evaluate(
@@ -71,6 +71,8 @@ def eval_command(
     from reinforge.data.rft import load_rft_rows
     from reinforge.errors import ReinforgeError
     from reinforge.graders import as_grader
+    from reinforge.graders.registry import load_spec
+    from reinforge.graders.templating import check_rows
     from reinforge.models.loading import load_model
     from reinforge.tasks import get_task
     from reinforge.train.progress import print_table
@@ -78,6 +80,8 @@ def eval_command(
     rows = load_rft_rows(data)
     if grader:
         g = as_grader(grader)
+        # a template naming a field the first row lacks fails here, before the model loads
+        check_rows(load_spec(grader), [(first_row_where(str(data), str(data)), rows[0])])
     elif task:
         g = get_task(task).grader
     else:

@@ -28,3 +28,21 @@ def test_eval_samples_at_the_temperature_given(tmp_path, temperature):
     grader.write_text(json.dumps(FUZZY))
     res = eval_command(str(model), data, str(grader), None, 4, temperature, 8, None)
     assert (res["sample_reward_mean"] == pytest.approx(res["reward_mean"])) is (temperature == 0.0)
+
+
+def test_eval_refuses_a_template_typo_before_loading_the_model(tmp_path):
+    """``reinforge eval`` checks the grader's templates against the first row: exit 2, one line naming the
+    row (file:line), the grader, the template and the missing field; the model is never loaded."""
+    import subprocess
+    import sys
+
+    data = write_jsonl(tmp_path / "rows.jsonl", prompt_rows(3))
+    grader = tmp_path / "grader.json"
+    grader.write_text(json.dumps({**FUZZY, "reference": "say {{item.kk}}"}))
+    args = ["eval", "--model", str(tmp_path / "no-such-model"), "--data", str(data), "--grader", str(grader)]
+    out = subprocess.run(
+        [sys.executable, "-m", "reinforge.cli", *args], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert f"{data}:1: grader 'fuzzy' grader.reference: '{{{{item.kk}}}}'" in out.stderr
+    assert "no field 'kk'" in out.stderr
