@@ -51,6 +51,7 @@ class TrainObjective:
         summary = train_grpo(cfg, resume=(run_dir / "checkpoints").exists())
         return {
             "val_reward": summary["final_val_reward"],
+            "baseline_val_reward": summary["baseline_val_reward"],  # the base model's, before any step
             "steps": summary["steps"],
             "examples_graded": 0,
             "seconds": summary["seconds"],
@@ -96,11 +97,14 @@ def run_pbt(
         executor=executor,
         workers=workers,
     )
+    summary = {k: v for k, v in res.items() if k != "study"}
+    run = json.loads((out / "pbt" / f"member-{res['best_member']}" / "summary.json").read_text())
+    summary["baseline_val_reward"] = run["baseline_val_reward"]  # the base model's, before any step
     echo(
         f"PBT: best member {res['best_member']} val_reward={res['best_score']:.4f} params={res['best_params']}; "
-        f"median {res['median_score']:.4f}; {len(res['lineage'])} exploits"
+        f"median {res['median_score']:.4f}; {len(res['lineage'])} exploits; "
+        f"before training {run['baseline_val_reward']:.4f}"
     )
-    summary = {k: v for k, v in res.items() if k != "study"}
     if p.baseline:
         initial = [m["history"][0]["params"] for m in res["members"]]
         base = pbt(

@@ -66,6 +66,7 @@ def test_each_trial_of_a_train_study_has_its_own_run_and_result(tiny_addition_di
     # before the fix every trial trained in trial-7b226c6561726e ('{"learni') and resumed trial 0's run
     assert runs == ["trial-0", "trial-1", "trial-2"]
     assert len({t["values"][0] for t in trials}) == 3, trials  # three learning rates, three results
+    assert len({t["metrics"]["baseline_val_reward"] for t in trials}) == 1  # one base model, one baseline
     for t in trials:
         run_dir = out / "runs" / "lr" / f"trial-{t['number']}"
         saved = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -111,6 +112,7 @@ def test_pbt_study_writes_trials_and_best_config(tiny_addition_dir, tmp_path):
     assert r.exit_code == 0, r.output
     out = tmp_path / "out"
     summary = json.loads((out / "pbt_summary.json").read_text())
+    assert 0 <= summary["baseline_val_reward"] <= 1  # the base model's, to compare the members with
     with (out / "trials.csv").open() as f:
         rows = list(csv.DictReader(f))
     # one row per member and segment, as the study records them
