@@ -78,3 +78,16 @@ def test_config_rlhf_lists_the_stage_sections():
 )
 def test_config_command_errors(args, needle):
     assert_user_error(invoke(*args), needle)
+
+
+def test_serve_on_a_busy_port_fails_before_announcing(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = invoke("serve", "--port", port, "--data-dir", tmp_path / "data")
+    assert_user_error(res, f"--port {port}: cannot listen there: already in use", "pass another --port")
+    assert "reinforge serve:" not in res.stdout  # it printed "serving at" and then failed
+    assert not (tmp_path / "data").exists()  # and nothing was set up
