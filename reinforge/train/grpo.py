@@ -374,13 +374,7 @@ def train_grpo(
     from reinforge.train import checkpoint as ck
     from reinforge.train.evaluate import evaluate
     from reinforge.train.progress import TrainProgress, print_table
-    from reinforge.train.rollout import (
-        GraderErrorGuard,
-        collect_rollout,
-        grader_error_fields,
-        grader_error_summary,
-        preflight_grader,
-    )
+    from reinforge.train.rollout import collect_rollout, grader_guard
     from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
     from reinforge.train.schedule import make_scheduler
 
@@ -388,9 +382,7 @@ def train_grpo(
     run_dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
     train_rows, val_rows = load_data(cfg)
     grader = load_grader(cfg, reward_fn)
-    if reward_fn is None:  # a template naming a field the rows lack fails here, before any model loads
-        preflight_grader(cfg, train_rows, val_rows)
-    guard = GraderErrorGuard(getattr(grader, "name", "grader"), cfg.max_grader_error_fraction)
+    guard = grader_guard(cfg, grader, train_rows, val_rows, reward_fn)  # a template typo stops here
     total = cfg.steps or max(1, math.ceil(cfg.epochs * len(train_rows) / cfg.prompts_per_step))
     last = ck.latest_checkpoint(run_dir) if resume else None
     t_start -= ck.elapsed_seconds(last)  # a resumed run's summary counts the time before the kill too
@@ -470,7 +462,7 @@ def train_grpo(
                 **upd,
                 "length/mean": lengths.mean().item(),
                 "length/max": lengths.max().item(),
-                **grader_error_fields(roll.grades),
+                **guard.fields(roll.grades),
                 "lr": scheduler.get_last_lr()[0],
                 "perf/step_seconds": dt,
                 "perf/gen_seconds": roll.gen_seconds,
@@ -528,7 +520,7 @@ def train_grpo(
         "baseline_val_reward": ev[0]["eval/reward_mean"] if ev else None,
         "final_val_reward": ev[-1]["eval/reward_mean"] if ev else None,
         "final_train_reward": sum(r["reward/mean"] for r in tr[-5:]) / max(1, len(tr[-5:])) if tr else None,
-        **grader_error_summary(tr),
+        **guard.summary(tr),
         "seconds": round(time.time() - t_start, 1),
         "run_dir": str(run_dir),
     }

@@ -48,6 +48,8 @@ class PPOConfig(Config):
     eval_grader: dict | str | None = (
         None  # measured on validation only (default: the task's grader when the reward is a RM)
     )
+    # stop when more than this fraction of a step's grades fail (first step, or 3 in a row); null: all; 1: never
+    max_grader_error_fraction: float | None = None
     output_dir: str = "runs/ppo"  # run directory: config.yaml, metrics.jsonl, checkpoints/, final/
     seed: int = 0  # seed of data order, sampling and initialisation
     # -- sampling
@@ -96,6 +98,8 @@ class PPOConfig(Config):
             raise ValueError("ppo_epochs and num_minibatches must be >= 1")
         if self.kl_target is not None and self.kl_target <= 0:
             raise ValueError(f"kl_target={self.kl_target}: must be > 0 (or null for a fixed beta)")
+        if not 0 <= (self.max_grader_error_fraction or 0) <= 1:
+            raise ValueError(f"max_grader_error_fraction={self.max_grader_error_fraction}: must be in [0, 1]")
         if not (self.task or self.train_file):
             raise ValueError("give train_file (prompts as RFT JSONL) or task (a built-in task)")
         return self
@@ -325,7 +329,7 @@ def train_ppo(
     from reinforge.train.grpo import batch_indices, load_data
     from reinforge.train.losses import AdaptiveKLController
     from reinforge.train.progress import TrainProgress, print_table
-    from reinforge.train.rollout import collect_rollout
+    from reinforge.train.rollout import collect_rollout, grader_guard
     from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
     from reinforge.train.schedule import make_scheduler
 
@@ -333,6 +337,7 @@ def train_ppo(
     run_dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
     train_rows, val_rows = load_data(cfg)  # type: ignore[arg-type]
     grader, eval_grader = load_reward(cfg, reward_fn), load_eval_grader(cfg)
+    guard = grader_guard(cfg, grader, train_rows, val_rows, reward_fn)  # a template typo stops here
     total = cfg.steps or max(1, math.ceil(cfg.epochs * len(train_rows) / cfg.prompts_per_step))
     last = ck.latest_checkpoint(run_dir) if resume else None
     t_start -= ck.elapsed_seconds(last)  # a resumed run's summary counts the time before the kill too
@@ -428,7 +433,7 @@ def train_ppo(
                 "reward/mean": upd["reward/score"],
                 **upd,
                 "length/mean": roll.completion_mask.sum(-1).float().mean().item(),
-                "grader/errors": sum(not g.ok for g in roll.grades),
+                **guard.fields(roll.grades),
                 "lr": scheduler.get_last_lr()[0],
                 "perf/step_seconds": dt,
                 "perf/gen_seconds": roll.gen_seconds,
@@ -436,7 +441,9 @@ def train_ppo(
             log.log(rec)
             if on_step:
                 on_step(rec)
-            bar.update(step, {"score": rec["reward/score"], "kl": rec["kl/seq"], "beta": rec["kl/beta"]})
+            guard.check(step, roll.grades)  # a grader failing on the first step (or 3 in a row) stops here
+            metrics = {"score": rec["reward/score"], "kl": rec["kl/seq"], "beta": rec["kl/beta"]}
+            bar.update(step, {**metrics, **guard.bar_fields()})
             # 7. evaluate and checkpoint
             if cfg.eval_interval and step % cfg.eval_interval == 0 and step != total:
                 evals.append(run_eval(step))
@@ -474,6 +481,7 @@ def train_ppo(
         "final_kl": ev[-1].get("eval/kl") if ev else None,
         "kl_target": cfg.kl_target,
         "final_beta": kl_ctl.value,
+        **guard.summary(tr),
         "seconds": round(time.time() - t_start, 1),
         "run_dir": str(run_dir),
     }

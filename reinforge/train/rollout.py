@@ -168,6 +168,9 @@ class GraderErrorGuard:
                 message,
             )
 
+    fields = staticmethod(grader_error_fields)  # a train record's grader/* fields
+    summary = staticmethod(grader_error_summary)  # summary.json's grader_errors and first_grader_error
+
     def bar_fields(self) -> dict[str, str]:
         """``{"grader_err": "3/64"}`` (the last step's failed grades) once any grade of the run has failed."""
         return {"grader_err": self.last} if self.total_errors else {}
@@ -199,3 +202,13 @@ def preflight_grader(cfg, train_rows: list[dict], val_rows: list[dict]) -> None:
         val_src = cfg.validation_file or src
         rows.append((first_row_where(cfg.validation_file, f"{val_src} (first validation row)"), val_rows[0]))
     check_rows(load_spec(cfg.grader), rows)
+
+
+def grader_guard(
+    cfg, grader: Grader, train_rows: list[dict], val_rows: list[dict], reward_fn=None
+) -> GraderErrorGuard:
+    """A trainer's start: ``cfg.grader``'s templates checked on the first rows (unless ``reward_fn`` or a
+    reward model replaces it), then the guard that stops the run if the grader keeps failing."""
+    if reward_fn is None and not getattr(cfg, "reward_model", None):
+        preflight_grader(cfg, train_rows, val_rows)
+    return GraderErrorGuard(getattr(grader, "name", "grader"), cfg.max_grader_error_fraction)

@@ -153,24 +153,32 @@ def test_short_ppo_run_raises_reward(tmp_path):
     AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "final")  # plain transformers loads the policy
 
 
+def few_steps(tmp_path, n_prompts: int, **kw) -> dict:
+    """PPOConfig fields for a run of a few 3-token steps on a micro model and ``n_prompts`` prompts."""
+    data = write_jsonl(tmp_path / "prompts.jsonl", prompt_rows(n_prompts))
+    return dict(
+        model=str(micro_model(tmp_path / "m")),
+        train_file=str(data),
+        output_dir=str(tmp_path / "run"),
+        ppo_epochs=1,
+        max_new_tokens=3,
+        eval_interval=0,
+        progress=False,
+        device="cpu",
+        **kw,
+    )
+
+
 def test_ppo_resume_continues(tmp_path):
     from reinforge.train.ppo import PPOConfig, train_ppo
 
-    model = micro_model(tmp_path / "m")
-    data = write_jsonl(tmp_path / "prompts.jsonl", prompt_rows(16))
-    base = dict(
-        model=str(model),
-        train_file=str(data),
-        output_dir=str(tmp_path / "run"),
+    base = few_steps(
+        tmp_path,
+        16,
         prompts_per_step=8,
         num_minibatches=2,
-        ppo_epochs=1,
-        max_new_tokens=3,
         steps=3,
-        eval_interval=0,
         save_interval=1,
-        progress=False,
-        device="cpu",
         critic="separate",
         kl_target=1.0,
     )
@@ -191,3 +199,28 @@ def test_ppo_resume_continues(tmp_path):
     ]
     assert steps == [1, 2, 3]
     assert (tmp_path / "run" / "final" / "critic" / "config.json").exists()
+
+
+def test_ppo_refuses_a_template_typo_and_stops_on_a_failing_grader(tmp_path):
+    """As in rft: a template naming a field the rows lack fails before any model loads; a grader failing
+    every grade of the first step stops the run with its kind and message (issue 14 item 2)."""
+    from reinforge.graders.base import GraderError
+    from reinforge.train.ppo import PPOConfig, train_ppo
+
+    base = few_steps(tmp_path, 8, prompts_per_step=4, num_minibatches=1, steps=2, save_interval=0)
+    data = base["train_file"]
+    typo = {
+        "type": "string_check",
+        "name": "s",
+        "input": "{{sample.output_text}}",
+        "reference": "{{item.kk}}",
+    }
+    with pytest.raises(GraderError, match=f"{data}:1: grader 's' grader.reference: '{{{{item.kk}}}}'"):
+        train_ppo(PPOConfig(**base, grader={**typo, "operation": "eq"}))
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+    def boom(item, sample):
+        raise RuntimeError("boom")
+
+    with pytest.raises(GraderError, match="failed on 4/4 grades at step 1 .* RuntimeError: boom"):
+        train_ppo(PPOConfig(**base), reward_fn=boom)
