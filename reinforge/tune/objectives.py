@@ -198,28 +198,48 @@ def estimate_cost(
     n_trials: int,
     examples_per_trial: float | None = None,
     probes: int = 2,
-    probe_examples: int = 3,
+    probe_examples: int = 4,
     seed: int = 0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
-    """Extrapolate a study's model calls, tokens, money and time from a few probe evaluations.
+    """Extrapolate a study's graded examples, model calls, tokens, money and time from a timed pilot.
 
-    Probes are random configurations on the first ``probe_examples`` examples; their outputs land in
-    the cache, so the study does not pay for them again."""
+    The pilot runs ``probes`` random configurations, each on ``probe_examples`` examples (cold: this
+    includes loading models and building indexes) and then on as many more (warm: the examples alone).
+    The warm runs give the time per example. Beyond its examples, each cold run took the least of
+    them (a per-configuration overhead: an index) plus one-time loading (``setup_s``: a model is loaded
+    by whichever configuration needs it first). Examples are an upper bound (every trial at its full
+    budget, no cache hits). The pilot's outputs land in the cache: the study does not pay for them again."""
     rng = random.Random(seed)
-    per_example = {"model_calls": 0.0, "tokens": 0.0, "cost_usd": 0.0, "seconds": 0.0}
-    graded = 0
+    totals = {"model_calls": 0.0, "tokens": 0.0, "cost_usd": 0.0}
+    graded = warm_graded = 0
+    warm_s, cold = 0.0, []  # cold: (seconds, examples graded) of each configuration's first run
     for _ in range(probes):
         params = space.sample(rng)
-        t0 = time.perf_counter()
-        m = objective(params, probe_examples)
-        dt = time.perf_counter() - t0
-        if m["examples_graded"]:
+        for phase, n in (("cold", probe_examples), ("warm", 2 * probe_examples)):
+            t0 = clock()
+            m = objective(params, n)
+            dt = clock() - t0
             graded += m["examples_graded"]
-            per_example["model_calls"] += m["model_calls"]
-            per_example["tokens"] += m["tokens_spent"]
-            per_example["cost_usd"] += m["cost_usd"]
-            per_example["seconds"] += dt
-    graded = max(graded, 1)
-    total_examples = n_trials * (examples_per_trial or objective.n_examples)
-    est = {k: v / graded * total_examples for k, v in per_example.items()}
-    return {"examples": total_examples, **est}
+            totals["model_calls"] += m["model_calls"]
+            totals["tokens"] += m["tokens_spent"]
+            totals["cost_usd"] += m["cost_usd"]
+            if phase == "cold":
+                cold.append((dt, m["examples_graded"]))
+            else:
+                warm_s, warm_graded = warm_s + dt, warm_graded + m["examples_graded"]
+    per_example_s = warm_s / max(warm_graded, 1)
+    overheads = [max(dt - n * per_example_s, 0.0) for dt, n in cold]  # beyond the examples themselves
+    per_config_s = min(overheads) if len(overheads) > 1 else 0.0  # loads happen once, in any probe
+    setup_s = sum(overheads) - len(overheads) * per_config_s
+    examples = n_trials * (examples_per_trial or objective.n_examples)
+    est = {k: v / max(graded, 1) * examples for k, v in totals.items()}
+    trial_s = per_config_s + (examples_per_trial or objective.n_examples) * per_example_s
+    return {
+        "examples": examples,
+        **est,
+        "seconds": setup_s + n_trials * trial_s,
+        "setup_s": setup_s,
+        "trial_s": trial_s,
+        "pilot_examples": graded,
+    }

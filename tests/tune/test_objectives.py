@@ -182,3 +182,26 @@ def test_rag_cache_follows_the_documents_content_not_the_file_name(tmp_path):
         m = rag_objective(folder / "documents.jsonl", folder / "questions.jsonl", cache=db)(params)
         recalls.append((m["score"], m["examples_graded"]))
     assert recalls == [(1.0, 1), (0.0, 1)]
+
+
+def test_estimate_separates_loading_from_the_time_per_trial():
+    # Issue 14: 61.4 min was printed before a 29 s run: the probes' model loading was charged to every
+    # example. A simulated clock: 1 s per new configuration, 0.5 s per example, and 10 s loading a model
+    # the second configuration needs (as a dense retriever loads MiniLM after a BM25 one).
+    from reinforge import tune
+    from reinforge.tune.objectives import estimate_cost
+
+    now, seen = [0.0], set()
+
+    def pipeline(params, rows):
+        new = params["x"] not in seen
+        now[0] += (10.0 if new and len(seen) == 1 else 0.0) + (1.0 if new else 0.0) + 0.5 * len(rows)
+        seen.add(params["x"])
+        return ["a"] * len(rows)
+
+    rows = [{"i": i} for i in range(40)]
+    obj = ExampleObjective(pipeline, rows, lambda i, s: 1.0, shuffle_seed=None)
+    space = tune.Space({"x": tune.Float(0, 1)})
+    est = estimate_cost(obj, space, n_trials=30, probes=3, probe_examples=4, clock=lambda: now[0])
+    assert est["setup_s"] == 10.0 and est["trial_s"] == 1.0 + 40 * 0.5
+    assert est["seconds"] == 10.0 + 30 * 21.0 and est["examples"] == 30 * 40 and est["pilot_examples"] == 24
