@@ -128,3 +128,19 @@ def test_pbt_study_writes_trials_and_best_config(tiny_addition_dir, tmp_path):
     # a second PBT in the same place would resume the members' finished runs: refused
     again = runner.invoke(app, ["tune", str(path)])
     assert again.exit_code == 2 and "earlier PBT run" in again.output, again.output
+
+
+def test_resumed_study_trains_an_interrupted_trial_in_its_own_run(tiny_addition_dir, tmp_path):
+    path = write_study(tmp_path, tiny_addition_dir, sampler="grid", n_trials=1)
+    assert runner.invoke(app, ["tune", str(path)]).exit_code == 0
+    # trial 1 asked and never told: what a study killed while training it leaves behind
+    assert runner.invoke(app, ["tune", "ask", str(path)]).exit_code == 0
+    r = runner.invoke(app, ["tune", str(path), "--set", "n_trials=2", "--resume"])
+    assert r.exit_code == 0, r.output  # the earlier trials' runs are this study's: not refused
+    out = tmp_path / "out"
+    trials = json.loads((out / "trials.json").read_text())["trials"]
+    assert [(t["number"], t["state"]) for t in trials] == [(0, "complete"), (1, "complete")]
+    saved = yaml.safe_load((out / "runs" / "lr" / "trial-1" / "config.yaml").read_text())
+    assert (
+        saved["learning_rate"] == trials[1]["params"]["learning_rate"] != trials[0]["params"]["learning_rate"]
+    )
