@@ -240,7 +240,7 @@ def train_dpo(
     evals = [run_eval(0)] if start == 0 else []
     stopped = False
     policy.train()
-    with TrainProgress(total, start, f"dpo ({cfg.loss})", enabled=cfg.progress) as bar:
+    with TrainProgress(total, start, f"dpo ({cfg.loss})", enabled=cfg.progress, started=t_start) as bar:
         for step in range(start + 1, total + 1):
             t0 = time.perf_counter()
             # 1-3. batch, forward, loss
@@ -287,9 +287,10 @@ def train_dpo(
                 )
             if stopped:
                 break
-    if not stopped:
-        evals.append(run_eval(total))
-        ck.save_final(run_dir, policy, tok)
+        if not stopped:  # in the bar: its time and val_acc figure include the final evaluation
+            evals.append(run_eval(total))
+            bar.update(total, {"val_acc": evals[-1].get("eval/accuracy", float("nan"))})
+            ck.save_final(run_dir, policy, tok)
     records = log.records()
     ev = [r for r in records if r["kind"] == "eval"]
     tr = [r for r in records if r["kind"] == "train"]

@@ -432,7 +432,7 @@ def train_grpo(
     if start == 0:
         evals.append(run_eval(0))
     stopped = False
-    with TrainProgress(total, start, "rft", enabled=cfg.progress) as bar:
+    with TrainProgress(total, start, "rft", enabled=cfg.progress, started=t_start) as bar:
         for step in range(start + 1, total + 1):
             t0 = time.perf_counter()
             # 1-2. rollout and score
@@ -503,9 +503,10 @@ def train_grpo(
                 )
             if stopped:
                 break
-    if not stopped:
-        evals.append(run_eval(total))
-        ck.save_final(run_dir, policy, tok)
+        if not stopped:  # in the bar: its time and val figure include the final evaluation
+            evals.append(run_eval(total))
+            bar.update(total, {"val": evals[-1].get("eval/reward_mean", float("nan"))})
+            ck.save_final(run_dir, policy, tok)
     records = log.records()
     ev = [r for r in records if r["kind"] == "eval" and "eval/reward_mean" in r]
     tr = [r for r in records if r["kind"] == "train"]

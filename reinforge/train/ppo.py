@@ -404,7 +404,7 @@ def train_ppo(
 
     evals = [run_eval(0)] if start == 0 else []
     stopped = False
-    with TrainProgress(total, start, "ppo", enabled=cfg.progress) as bar:
+    with TrainProgress(total, start, "ppo", enabled=cfg.progress, started=t_start) as bar:
         for step in range(start + 1, total + 1):
             t0 = time.perf_counter()
             # 1-2. rollout and score
@@ -462,9 +462,10 @@ def train_ppo(
                 )
             if stopped:
                 break
-    if not stopped:
-        evals.append(run_eval(total))
-        ck.save_final(run_dir, ac, tok)
+        if not stopped:  # in the bar: its time and val figure include the final evaluation
+            evals.append(run_eval(total))
+            bar.update(total, {"val": evals[-1].get("eval/reward_mean", float("nan"))})
+            ck.save_final(run_dir, ac, tok)
     records = log.records()
     ev = [r for r in records if r["kind"] == "eval"]
     tr = [r for r in records if r["kind"] == "train"]

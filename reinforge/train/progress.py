@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from datetime import timedelta
 from typing import Any
 
 from rich.console import Console
@@ -10,26 +12,52 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 console = Console(stderr=True)
 
 
-class TrainProgress:
-    """``with TrainProgress(total, start) as p: p.update(step, {"reward": .5})``; silent when disabled."""
+class RunElapsedColumn(ProgressColumn):
+    """Time since ``started`` (a ``time.time()``): the whole run's, where rich's own column counts only
+    since the bar appeared (not model loading and building, the first evaluation or, on resume, the
+    time before the kill) and stops at the last step (not the final evaluation)."""
 
-    def __init__(self, total: int, start: int = 0, description: str = "train", enabled: bool = True):
+    def __init__(self, started: float):
+        super().__init__()
+        self.started = started
+
+    def render(self, task) -> Text:
+        return Text(str(timedelta(seconds=max(0, int(time.time() - self.started)))), style="progress.elapsed")
+
+
+class TrainProgress:
+    """``with TrainProgress(total, start) as p: p.update(step, {"reward": .5})``; silent when disabled.
+
+    ``started``: when the run started (``time.time()``, moved back on resume), the origin of the elapsed
+    time shown (default: now). ``update`` merges the metrics into those shown, so a figure given once
+    (the latest validation score) stays until it is given again."""
+
+    def __init__(
+        self,
+        total: int,
+        start: int = 0,
+        description: str = "train",
+        enabled: bool = True,
+        started: float | None = None,
+    ):
         self.enabled = enabled and sys.stderr is not None
+        self.metrics: dict[str, Any] = {}
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[metrics]}"),
-            TimeElapsedColumn(),
+            RunElapsedColumn(time.time() if started is None else started),
             TextColumn("eta"),
             TimeRemainingColumn(),
             console=console,
@@ -46,7 +74,10 @@ class TrainProgress:
         self.progress.stop()
 
     def update(self, step: int, metrics: dict[str, Any]) -> None:
-        text = "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+        self.metrics.update(metrics)
+        text = "  ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in self.metrics.items()
+        )
         self.progress.update(self.task, completed=step, metrics=text)
 
 

@@ -181,7 +181,7 @@ def train_reward_model(
 
     evals = [run_eval(0)] if start == 0 else []
     stopped = False
-    with TrainProgress(total, start, "rm", enabled=cfg.progress) as bar:
+    with TrainProgress(total, start, "rm", enabled=cfg.progress, started=t_start) as bar:
         for step in range(start + 1, total + 1):
             t0 = time.perf_counter()
             # 1. the batch: epochs are fresh shuffles, so the position is a function of the step
@@ -235,7 +235,9 @@ def train_reward_model(
                 )
             if stopped:
                 break
-    final_eval = run_eval(total) if not stopped else {}
+        final_eval = run_eval(total) if not stopped else {}  # in the bar: its time and val_acc include it
+        if final_eval:
+            bar.update(total, {"val_acc": final_eval["eval/accuracy"]})
     # calibration from held-out (else training) responses: sigmoid((raw - mu) / sigma)
     calib_rows = val_rows or train_rows
     prompts = [r.prompt for r in calib_rows for _ in r.responses]

@@ -177,7 +177,7 @@ def train_sft(
     evals = [run_eval(0)] if start == 0 else []
     stopped = False
     model.train()
-    with TrainProgress(total, start, "sft", enabled=cfg.progress) as bar:
+    with TrainProgress(total, start, "sft", enabled=cfg.progress, started=t_start) as bar:
         for step in range(start + 1, total + 1):
             t0 = time.perf_counter()
             batch = [units[i] for i in batch_indices(step, cfg.batch_size, len(units), cfg.seed)]
@@ -225,9 +225,10 @@ def train_sft(
                 )
             if stopped:
                 break
-    if not stopped:
-        evals.append(run_eval(total))
-        ck.save_final(run_dir, model, tok)
+        if not stopped:  # in the bar: its time and val figure include the final evaluation
+            evals.append(run_eval(total))
+            bar.update(total, {"val": evals[-1].get("eval/loss", float("nan"))})
+            ck.save_final(run_dir, model, tok)
     records = log.records()
     ev = [r for r in records if r["kind"] == "eval"]
     tr = [r for r in records if r["kind"] == "train"]
