@@ -23,6 +23,11 @@ def pytest_configure(config):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # property tests keep no example database (it would be a .hypothesis/ folder in the working tree)
+    from hypothesis import settings
+
+    settings.register_profile("reinforge", database=None)
+    settings.load_profile("reinforge")
 
 
 @pytest.fixture(scope="session")
