@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from reinforge.graders.base import SAMPLE_KEYS, GraderError
+
 NAMESPACES = ("item", "sample")
 _VAR = re.compile(r"\{\{(.*?)\}\}", re.S)
 _STEP = re.compile(
@@ -216,8 +218,6 @@ def row_errors(spec: Any, item: dict) -> list[str]:
     >>> row_errors(spec, {"answer": "4"})
     ["grader.reference: '{{item.answr}}': the row has no field 'answr' (its fields: answer)"]
     """
-    from reinforge.graders.base import SAMPLE_KEYS
-
     errs = []
     for where, text in spec_templates(spec):
         for var in compile_template(text).variables:
@@ -244,8 +244,6 @@ def check_rows(spec: Any, rows: list[tuple[str, dict]], grader_name: str | None 
     """Refuse, before any work, a grader whose templates cannot resolve on these ``(where, row)`` pairs
     (``where`` names the row, ``file:line`` when known); raises :class:`~reinforge.graders.base.GraderError`.
     """
-    from reinforge.graders.base import GraderError
-
     name = grader_name or (spec.get("name") if isinstance(spec, dict) else None) or "grader"
     for where, row in rows:
         errs = row_errors(spec, row)
