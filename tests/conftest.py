@@ -23,11 +23,11 @@ def pytest_configure(config):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    # property tests keep no example database (it would be a .hypothesis/ folder in the working tree)
-    from hypothesis import settings
+    # property tests keep their example database and caches out of the working tree (.hypothesis/)
+    if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
+        import tempfile
 
-    settings.register_profile("reinforge", database=None)
-    settings.load_profile("reinforge")
+        os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = tempfile.mkdtemp(prefix="reinforge-test-hypothesis-")
 
 
 @pytest.fixture(scope="session")
