@@ -75,6 +75,11 @@ def user_errors(fn):
                 raise
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
+        except OSError as e:  # a path the user gave (or a full disk...): name it, no traceback
+            if _debug() or not e.filename:
+                raise
+            typer.echo(f"error: {e.filename}: {e.strerror or e}", err=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted; resume with --resume", err=True)
             raise typer.Exit(130) from None

@@ -126,9 +126,9 @@ def _message(e: dict, cls: type[BaseModel] | None) -> str:
     if e["type"] == "extra_forbidden":
         parent = config_class_at(cls, loc[:-1]) if cls is not None else None
         close = get_close_matches(str(loc[-1]), list(parent.model_fields), n=3) if parent else []
-        msg = "unknown key" + (f"; did you mean {' or '.join(close)}?" if close else "")
-        cmd = command_of(cls) if cls is not None else None
-        return msg + (f" (every key: `reinforge config {cmd}`)" if cmd else " (check the spelling)")
+        return "unknown key" + (f"; did you mean {' or '.join(close)}?" if close else "")
+    if e["type"] == "missing":
+        return "required key missing; add it"
     if e["type"] in ("value_error", "assertion_error") and (e.get("ctx") or {}).get("error"):
         return str(e["ctx"]["error"])
     value = e.get("input")
@@ -145,8 +145,8 @@ def format_validation_error(
     """One problem per ``;``: ``source: key.path: rule``, where source is the ``--set k=v`` that set
     the key, else the file; unknown keys get the closest names (``cls`` is the config class)."""
     set_paths = [(parse_override(text)[0], text) for text in overrides or []]
-    problems = []
-    for e in _flat_errors(err.errors()):
+    problems, errors = [], _flat_errors(err.errors())
+    for e in errors:
         loc = tuple(str(p) for p in e["loc"])
         where = next(
             (
@@ -158,15 +158,23 @@ def format_validation_error(
         )
         key = f"{_key(e['loc'])}: " if e["loc"] else ""
         problems.append(f"{where}: {key}{_message(e, cls)}")
-    return "; ".join(problems)
+    cmd = command_of(cls) if cls is not None else None
+    unknown = any(e["type"] == "extra_forbidden" for e in errors)
+    return "; ".join(problems) + (f" (every key: `reinforge config {cmd}`)" if unknown and cmd else "")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: config file not found")
+    if not p.is_file():
+        raise ConfigError(f"{p}: not a file (a directory?); give a YAML config file")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{p}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); save it as UTF-8"
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark else str(p)

@@ -69,17 +69,6 @@ def test_config_rlhf_lists_the_stage_sections():
     assert "ppo.output_dir" not in keys  # set by the loop, refused in the section
 
 
-@pytest.mark.parametrize(
-    "args, needle",
-    [
-        (["config", "rtf"], "config 'rtf': no such command; did you mean rft? (one of rft, sft"),
-        (["config"], "config: name a command"),
-    ],
-)
-def test_config_command_errors(args, needle):
-    assert_user_error(invoke(*args), needle)
-
-
 def test_serve_on_a_busy_port_fails_before_announcing(tmp_path):
     import socket
 
@@ -91,3 +80,91 @@ def test_serve_on_a_busy_port_fails_before_announcing(tmp_path):
     assert_user_error(res, f"--port {port}: cannot listen there: already in use", "pass another --port")
     assert "reinforge serve:" not in res.stdout  # it printed "serving at" and then failed
     assert not (tmp_path / "data").exists()  # and nothing was set up
+
+
+GRADER = '{"type": "string_check", "name": "s", "input": "{{sample.output_text}}", "reference": "x", "operation": "eq"}'
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A directory of good and bad inputs for the table below."""
+    (tmp_path / "bad.yaml").write_text("steps: [\n")
+    (tmp_path / "latin1.yaml").write_bytes(b"task: caf\xe9\n")
+    (tmp_path / "typo.yaml").write_text("task: addition\nlerning_rate: 1.0e-5\n")
+    (tmp_path / "ok.yaml").write_text("task: addition\n")
+    (tmp_path / "nosuchtask.yaml").write_text("task: nosuchtask\n")
+    (tmp_path / "g.json").write_text(GRADER)
+    (tmp_path / "latin1.jsonl").write_bytes(b'{"item": {}, "sample": "caf\xe9"}\n')
+    (tmp_path / "rows.jsonl").write_text('{"item": {}, "sample": "x"}\n')
+    (tmp_path / "notes.txt").write_text("not a study\n")
+    (tmp_path / "rft.jsonl").write_text('{"messages": [{"role": "user", "content": "1+1"}], "answer": "2"}\n')
+    (tmp_path / "dir").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["rft", "{d}/none.yaml"], "none.yaml: config file not found"),
+        (["rft", "{d}/dir"], "dir: not a file (a directory?)"),  # was IsADirectoryError, exit 1
+        (["rft", "{d}/bad.yaml"], "bad.yaml:2: invalid YAML"),
+        (["rft", "{d}/latin1.yaml"], "latin1.yaml: not UTF-8 text (byte 0xe9"),  # was UnicodeDecodeError
+        (["rft", "{d}/typo.yaml"], "typo.yaml: lerning_rate: unknown key; did you mean learning_rate?"),
+        (
+            ["rft", "{d}/ok.yaml", "--set", "learning_rate=abc"],
+            "--set learning_rate=abc: learning_rate: Input",
+        ),
+        (["rft", "{d}/nosuchtask.yaml"], "task 'nosuchtask': unknown built-in task"),
+        # grade: every wrong input exits 2 like the other commands (three of these exited 1)
+        (["grade", "--grader", "{d}/g.json", "--input", "{d}/latin1.jsonl"], "latin1.jsonl:1: not UTF-8"),
+        (["grade", "--grader", "{d}/g.json", "--input", "{d}/dir"], "dir: not a file (a directory?)"),
+        (
+            ["grade", "--grader", "{d}/g.json", "--input", "{d}/rows.jsonl", "--output", "{d}/no/o.jsonl"],
+            "--output",
+        ),
+        (["grade", "--grader", "{d}/dir", "--input", "{d}/rows.jsonl"], "dir: Is a directory"),
+        (["tune", "ask", "{d}/notes.txt"], "notes.txt: not a study file"),  # was sqlite3.DatabaseError
+        (["config", "rtf"], "config 'rtf': no such command; did you mean rft? (one of rft, sft"),
+        (["config"], "config: name a command"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(files, args, needle):
+    assert_user_error(invoke(*[a.format(d=files) for a in args]), needle)
+
+
+def test_offline_hub_id_fails_at_once(files, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    res = invoke(
+        "eval", "--model", "someorg/no-such-model", "--data", files / "rft.jsonl", "--task", "addition"
+    )
+    assert_user_error(res, "model 'someorg/no-such-model': no such directory", "HF_HUB_OFFLINE is set")
+
+
+def test_help_and_version():
+    res = invoke("rft", "--help")
+    assert res.exit_code == 0 and "<bool>" not in res.stdout and "--resume " in res.stdout  # a flag, no value
+    assert "STUDY is the study's YAML config or its SQLite file" in " ".join(
+        invoke("tune", "--help").stdout.split()
+    )
+    version = invoke("--version")
+    assert version.exit_code == 0 and version.stdout.startswith("reinforge ")
+
+
+def test_every_option_is_described():
+    import click
+    import typer
+
+    def commands(group, prefix=""):
+        for name, cmd in group.commands.items():
+            if isinstance(cmd, click.Group):
+                yield from commands(cmd, f"{prefix}{name} ")
+            else:
+                yield prefix + name, cmd
+
+    bare = [
+        f"{name} {param.opts[0]}"
+        for name, cmd in commands(typer.main.get_command(app))
+        for param in cmd.params
+        if not param.help  # eval --max-tokens, --temperature and serve's options had none
+    ]
+    assert not bare

@@ -75,6 +75,8 @@ def grade_command(
         raise ConfigError(
             "reinforge grade: give --grader G.json and --input PAIRS.jsonl (or --validate G.json)"
         )
+    if output is not None and not output.parent.is_dir():
+        raise ConfigError(f"--output {output}: no directory {output.parent}; create it or write elsewhere")
     spec = load_spec(grader)
     g = build_grader(spec, workers=workers)
     n, total, errors = 0, 0.0, Counter()

@@ -19,6 +19,7 @@ import json
 import math
 import operator
 import re
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -126,10 +127,15 @@ class Study:
     @classmethod
     def load(cls, storage: str | Path, name: str | None = None) -> Study:
         """Open a stored study with its own space, sampler and directions (for ask/tell and export)."""
-        if not Path(storage).exists():
-            raise ReinforgeError(f"{storage}: no study file there")
-        st = Storage(storage)
-        names = st.study_names()
+        if not Path(storage).is_file():
+            raise ReinforgeError(f"{storage}: no study file there (a study's .db file or its config .yaml)")
+        try:
+            st = Storage(storage)
+            names = st.study_names()
+        except sqlite3.DatabaseError as e:
+            raise ReinforgeError(
+                f"{storage}: not a study file ({e}); give a study's .db file or its config .yaml"
+            ) from None
         if name is None:
             if len(names) != 1:
                 raise ReinforgeError(f"{storage}: holds studies {names}; name one")
