@@ -120,7 +120,7 @@ def command_of(cls: type) -> str | None:
     return next((cmd for cmd, target in CONFIG_CLASSES.items() if target == name), None)
 
 
-def _message(e: dict, cls: type[BaseModel] | None) -> str:
+def _message(e: dict, cls: type[BaseModel] | None, show_value: bool = True) -> str:
     """The rule broken (and the fix where it is clear) for one pydantic error."""
     loc = tuple(e["loc"])
     if e["type"] == "extra_forbidden":
@@ -132,7 +132,8 @@ def _message(e: dict, cls: type[BaseModel] | None) -> str:
     if e["type"] in ("value_error", "assertion_error") and (e.get("ctx") or {}).get("error"):
         return str(e["ctx"]["error"])
     value = e.get("input")
-    got = f" (got {value!r})" if isinstance(value, str | int | float | bool) and len(repr(value)) < 60 else ""
+    shown = show_value and isinstance(value, str | int | float | bool) and len(repr(value)) < 60
+    got = f" (got {value!r})" if shown else ""
     return e["msg"] + got
 
 
@@ -157,7 +158,7 @@ def format_validation_error(
             source,
         )
         key = f"{_key(e['loc'])}: " if e["loc"] else ""
-        problems.append(f"{where}: {key}{_message(e, cls)}")
+        problems.append(f"{where}: {key}{_message(e, cls, show_value=where == source)}")
     cmd = command_of(cls) if cls is not None else None
     unknown = any(e["type"] == "extra_forbidden" for e in errors)
     return "; ".join(problems) + (f" (every key: `reinforge config {cmd}`)" if unknown and cmd else "")
