@@ -204,42 +204,47 @@ def estimate_cost(
 ) -> dict[str, float]:
     """Extrapolate a study's graded examples, model calls, tokens, money and time from a timed pilot.
 
-    The pilot runs ``probes`` random configurations, each on ``probe_examples`` examples (cold: this
-    includes loading models and building indexes) and then on as many more (warm: the examples alone).
-    The warm runs give the time per example. Beyond its examples, each cold run took the least of
-    them (a per-configuration overhead: an index) plus one-time loading (``setup_s``: a model is loaded
-    by whichever configuration needs it first). Examples are an upper bound (every trial at its full
+    The pilot runs ``probes`` random configurations on ``probe_examples`` examples each (cold: loading
+    models, building indexes), then the first one on the rest of a trial's examples (warm, batched as a
+    trial is: the time per example). Beyond its examples, each cold run took the least of them (a
+    per-configuration overhead: an index) plus one-time loading (``setup_s``: a model is loaded by
+    whichever configuration needs it first). Examples are an upper bound (every trial at its full
     budget, no cache hits). The pilot's outputs land in the cache: the study does not pay for them again."""
     rng = random.Random(seed)
-    totals = {"model_calls": 0.0, "tokens": 0.0, "cost_usd": 0.0}
-    graded = warm_graded = 0
-    warm_s, cold = 0.0, []  # cold: (seconds, examples graded) of each configuration's first run
-    for _ in range(probes):
+    per_trial = int(examples_per_trial or objective.n_examples)
+    totals = {"examples_graded": 0.0, "model_calls": 0.0, "tokens_spent": 0.0, "cost_usd": 0.0}
+    cold: list[tuple[float, int]] = []  # (seconds, examples graded) of each configuration's first run
+    warm = (0.0, 0)
+
+    def timed(params: dict, n: int) -> tuple[float, int]:
+        t0 = clock()
+        m = objective(params, n)
+        dt = clock() - t0
+        for k in totals:
+            totals[k] += m[k]
+        return dt, m["examples_graded"]
+
+    for i in range(probes):
         params = space.sample(rng)
-        for phase, n in (("cold", probe_examples), ("warm", 2 * probe_examples)):
-            t0 = clock()
-            m = objective(params, n)
-            dt = clock() - t0
-            graded += m["examples_graded"]
-            totals["model_calls"] += m["model_calls"]
-            totals["tokens"] += m["tokens_spent"]
-            totals["cost_usd"] += m["cost_usd"]
-            if phase == "cold":
-                cold.append((dt, m["examples_graded"]))
-            else:
-                warm_s, warm_graded = warm_s + dt, warm_graded + m["examples_graded"]
-    per_example_s = warm_s / max(warm_graded, 1)
+        cold.append(timed(params, probe_examples))
+        if i == 0 and per_trial > probe_examples:
+            warm = timed(params, per_trial)
+    runs = [warm] if warm[1] else cold  # without a warm run, the cold ones (an overestimate)
+    per_example_s = sum(dt for dt, _ in runs) / max(sum(n for _, n in runs), 1)
     overheads = [max(dt - n * per_example_s, 0.0) for dt, n in cold]  # beyond the examples themselves
     per_config_s = min(overheads) if len(overheads) > 1 else 0.0  # loads happen once, in any probe
     setup_s = sum(overheads) - len(overheads) * per_config_s
-    examples = n_trials * (examples_per_trial or objective.n_examples)
-    est = {k: v / max(graded, 1) * examples for k, v in totals.items()}
-    trial_s = per_config_s + (examples_per_trial or objective.n_examples) * per_example_s
+    graded = max(totals.pop("examples_graded"), 1)
+    examples = n_trials * per_trial
+    est = {k: v / graded * examples for k, v in totals.items()}
+    trial_s = per_config_s + per_trial * per_example_s
     return {
         "examples": examples,
-        **est,
+        "model_calls": est["model_calls"],
+        "tokens": est["tokens_spent"],
+        "cost_usd": est["cost_usd"],
         "seconds": setup_s + n_trials * trial_s,
         "setup_s": setup_s,
         "trial_s": trial_s,
-        "pilot_examples": graded,
+        "pilot_examples": int(graded),
     }

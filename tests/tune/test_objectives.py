@@ -204,4 +204,8 @@ def test_estimate_separates_loading_from_the_time_per_trial():
     space = tune.Space({"x": tune.Float(0, 1)})
     est = estimate_cost(obj, space, n_trials=30, probes=3, probe_examples=4, clock=lambda: now[0])
     assert est["setup_s"] == 10.0 and est["trial_s"] == 1.0 + 40 * 0.5
-    assert est["seconds"] == 10.0 + 30 * 21.0 and est["examples"] == 30 * 40 and est["pilot_examples"] == 24
+    assert (
+        est["seconds"] == 10.0 + 30 * 21.0
+        and est["examples"] == 30 * 40
+        and est["pilot_examples"] == 40 + 4 + 4
+    )
