@@ -213,10 +213,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
     return data
 
 
-def load_config(cls: type[C], path: str | Path | dict | None, overrides: list[str] | None = None) -> C:
-    """Build ``cls`` from a YAML file (or dict), then apply ``key=value`` overrides."""
+def load_config(
+    cls: type[C], path: str | Path | dict | None, overrides: list[str] | None = None, source: str = "<config>"
+) -> C:
+    """Build ``cls`` from a YAML file (or a dict, named ``source`` in errors), then apply ``key=value`` overrides."""
     if isinstance(path, dict):
-        data, source = dict(path), "<config>"
+        data = dict(path)
     elif path is None:
         data, source = {}, "<defaults>"
     else:

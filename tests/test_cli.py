@@ -92,7 +92,7 @@ def files(tmp_path):
     (tmp_path / "latin1.yaml").write_bytes(b"task: caf\xe9\n")
     (tmp_path / "typo.yaml").write_text("task: addition\nlerning_rate: 1.0e-5\n")
     (tmp_path / "ok.yaml").write_text("task: addition\n")
-    (tmp_path / "nosuchtask.yaml").write_text("task: nosuchtask\n")
+    (tmp_path / "nosuchtask.yaml").write_text(f"task: nosuchtask\noutput_dir: {tmp_path / 'run'}\n")
     (tmp_path / "g.json").write_text(GRADER)
     (tmp_path / "latin1.jsonl").write_bytes(b'{"item": {}, "sample": "caf\xe9"}\n')
     (tmp_path / "rows.jsonl").write_text('{"item": {}, "sample": "x"}\n')
@@ -124,6 +124,11 @@ def files(tmp_path):
         ),
         (["grade", "--grader", "{d}/dir", "--input", "{d}/rows.jsonl"], "dir: Is a directory"),
         (["tune", "ask", "{d}/notes.txt"], "notes.txt: not a study file"),  # was sqlite3.DatabaseError
+        # a typo in a train study's inline GRPO config was blamed on "<config>"
+        (
+            ["tune", str(ROOT / "examples/tune/train.yaml"), "--set", "objective.base.lerning_rate=1"],
+            "objective.base: lerning_rate: unknown key; did you mean learning_rate?",
+        ),
         (["config", "rtf"], "config 'rtf': no such command; did you mean rft? (one of rft, sft"),
         (["config"], "config: name a command"),
     ],

@@ -35,7 +35,7 @@ class TrainObjective:
     def __init__(self, base: dict | str, root: str | Path, max_budget: int | None = None):
         from reinforge.train.grpo import GRPOConfig
 
-        self.base = load_config(GRPOConfig, base)
+        self.base = load_config(GRPOConfig, base, source="objective.base")
         self.root = Path(root)
         self.max_budget = max_budget
 
