@@ -42,6 +42,12 @@ def test_rlhf_nested_key_refused_before_any_work(tmp_path):
         ("ppo: {num_minibatches: 3}", "ppo: num_minibatches=3 must divide prompts_per_step=64"),
         # a key the loop sets for each stage was silently ignored
         ("ppo: {output_dir: x}", "ppo.output_dir: the RLHF loop sets it for each stage; remove it"),
+        # the labeller was built after SFT and the prompts
+        ("labeller: {type: humans}", "labeller.type 'humans': choose grader or queue"),
+        (
+            "labeller: {type: queue}",
+            "labeller.path: the queue directory the web UI exports labels to is required",
+        ),
     ],
 )
 def test_rlhf_sections_checked_at_load(tmp_path, section, needle):

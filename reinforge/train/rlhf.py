@@ -145,9 +145,32 @@ class QueueLabeller(Labeller):
             time.sleep(self.poll_seconds)
 
 
-def build_labeller(spec: dict, task: str | None) -> Labeller:
+LABELLER_KEYS = {
+    "grader": ("type", "grader"),
+    "queue": ("type", "path", "min_labels", "poll_seconds", "timeout_seconds"),
+}
+
+
+def check_labeller(spec: dict) -> None:
+    """The ``labeller`` spec's shape; ValueError, as the config checks it when it loads."""
     kind = spec.get("type", "grader")
-    if kind == "grader":
+    if kind not in LABELLER_KEYS:
+        raise ValueError(f"labeller.type {kind!r}: choose grader or queue")
+    for key in spec:
+        if key not in LABELLER_KEYS[kind]:
+            raise ValueError(
+                f"labeller.{key}: not a {kind} labeller's key; known: {', '.join(LABELLER_KEYS[kind])}"
+            )
+    if kind == "queue" and "path" not in spec:
+        raise ValueError("labeller.path: the queue directory the web UI exports labels to is required")
+
+
+def build_labeller(spec: dict, task: str | None) -> Labeller:
+    try:
+        check_labeller(spec)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if spec.get("type", "grader") == "grader":
         grader = spec.get("grader")
         if grader is None:
             if not task:
@@ -158,16 +181,12 @@ def build_labeller(spec: dict, task: str | None) -> Labeller:
 
             grader = get_task(task).grader
         return GraderLabeller(grader)
-    if kind == "queue":
-        if "path" not in spec:
-            raise ConfigError("labeller.path: the queue directory the web UI exports labels to is required")
-        return QueueLabeller(
-            spec["path"],
-            int(spec.get("min_labels", 64)),
-            float(spec.get("poll_seconds", 5)),
-            float(spec.get("timeout_seconds", 86_400)),
-        )
-    raise ConfigError(f"labeller.type {kind!r}: choose grader or queue")
+    return QueueLabeller(
+        spec["path"],
+        int(spec.get("min_labels", 64)),
+        float(spec.get("poll_seconds", 5)),
+        float(spec.get("timeout_seconds", 86_400)),
+    )
 
 
 class RLHFConfig(Config):
@@ -203,6 +222,7 @@ class RLHFConfig(Config):
         for name, keys in self.section_fixed.items():
             for key in set(getattr(self, name) or {}) & set(keys):
                 raise ValueError(f"{name}.{key}: the RLHF loop sets it for each stage; remove it")
+        check_labeller(self.labeller)  # (a grader labeller without a grader needs task: checked when built)
         # each stage's whole config, now: a bad ppo key must not wait for minutes of SFT and sampling
         if self.sft is not None:
             sft_config(self, Path("sft"))
