@@ -144,8 +144,8 @@ def check_estimate(cfg: TuneConfig, objective, space, yes: bool, echo=print) -> 
         f"at most {est['examples']:.0f} graded examples, {est['model_calls']:.0f} model calls, "
         f"{est['tokens']:.0f} tokens, ${est['cost_usd']:.2f}; time about "
         + (f"{secs:.0f} s" if secs < 120 else f"{secs / 60:.0f} min")
-        + f" ({est['setup_s']:.0f} s loading, then {est['trial_s']:.2g} s per trial; cache hits, "
-        "a scheduler and other load on the machine change it)"
+        + f" ({est['setup_s']:.0f} s loading and warming up, then {est['trial_s']:.2g} s per trial; "
+        "cache hits, a scheduler and other load on the machine change it)"
     )
     caps = {"examples": "examples", "tokens": "tokens", "cost_usd": "cost_usd", "seconds": "seconds"}
     for key, cap_name in caps.items():

@@ -204,40 +204,27 @@ def estimate_cost(
 ) -> dict[str, float]:
     """Extrapolate a study's graded examples, model calls, tokens, money and time from a timed pilot.
 
-    The pilot runs ``probes`` random configurations on ``probe_examples`` examples each (cold: loading
-    models, building indexes), then the first one on the rest of a trial's examples (warm, batched as a
-    trial is: the time per example). Beyond its examples, each cold run took the least of them (a
-    per-configuration overhead: an index) plus one-time loading (``setup_s``: a model is loaded by
-    whichever configuration needs it first). Examples are an upper bound (every trial at its full
-    budget, no cache hits). The pilot's outputs land in the cache: the study does not pay for them again."""
+    The pilot first runs ``probes`` random configurations on ``probe_examples`` examples each: this
+    loads what they need (models, MiniLM), once per process (``setup_s``). Then it times ``probes``
+    other configurations on a whole trial's examples, batched as a trial is: their mean is the time of
+    a trial (``trial_s``). Examples are an upper bound (every trial at its full budget, no cache hits).
+    The pilot's outputs land in the cache: the study does not pay for them again."""
     rng = random.Random(seed)
     per_trial = int(examples_per_trial or objective.n_examples)
     totals = {"examples_graded": 0.0, "model_calls": 0.0, "tokens_spent": 0.0, "cost_usd": 0.0}
-    cold: list[tuple[float, int]] = []  # (seconds, examples graded) of each configuration's first run
-    warm = (0.0, 0)
 
-    def timed(params: dict, n: int) -> tuple[float, int]:
+    def timed(n: int) -> float:
         t0 = clock()
-        m = objective(params, n)
-        dt = clock() - t0
+        m = objective(space.sample(rng), n)
         for k in totals:
             totals[k] += m[k]
-        return dt, m["examples_graded"]
+        return clock() - t0
 
-    for i in range(probes):
-        params = space.sample(rng)
-        cold.append(timed(params, probe_examples))
-        if i == 0 and per_trial > probe_examples:
-            warm = timed(params, per_trial)
-    runs = [warm] if warm[1] else cold  # without a warm run, the cold ones (an overestimate)
-    per_example_s = sum(dt for dt, _ in runs) / max(sum(n for _, n in runs), 1)
-    overheads = [max(dt - n * per_example_s, 0.0) for dt, n in cold]  # beyond the examples themselves
-    per_config_s = min(overheads) if len(overheads) > 1 else 0.0  # loads happen once, in any probe
-    setup_s = sum(overheads) - len(overheads) * per_config_s
+    setup_s = sum(timed(probe_examples) for _ in range(probes))
+    trial_s = sum(timed(per_trial) for _ in range(probes)) / max(probes, 1)
     graded = max(totals.pop("examples_graded"), 1)
     examples = n_trials * per_trial
     est = {k: v / graded * examples for k, v in totals.items()}
-    trial_s = per_config_s + per_trial * per_example_s
     return {
         "examples": examples,
         "model_calls": est["model_calls"],

@@ -202,10 +202,7 @@ def test_estimate_separates_loading_from_the_time_per_trial():
     rows = [{"i": i} for i in range(40)]
     obj = ExampleObjective(pipeline, rows, lambda i, s: 1.0, shuffle_seed=None)
     space = tune.Space({"x": tune.Float(0, 1)})
-    est = estimate_cost(obj, space, n_trials=30, probes=3, probe_examples=4, clock=lambda: now[0])
-    assert est["setup_s"] == 10.0 and est["trial_s"] == 1.0 + 40 * 0.5
-    assert (
-        est["seconds"] == 10.0 + 30 * 21.0
-        and est["examples"] == 30 * 40
-        and est["pilot_examples"] == 40 + 4 + 4
-    )
+    est = estimate_cost(obj, space, n_trials=30, probes=2, probe_examples=4, clock=lambda: now[0])
+    assert est["setup_s"] == (1 + 2) + (10 + 1 + 2)  # two 4-example warm-up probes, one loading
+    assert est["trial_s"] == 1.0 + 40 * 0.5  # then two whole trials, timed
+    assert est["seconds"] == 16 + 30 * 21.0 and est["examples"] == 30 * 40 and est["pilot_examples"] == 88
