@@ -138,14 +138,14 @@ def check_estimate(cfg: TuneConfig, objective, space, yes: bool, echo=print) -> 
         return None
     per_trial = cfg.scheduler.get("max_budget") if cfg.scheduler else None
     est = estimate_cost(objective, space, cfg.n_trials, per_trial, probes=cfg.estimate_probes, seed=cfg.seed)
-    secs = est["seconds"]
+    lo, hi = est["seconds_range"]
+    duration = lambda s: f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min"  # noqa: E731
     echo(
         f"estimate for {cfg.n_trials} trials from a timed pilot ({est['pilot_examples']} examples graded): "
         f"at most {est['examples']:.0f} graded examples, {est['model_calls']:.0f} model calls, "
-        f"{est['tokens']:.0f} tokens, ${est['cost_usd']:.2f}; time about "
-        + (f"{secs:.0f} s" if secs < 120 else f"{secs / 60:.0f} min")
-        + f" ({est['setup_s']:.0f} s loading and warming up, then {est['trial_s']:.2g} s per trial; "
-        "cache hits, a scheduler and other load on the machine change it)"
+        f"{est['tokens']:.0f} tokens, ${est['cost_usd']:.2f}; time about {duration(est['seconds'])} "
+        f"({duration(lo)} to {duration(hi)} at the pilot's fastest and slowest trial, after "
+        f"{est['setup_s']:.0f} s loading; cache hits, a scheduler and other load change it)"
     )
     caps = {"examples": "examples", "tokens": "tokens", "cost_usd": "cost_usd", "seconds": "seconds"}
     for key, cap_name in caps.items():

@@ -207,7 +207,7 @@ def estimate_cost(
     The pilot first runs ``probes`` random configurations on ``probe_examples`` examples each: this
     loads what they need (models, MiniLM), once per process (``setup_s``). Then it times ``probes``
     other configurations on a whole trial's examples, batched as a trial is: their mean is the time of
-    a trial (``trial_s``). Examples are an upper bound (every trial at its full budget, no cache hits).
+    a trial (``trial_s``; the fastest and slowest give ``seconds_range``). Examples are an upper bound (every trial at its full budget, no cache hits).
     The pilot's outputs land in the cache: the study does not pay for them again."""
     rng = random.Random(seed)
     per_trial = int(examples_per_trial or objective.n_examples)
@@ -221,7 +221,8 @@ def estimate_cost(
         return clock() - t0
 
     setup_s = sum(timed(probe_examples) for _ in range(probes))
-    trial_s = sum(timed(per_trial) for _ in range(probes)) / max(probes, 1)
+    trials = [timed(per_trial) for _ in range(probes)] or [0.0]
+    trial_s = sum(trials) / len(trials)
     graded = max(totals.pop("examples_graded"), 1)
     examples = n_trials * per_trial
     est = {k: v / graded * examples for k, v in totals.items()}
@@ -231,6 +232,7 @@ def estimate_cost(
         "tokens": est["tokens_spent"],
         "cost_usd": est["cost_usd"],
         "seconds": setup_s + n_trials * trial_s,
+        "seconds_range": (setup_s + n_trials * min(trials), setup_s + n_trials * max(trials)),
         "setup_s": setup_s,
         "trial_s": trial_s,
         "pilot_examples": int(graded),

@@ -205,4 +205,5 @@ def test_estimate_separates_loading_from_the_time_per_trial():
     est = estimate_cost(obj, space, n_trials=30, probes=2, probe_examples=4, clock=lambda: now[0])
     assert est["setup_s"] == (1 + 2) + (10 + 1 + 2)  # two 4-example warm-up probes, one loading
     assert est["trial_s"] == 1.0 + 40 * 0.5  # then two whole trials, timed
+    assert est["seconds_range"] == (16 + 30 * 21.0,) * 2  # both timed trials took 21 s
     assert est["seconds"] == 16 + 30 * 21.0 and est["examples"] == 30 * 40 and est["pilot_examples"] == 88
