@@ -199,7 +199,7 @@ class ReinforgeSide:
             self.step += 1
             t0 = time.perf_counter()
             idx = batch_indices(self.step, PROMPTS, len(self.rows), 0)
-            sp = SamplingParams(1.0, 1.0, NEW_TOKENS, GROUP, seed=self.step)
+            sp = SamplingParams(max_tokens=NEW_TOKENS, n=GROUP, seed=self.step)
             roll = collect_rollout(
                 self.backend,
                 self.grader,
@@ -320,7 +320,7 @@ def bench_update(size: str, forwards: list[str], rollouts: int = 3, repeats: int
         rolls = []
         for step in range(1, rollouts + 1):
             idx = batch_indices(step, PROMPTS, len(rows), 0)
-            sp = SamplingParams(1.0, 1.0, NEW_TOKENS, GROUP, seed=step)
+            sp = SamplingParams(max_tokens=NEW_TOKENS, n=GROUP, seed=step)
             picked, prompts = [rows[i] for i in idx], [rf.prompt_ids[i] for i in idx]
             rolls.append(collect_rollout(rf.backend, rf.grader, picked, prompts, sp, rf.backend.pad_id))
         best: dict[str, float] = {}

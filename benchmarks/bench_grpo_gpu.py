@@ -192,7 +192,7 @@ def run_reinforge(model_dir: Path, rows: list[dict], steps: int, su: Setup, side
                 sync(su.device)
                 t0 = time.perf_counter()
                 batch = slice(step * P, (step + 1) * P)
-                sp = SamplingParams(1.0, 1.0, T, G, seed=step)
+                sp = SamplingParams(max_tokens=T, n=G, seed=step)
                 roll = collect_rollout(backend, grader, rows[batch], prompt_ids[batch], sp, backend.pad_id)
                 sync(su.device)
                 t1 = time.perf_counter()
@@ -248,7 +248,7 @@ def profile_reinforge(model_dir: Path, rows: list[dict], su: Setup) -> None:
     backend = HFBackend(policy, tok, eos_token_ids=[-1])
     for step in range(2):
         batch = slice(step * su.prompts, (step + 1) * su.prompts)
-        sp = SamplingParams(1.0, 1.0, su.new_tokens, su.group, seed=step)
+        sp = SamplingParams(max_tokens=su.new_tokens, n=su.group, seed=step)
         for phase in ("generation", "update"):
             with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
                 if phase == "generation":

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from reinforge.models.generation import StaticCacheDecoder, mask_positions, rotate_half
+from reinforge.models.decoder import StaticCacheDecoder, mask_positions, rotate_half
 
 
 @dataclass

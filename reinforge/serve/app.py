@@ -675,7 +675,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
         except Exception as e:  # noqa: BLE001 - a template error is the request's fault
             raise APIError(400, f"messages: cannot render ({e})", param="messages") from None
         max_tokens = req.max_completion_tokens or req.max_tokens or 64
-        params = SamplingParams(req.temperature, req.top_p, max_tokens, req.n, req.seed)
+        params = SamplingParams(
+            temperature=req.temperature, top_p=req.top_p, max_tokens=max_tokens, n=req.n, seed=req.seed
+        )
         if req.stream:
             return StreamingResponse(sse_chunks(lm, req.model, ids, params), media_type="text/event-stream")
         out = await lm.submit_async(ids, params)

@@ -121,7 +121,9 @@ def feedback_router(sf, owner_of, resolve_model, pool) -> APIRouter:
                 )
                 out = lm.submit(
                     encode_prompt(lm.tokenizer, msgs),
-                    SamplingParams(req.temperature, 1.0, req.max_tokens, req.samples_per_model),
+                    SamplingParams(
+                        temperature=req.temperature, max_tokens=req.max_tokens, n=req.samples_per_model
+                    ),
                 )
                 it["responses"] += out.texts
                 it["sources"] += [mid] * len(out.texts)

@@ -83,7 +83,11 @@ class LoadedModel:
     def _run_group(self, reqs: list[ChatRequest]) -> None:
         p0 = reqs[0].params
         params = SamplingParams(
-            p0.temperature, p0.top_p, max(r.params.max_tokens for r in reqs), p0.n, p0.seed
+            temperature=p0.temperature,
+            top_p=p0.top_p,
+            max_tokens=max(r.params.max_tokens for r in reqs),
+            n=p0.n,
+            seed=p0.seed,
         )
         try:
             out = self.backend.generate([r.prompt_ids for r in reqs], params)

@@ -25,6 +25,7 @@ from pydantic import model_validator
 
 from reinforge.config import Config
 from reinforge.errors import ConfigError, ReinforgeError
+from reinforge.train.hyperparameters import base_values, map_hyperparameters
 from reinforge.train.losses import LossType
 from reinforge.train.optimizer import adamw
 
@@ -34,16 +35,6 @@ class LoraSettings(Config):
     alpha: int = 32  # scaling numerator: the update is scaled by alpha / r
     dropout: float = 0.0  # dropout on the adapters' input
     target_modules: list[str] | str = "all-linear"  # "all-linear" or module names to adapt
-
-
-# OpenAI's RFT hyperparameter names -> ours (``hyperparameters:`` block; "auto" keeps our default)
-OPENAI_NAMES = {
-    "n_epochs": "epochs",
-    "batch_size": "prompts_per_step",
-    "eval_interval": "eval_interval",
-    "eval_samples": "eval_samples",
-    "seed": "seed",
-}
 
 
 class GRPOConfig(Config):
@@ -109,14 +100,14 @@ class GRPOConfig(Config):
     # sampling: "hf" (the built-in static-cache decoder), "vllm", or "auto" (vLLM on a GPU when installed)
     generation_backend: Literal["auto", "hf", "vllm"] = "auto"
     # built-in backend off the GPU: run each decode step through torch.compile (static shapes). Costs a
-    # compile per batch shape at the start (6.6 s cold on the 0.86M benchmark model, 1-3 s from inductor's
-    # cache); decodes that model ~30% faster, but not the 11.5M one, as it keeps finished rows (benchmarks/)
+    # compile per batch shape at the start, and keeps finished rows in the batch, so it pays off on small
+    # models over a long run only (figures: benchmarks/README.md, "Measurement notes")
     compile_decode: bool = False
     # rows per forward/backward; gradients accumulate to exactly the whole minibatch's (None: no split)
     micro_batch_size: int | None = None
     progress: bool = True  # show a progress bar
     hyperparameters: dict[str, Any] | None = (
-        None  # OpenAI names: n_epochs, batch_size, ... (see OPENAI_NAMES)
+        None  # OpenAI names: n_epochs, batch_size, ... (train/hyperparameters.py)
     )
 
     @model_validator(mode="before")
@@ -126,25 +117,10 @@ class GRPOConfig(Config):
             return data
         data = dict(data)
         hp = dict(data.pop("hyperparameters"))
-        for name, value in hp.items():
-            if value == "auto":
-                continue
-            if name in OPENAI_NAMES:
-                data[OPENAI_NAMES[name]] = value
-            elif name == "learning_rate_multiplier":
-                data["learning_rate"] = float(
-                    data.get("learning_rate", cls.model_fields["learning_rate"].default)
-                ) * float(value)
-            elif name == "compute_multiplier":  # more compute = more samples explored per prompt
-                base = int(data.get("group_size", cls.model_fields["group_size"].default))
-                data["group_size"] = max(2, round(base * float(value)))
-            elif name == "reasoning_effort":
-                continue  # no effect on models without a reasoning mode
-            else:
-                raise ValueError(
-                    f"hyperparameters.{name}: unknown OpenAI hyperparameter; known: "
-                    f"{sorted([*OPENAI_NAMES, 'learning_rate_multiplier', 'compute_multiplier'])}"
-                )
+        try:  # the service's jobs map their hyperparameters with the same function (openai_compat)
+            data.update(map_hyperparameters("reinforcement", hp, base_values(cls, "reinforcement", data)))
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
         return data
 
     @model_validator(mode="after")
@@ -439,10 +415,10 @@ def train_grpo(
             idx = batch_indices(step, cfg.prompts_per_step, len(train_rows), cfg.seed)
             rows = [train_rows[i] for i in idx]
             sp = SamplingParams(
-                cfg.temperature,
-                cfg.top_p,
-                cfg.max_new_tokens,
-                cfg.group_size,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                max_tokens=cfg.max_new_tokens,
+                n=cfg.group_size,
                 seed=cfg.seed * 1_000_003 + step,
             )
             roll = collect_rollout(backend, grader, rows, [prompt_cache[i] for i in idx], sp, backend.pad_id)

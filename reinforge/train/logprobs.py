@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from reinforge.models.generation import cache_kwargs, mask_positions, output_cache, scaled_logits
+from reinforge.models.decoder import mask_positions
+from reinforge.models.generation import cache_kwargs, output_cache, scaled_logits
 from reinforge.models.packed import PackedBatch, packed_states, supports
 
 
@@ -52,7 +53,8 @@ def completion_hidden(
 
 
 # from this vocabulary size on, the LM head's logits are recomputed in the backward pass rather than kept
-# (ChosenTokenLogps): on a 17-token vocabulary that costs 3-5 ms per update on CPU and saves nothing
+# (ChosenTokenLogps): on a small vocabulary the recompute costs time and saves no memory worth having
+# (benchmarks/README.md, "Measurement notes")
 RECOMPUTE_MIN_VOCAB = 4096
 
 
@@ -214,8 +216,8 @@ def grouped_token_logps(
     ``buckets`` slices, each cut to its own longest completion, so right padding is mostly not
     computed. Positions past a completion's end get log-prob 0 (they are masked everywhere).
 
-    On CPU, one bucket measured fastest for 64 completions of up to 16 tokens: smaller matmuls lose
-    more speed than the skipped padding saves (benchmarks/README.md).
+    On CPU one bucket is the default: smaller matmuls lose more speed than the skipped padding saves
+    (benchmarks/README.md, "Measurement notes").
     """
     N, T = completion_mask.shape
     P = input_ids.shape[1] - T

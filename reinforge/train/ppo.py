@@ -202,7 +202,7 @@ def evaluate_policy(
     for i in range(0, len(rows), batch_size):
         chunk_rows = rows[i : i + batch_size]
         prompts = [encode_prompt(tok, prompt_messages(r)) for r in chunk_rows]
-        sp = SamplingParams(temperature, 1.0, max_tokens, samples, seed=seed + i)
+        sp = SamplingParams(temperature=temperature, max_tokens=max_tokens, n=samples, seed=seed + i)
         roll = collect_rollout(backend, reward_grader, chunk_rows, prompts, sp, backend.pad_id)
         rewards += roll.rewards.flatten().tolist()
         if extra_grader is not None:
@@ -410,7 +410,11 @@ def train_ppo(
             # 1-2. rollout and score
             idx = batch_indices(step, cfg.prompts_per_step, len(train_rows), cfg.seed)
             sp = SamplingParams(
-                cfg.temperature, cfg.top_p, cfg.max_new_tokens, 1, seed=cfg.seed * 1_000_003 + step
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                max_tokens=cfg.max_new_tokens,
+                n=1,
+                seed=cfg.seed * 1_000_003 + step,
             )
             roll = collect_rollout(
                 backend,

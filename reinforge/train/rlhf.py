@@ -268,7 +268,7 @@ def sample_comparisons(
         chunk = rows[i : i + 128]
         gens = backend.generate(
             [encode_prompt(tok, prompt_messages(r)) for r in chunk],
-            SamplingParams(temperature, 1.0, max_new_tokens, 2, seed=seed + i),
+            SamplingParams(temperature=temperature, max_tokens=max_new_tokens, n=2, seed=seed + i),
         )
         for k, r in enumerate(chunk):
             a, b = gens.texts[2 * k], gens.texts[2 * k + 1]

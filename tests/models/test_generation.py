@@ -18,7 +18,7 @@ def test_sampled_logprobs_are_the_trainers_logprobs(fast, temperature, top_p):
     rest on). top_p only narrows what is drawn: the log-prob stays that of the scaled distribution."""
     model, tok = tiny_lm(3), word_tokenizer()
     prompts = [[5, 6, 7, 8], [9, 10], [11, 12, 13]]
-    params = SamplingParams(temperature, top_p, max_tokens=9, n=3, seed=11)
+    params = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=9, n=3, seed=11)
     out = HFBackend(model, tok, fast=fast).generate(prompts, params)
     assert len(out.completion_ids) == 9 and {len(c) for c in out.completion_ids} != {0}
 

@@ -157,14 +157,15 @@ def test_grouped_logps_match_full_forward(buckets, shuffle):
 def test_static_cache_decoder_matches_hf_decoding(arch):
     """The preallocated-cache decoder samples the same tokens with the same log-probs as the HF forward,
     and so does its static-shape step (the one CUDA graphs capture), run eagerly here."""
-    from reinforge.models.generation import HFBackend, SamplingParams, StaticCacheDecoder, left_pad
+    from reinforge.models.decoder import StaticCacheDecoder
+    from reinforge.models.generation import HFBackend, SamplingParams, left_pad
 
     tok = word_tokenizer()
     model = tiny_lm(0, arch)
     assert StaticCacheDecoder.supports(model)
     prompts = [[5, 6, 7, 8], [9, 10], [11, 12, 13]]  # ragged: left padding is exercised
     for temperature in (0.0, 1.0):
-        params = SamplingParams(temperature, 1.0, 12, 4, seed=7)
+        params = SamplingParams(temperature=temperature, top_p=1.0, max_tokens=12, n=4, seed=7)
         fast_backend = HFBackend(model, tok, fast=True)
         fast = fast_backend.generate(prompts, params)
         plain = HFBackend(model, tok, fast=False).generate(prompts, params)
@@ -274,17 +275,18 @@ def test_compile_decode_falls_back_to_eager_and_pads_prompts(monkeypatch):
     """``compile_decode`` pads prompts to a multiple of 8 (masked: the same tokens) and, if compiling fails,
     warns and decodes eagerly. Here the compiler is made to fail, so this runs without compiling."""
     from reinforge.models import generation
+    from reinforge.models.decoder import CompiledStep
     from reinforge.models.generation import HFBackend, SamplingParams
 
     def broken(*args, **kwargs):
         raise RuntimeError("no C++ compiler")
 
-    step = generation.CompiledStep()
+    step = CompiledStep()
     monkeypatch.setattr(step, "fn", broken)
     monkeypatch.setattr(generation, "compiled_step", lambda: step)
     model, tok = tiny_lm(0), word_tokenizer()
     prompts = [[5, 6, 7, 8], [9, 10], [11, 12, 13]]
-    params = SamplingParams(1.0, 1.0, 10, 4, seed=7)
+    params = SamplingParams(max_tokens=10, n=4, seed=7)
     with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
         padded = HFBackend(model, tok, compile_decode=True).generate(prompts, params)
     plain = HFBackend(model, tok, fast=False).generate(prompts, params)
@@ -296,11 +298,12 @@ def test_compile_decode_falls_back_to_eager_and_pads_prompts(monkeypatch):
 @pytest.mark.slow
 def test_compiled_decode_matches_eager():
     """The torch.compile'd decode step samples the same tokens with the same log-probs (compiles: ~10-20 s)."""
-    from reinforge.models.generation import HFBackend, SamplingParams, compiled_step
+    from reinforge.models.decoder import compiled_step
+    from reinforge.models.generation import HFBackend, SamplingParams
 
     model, tok = tiny_lm(0), word_tokenizer()
     prompts = [[5, 6, 7, 8], [9, 10], [11, 12, 13]]
-    params = SamplingParams(1.0, 1.0, 10, 4, seed=7)
+    params = SamplingParams(max_tokens=10, n=4, seed=7)
     compiled = HFBackend(model, tok, compile_decode=True).generate(prompts, params)
     eager = HFBackend(model, tok).generate(prompts, params)
     assert compiled_step().failed is None  # it really compiled
