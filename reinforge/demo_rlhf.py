@@ -55,7 +55,7 @@ def settings(quick: bool) -> dict:
 def run_demo_rlhf(output_dir: Path, quick: bool = False) -> dict:
     import torch
 
-    from reinforge.models.loading import load_model
+    from reinforge.train.warmup import load_model
     from reinforge.tasks import get_task
     from reinforge.train.dpo import DPOConfig, train_dpo
     from reinforge.train.ppo import PPOConfig, train_ppo

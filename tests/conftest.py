@@ -33,13 +33,13 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def tiny_addition_dir():
     """A 0.9M-parameter Llama, SFT-warmed for a few steps on addition (built once per session)."""
-    from reinforge.models.tiny import tiny_model
+    from reinforge.train.warmup import tiny_model
 
     return tiny_model("addition", "1m", seed=0, train_examples=128, sft_steps=60)
 
 
 @pytest.fixture(scope="session")
 def tiny_untrained_dir():
-    from reinforge.models.tiny import tiny_model
+    from reinforge.train.warmup import tiny_model
 
     return tiny_model("addition", "1m", seed=0, sft_steps=0)

@@ -1,4 +1,8 @@
-"""Load policies and tokenizers from a local HF directory, a hub id (with internet), or ``tiny:<task>:<size>``."""
+"""Load policies and tokenizers from a local HF directory or a hub id (with internet).
+
+``tiny:<task>:<size>`` ids are built by :mod:`reinforge.train.warmup` (the warm-up trains on a task's
+data): code above train/ loads by id through ``reinforge.train.warmup.load_model``.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 import torch
+from huggingface_hub import try_to_load_from_cache
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from reinforge.errors import ReinforgeError
-from reinforge.models.tiny import parse_tiny_id, tiny_model
 
 DTYPES = {
     "float32": torch.float32,
@@ -26,10 +31,12 @@ DTYPES = {
 
 
 def resolve_model_path(name: str) -> str:
-    """A local directory stays as is; ``tiny:...`` builds/fetches a cached tiny model; else a hub id."""
-    tiny = parse_tiny_id(name)
-    if tiny is not None:
-        return str(tiny_model(**tiny))
+    """A local directory stays as is; else a hub id. Tiny ids must be resolved before (train.warmup)."""
+    if name.startswith("tiny:"):
+        raise ReinforgeError(
+            f"model {name!r}: a tiny id reached models.loading unresolved; load it through "
+            "reinforge.train.warmup.load_model (or pass reinforge.train.warmup.resolve_model's directory)"
+        )
     p = Path(name).expanduser()
     if p.exists():
         if not (p / "config.json").exists():
@@ -43,8 +50,6 @@ def resolve_model_path(name: str) -> str:
 def hub_model(name: str) -> str:
     """A hub id, checked in a second rather than after a minute of download retries: offline (no
     network, or HF_HUB_OFFLINE=1) it must be in the Hugging Face cache; then its cached snapshot loads."""
-    from huggingface_hub import try_to_load_from_cache
-
     try:
         cached = try_to_load_from_cache(name, "config.json")
     except ValueError:  # not a valid repo id
@@ -106,8 +111,6 @@ def pick_device(device: str | None = None) -> torch.device:
 
 
 def load_tokenizer(name: str) -> Any:
-    from transformers import AutoTokenizer
-
     path = resolve_model_path(name)
     try:
         tok = AutoTokenizer.from_pretrained(path)
@@ -121,8 +124,6 @@ def load_tokenizer(name: str) -> Any:
 
 def load_model(name: str, dtype: str | None = None, device: str | None = None, trainable: bool = False):
     """Return ``(model, tokenizer)`` ready for generation (eval mode unless ``trainable``)."""
-    from transformers import AutoModelForCausalLM
-
     path = resolve_model_path(name)
     dev = pick_device(device)
     torch_dtype = DTYPES.get(dtype or "", None) or (torch.bfloat16 if dev.type == "cuda" else torch.float32)

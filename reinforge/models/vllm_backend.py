@@ -16,11 +16,11 @@ import os
 import socket
 
 from reinforge.errors import ReinforgeError
-from reinforge.models.generation import Generations, SamplingParams
+from reinforge.models.generation import Generations, HFBackend, SamplingParams
 
 
 def vllm_available() -> bool:
-    try:
+    try:  # vLLM is a heavy optional dependency (GPU only): imported where it is used
         import vllm  # noqa: F401
     except ImportError:
         return False
@@ -123,8 +123,6 @@ class VLLMBackend:
 def make_backend(kind: str, model, tokenizer, compile_decode: bool = False):
     """The generation backend a trainer asked for: ``hf``, ``vllm``, or ``auto`` (vLLM on a GPU when it
     is installed, else the built-in one, with ``compile_decode`` passed on)."""
-    from reinforge.models.generation import HFBackend
-
     device = next(model.parameters()).device
     adapters = hasattr(model, "peft_config")  # vLLM would need merged LoRA weights: not done here
     if kind == "vllm" or (kind == "auto" and device.type == "cuda" and not adapters and vllm_available()):

@@ -353,7 +353,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     def resolve_model(owner: str, model_id: str) -> str | None:
         """What ``load_model`` takes for a model id this key may use; None when unknown to it."""
         from reinforge.errors import ConfigError
-        from reinforge.models.tiny import parse_tiny_id
+        from reinforge.train.warmup import parse_tiny_id
 
         try:
             if parse_tiny_id(model_id) is not None:

@@ -170,7 +170,7 @@ class ModelPool:
             with self.lock:
                 if path in self.models:
                     return self.models[path]
-            from reinforge.models.loading import load_model
+            from reinforge.train.warmup import load_model
 
             model, tok = load_model(path)
             lm = LoadedModel(model, tok)

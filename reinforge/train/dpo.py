@@ -160,7 +160,7 @@ def train_dpo(
 ) -> dict[str, Any]:
     """Run (or resume) DPO; returns the summary. ``train_pairs``/``val_pairs`` bypass the files."""
     from reinforge.data.preferences import load_preferences, to_pairs
-    from reinforge.models.loading import load_model
+    from reinforge.train.warmup import load_model
     from reinforge.train import checkpoint as ck
     from reinforge.train.grpo import batch_indices
     from reinforge.train.progress import TrainProgress, print_table

@@ -73,7 +73,7 @@ def eval_command(
     from reinforge.graders import as_grader
     from reinforge.graders.registry import load_spec
     from reinforge.graders.templating import check_rows
-    from reinforge.models.loading import load_model
+    from reinforge.train.warmup import load_model
     from reinforge.tasks import get_task
     from reinforge.train.progress import print_table
 

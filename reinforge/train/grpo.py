@@ -187,7 +187,7 @@ def load_grader(cfg: GRPOConfig, reward_fn=None):
 
 def build_policy(cfg: GRPOConfig, weights_from: str | None = None):
     """(policy, reference or None, tokenizer). LoRA: the reference is the base with adapters disabled."""
-    from reinforge.models.loading import load_model
+    from reinforge.train.warmup import load_model
 
     dtype = None if cfg.dtype == "auto" else cfg.dtype
     policy, tok = load_model(weights_from or cfg.model, dtype=dtype, device=cfg.device, trainable=True)

@@ -324,7 +324,7 @@ def train_ppo(
     """Run (or resume) PPO to ``cfg.steps`` total steps; returns the summary written to ``summary.json``."""
     from reinforge.models.chat import encode_prompt, prompt_messages
     from reinforge.models.generation import HFBackend, SamplingParams
-    from reinforge.models.loading import load_model
+    from reinforge.train.warmup import load_model
     from reinforge.train import checkpoint as ck
     from reinforge.train.grpo import batch_indices, load_data
     from reinforge.train.losses import AdaptiveKLController

@@ -130,6 +130,7 @@ def train_reward_model(
     from reinforge.train.progress import TrainProgress, print_table
     from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
     from reinforge.train.schedule import make_scheduler
+    from reinforge.train.warmup import resolve_model
 
     t_start = time.time()
     run_dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
@@ -155,7 +156,9 @@ def train_reward_model(
     rm = (
         RewardModel.load(last, device)
         if last
-        else RewardModel.from_backbone(cfg.model, cfg.backbone, cfg.max_length, device)
+        else RewardModel.from_backbone(
+            resolve_model(cfg.model), cfg.backbone, cfg.max_length, device, base=cfg.model
+        )
     )
     rm.train()
     if cfg.freeze_backbone:

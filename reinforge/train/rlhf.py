@@ -281,7 +281,7 @@ def run_rlhf(cfg: RLHFConfig, resume: bool = False, labeller: Labeller | None = 
     from reinforge.data.jsonl import write_jsonl
     from reinforge.data.preferences import pair_rows, to_pairs
     from reinforge.data.rft import load_rft_rows
-    from reinforge.models.loading import load_model
+    from reinforge.train.warmup import load_model
     from reinforge.tasks import get_task
     from reinforge.train.ppo import train_ppo
     from reinforge.train.progress import print_table

@@ -133,7 +133,7 @@ def train_sft(
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) SFT; returns the summary written to ``summary.json``."""
-    from reinforge.models.loading import load_model
+    from reinforge.train.warmup import load_model
     from reinforge.train import checkpoint as ck
     from reinforge.train.grpo import batch_indices
     from reinforge.train.progress import TrainProgress, print_table

@@ -23,7 +23,7 @@ from reinforge.errors import ConfigError
 
 @lru_cache(maxsize=2)
 def cached_model(name: str):
-    from reinforge.models.loading import load_model
+    from reinforge.train.warmup import load_model
 
     return load_model(name)
 

@@ -36,3 +36,10 @@ def test_sampled_logprobs_are_the_trainers_logprobs(fast, temperature, top_p):
         )
     for r, lps in enumerate(out.logprobs):
         torch.testing.assert_close(torch.tensor(lps), trained[r, : len(lps)], rtol=1e-4, atol=1e-5)
+
+
+def test_sampling_params_are_keyword_only():
+    # positional fields were easy to swap (temperature for top_p, max_tokens for n)
+    with pytest.raises(TypeError):
+        SamplingParams(1.0, 1.0, 8, 2)  # type: ignore[misc]
+    assert SamplingParams(max_tokens=8, n=2).temperature == 1.0

@@ -1,4 +1,5 @@
-"""``tiny:TASK:SIZE[:key=N]`` ids: what parses, and one clear ConfigError for everything else."""
+"""``tiny:TASK:SIZE[:key=N]`` ids: what parses, one clear ConfigError for everything else, and where they
+resolve (train.warmup builds them; models.loading takes directories and hub ids only)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from reinforge.cli import app
-from reinforge.errors import ConfigError
+from reinforge.errors import ConfigError, ReinforgeError
 from reinforge.models.loading import resolve_model_path
-from reinforge.models.tiny import build_tokenizer, parse_tiny_id
+from reinforge.models.tiny import build_tokenizer
+from reinforge.train.warmup import parse_tiny_id, resolve_model
 
 
 @pytest.mark.parametrize(
@@ -63,10 +65,21 @@ def test_bad_tiny_id_on_the_command_line_is_one_line_exit_2(tmp_path):
 
 def test_blank_model_loads_untrained_with_the_tiny_tokenizer(tmp_path, monkeypatch):
     monkeypatch.setenv("REINFORGE_CACHE", str(tmp_path))
-    path = resolve_model_path("tiny:blank:1m")
+    path = resolve_model("tiny:blank:1m")
     assert path.startswith(str(tmp_path)) and "blank-1m" in path
     # the tokenizer covers printable ASCII one character per token, so any text task fits
     tok = build_tokenizer()
     text = "Hello, World! {x: [1, 2]} ~`|\\"
     ids = tok(text)["input_ids"]
     assert len(ids) == len(text) and tok.unk_token_id not in ids and tok.decode(ids) == text
+
+
+def test_models_loading_refuses_an_unresolved_tiny_id_and_names_the_resolver():
+    # models/ sits below tasks/ and train/, so it cannot build tiny models itself: it says who does
+    with pytest.raises(ReinforgeError, match="reinforge.train.warmup.load_model"):
+        resolve_model_path("tiny:addition:1m")
+
+
+def test_other_ids_resolve_to_themselves(tmp_path):
+    assert resolve_model(str(tmp_path)) == str(tmp_path)
+    assert resolve_model("someorg/some-model") == "someorg/some-model"
