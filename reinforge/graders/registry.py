@@ -17,7 +17,9 @@ import importlib
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from reinforge.errors import ConfigError, ReinforgeError
 from reinforge.graders.base import ERROR_DETAILS, ERROR_FLAGS, Grade, Grader, make_sample
@@ -306,3 +308,17 @@ def run(spec: dict | str | Path, model_sample: str | dict, item: dict | None = N
     sample = make_sample(model_sample) if isinstance(model_sample, str) else model_sample
     grade = grader.grade(item or {}, sample)
     return response(grade, spec, time.perf_counter() - t0, _token_usage(grader))
+
+
+def _checked(spec: Any) -> Any:
+    """A config's inline grader, validated when the config is built (a path is checked when loaded)."""
+    if isinstance(spec, dict):
+        errs = _errors(spec, "grader")
+        if errs:
+            more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+            raise ValueError(errs[0].removeprefix("grader.") + more)
+    return spec
+
+
+# A config field holding a grader: OpenAI grader JSON inline (checked with the config) or a file path
+GraderSpec = Annotated[dict[str, Any] | str, AfterValidator(_checked)]

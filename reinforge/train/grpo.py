@@ -25,6 +25,7 @@ from pydantic import model_validator
 
 from reinforge.config import Config
 from reinforge.errors import ConfigError, ReinforgeError
+from reinforge.graders.registry import GraderSpec
 from reinforge.train.hyperparameters import base_values, map_hyperparameters
 from reinforge.train.losses import LossType
 from reinforge.train.optimizer import adamw
@@ -48,7 +49,7 @@ class GRPOConfig(Config):
     validation_split: float | None = None  # hold out this fraction of train_file when no validation_file
     train_examples: int = 2000  # rows drawn from a built-in task
     validation_examples: int = 200  # validation rows drawn from a built-in task
-    grader: dict | str | None = None  # OpenAI grader JSON (inline or a path); default: the task's grader
+    grader: GraderSpec | None = None  # OpenAI grader JSON (inline or a path); default: the task's grader
     # stop when more than this fraction of a step's grades fail (they score 0), on the first step or on 3 in
     # a row later; null: only when all of them fail; 1: never (docs/metrics.md, "Grader errors")
     max_grader_error_fraction: float | None = None
