@@ -9,7 +9,7 @@ choices are redrawn; texts go to the mutator, which sees the parent's graded fai
 reflection when the mutator is an LLM). Several objectives rank by Pareto front, then crowding.
 
 >>> from reinforge.tune.space import Space, Float
->>> from reinforge.tune.samplers import AskContext
+>>> from reinforge.tune.sampler_base import AskContext
 >>> s = EvolutionSampler(population=4, seed=0)
 >>> p = s.ask(AskContext(Space({"x": Float(0, 1)}), [], 0, ["minimize"]))
 >>> 0 <= p["x"] <= 1
@@ -23,7 +23,7 @@ import re
 from typing import Any, Protocol
 
 from reinforge.tune.pareto import rank_order, to_minimize
-from reinforge.tune.samplers import AskContext, Sampler, config_key
+from reinforge.tune.sampler_base import AskContext, Sampler, config_key
 from reinforge.tune.space import Choice, Float, Int, Space, Text
 from reinforge.tune.storage import Trial
 
@@ -103,7 +103,7 @@ class LLMMutator:
         max_failures: int = 5,
     ):
         if client is None:
-            from openai import OpenAI
+            from openai import OpenAI  # ~1 s to import: only an LLM mutator without a client needs it
 
             client = OpenAI(base_url=base_url, api_key=api_key or "none")
         self.client, self.model, self.temperature, self.max_failures = (

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reinforge.tune.executors import Executor, make_executor
-from reinforge.tune.samplers import Sampler, SearchExhausted
+from reinforge.tune.sampler_base import Sampler, SearchExhausted
 from reinforge.tune.schedulers import WAIT, Scheduler, make_scheduler
 from reinforge.tune.space import Space
 from reinforge.tune.storage import Trial

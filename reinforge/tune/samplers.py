@@ -1,9 +1,7 @@
-"""Samplers propose configurations behind one ask/tell protocol.
+"""Samplers propose configurations behind one ask/tell protocol (:mod:`reinforge.tune.sampler_base`).
 
-Call order (the study does this): ``ask(ctx)`` returns the parameters of trial ``ctx.number``; once
-that trial ends, ``tell(trial)``. ``ctx.trials`` always holds the whole history (from storage), so a
-sampler may be stateless; the ones here rebuild whatever they need from it, which is what makes a
-killed study resumable and the manual ``tune ask`` / ``tune tell`` mode work across processes.
+Each rebuilds whatever it needs from the history the study passes in, so a killed study resumes and
+the manual ``tune ask`` / ``tune tell`` mode works across processes.
 
 Implementations: ``grid``, ``random``, ``quasirandom`` (scrambled Sobol), ``tpe``, ``gp``, ``cmaes``,
 ``nsga2`` (Optuna's, through its ask-and-tell API), ``bayes`` (GP for small single-objective spaces
@@ -17,50 +15,18 @@ True
 
 from __future__ import annotations
 
-import json
 import random
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any
 
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
 from reinforge.errors import ConfigError
+from reinforge.tune.evolution import EvolutionSampler
+from reinforge.tune.sampler_base import AskContext, Sampler, SearchExhausted, config_key
 from reinforge.tune.space import Space
 from reinforge.tune.storage import Trial
-
-
-class SearchExhausted(Exception):
-    """The sampler has nothing new to propose (a finished grid)."""
-
-
-@dataclass
-class AskContext:
-    space: Space
-    trials: list[Trial]  # every trial so far, finished or not
-    number: int  # the number of the trial being asked for
-    directions: list[str]
-    has_constraints: bool = False
-    extra: dict = field(default_factory=dict)
-
-
-class Sampler(ABC):
-    """Proposes the next configuration from the history. One abstract method; ``tell`` is optional."""
-
-    name = "sampler"
-
-    @abstractmethod
-    def ask(self, ctx: AskContext) -> dict[str, Any]:
-        """Parameters for trial ``ctx.number`` (only active parameters)."""
-
-    def tell(self, trial: Trial) -> None:  # noqa: B027 - optional hook
-        """Hear how a trial ended (values, state); default: nothing to update."""
-
-    def spec(self) -> dict:
-        """What ``make_sampler`` needs to rebuild this sampler (stored with the study)."""
-        return {"name": self.name}
-
-
-def config_key(params: dict) -> str:
-    return json.dumps(params, sort_keys=True, default=str)
 
 
 class RandomSampler(Sampler):
@@ -84,7 +50,7 @@ class QuasiRandomSampler(RandomSampler):
     name = "quasirandom"
 
     def ask(self, ctx: AskContext) -> dict[str, Any]:
-        from scipy.stats import qmc
+        from scipy.stats import qmc  # scipy.stats takes ~1.7 s to import: only this sampler needs it
 
         names = list(ctx.space)
         sobol = qmc.Sobol(d=len(names), scramble=True, seed=self.seed)
@@ -127,8 +93,6 @@ class OptunaSampler(Sampler):
         self.known: set[int] = set()  # trial numbers Optuna has heard the end of
 
     def _build(self, ctx: AskContext):
-        import optuna
-
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         # A study resumed with trials already on record gets a seed moved past them: Optuna's
         # start-up draws come from the sampler's own generator, which adding old trials does not
@@ -146,9 +110,6 @@ class OptunaSampler(Sampler):
 
     def _sync(self, ctx: AskContext) -> None:
         """Give Optuna the finished trials it has not seen (from storage, other workers, a resume)."""
-        import optuna
-        from optuna.trial import TrialState
-
         for t in ctx.trials:
             if t.number in self.known or t.number in self.live or t.state == "running" or t.values is None:
                 continue
@@ -173,8 +134,6 @@ class OptunaSampler(Sampler):
             self.known.add(t.number)
 
     def ask(self, ctx: AskContext) -> dict[str, Any]:
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
         if self.ostudy is None:
             self._build(ctx)
         self._sync(ctx)
@@ -194,8 +153,6 @@ class OptunaSampler(Sampler):
         return params
 
     def tell(self, trial: Trial) -> None:
-        from optuna.trial import TrialState
-
         otrial = self.live.pop(trial.number, None)
         if otrial is None or self.ostudy is None:
             return
@@ -248,8 +205,6 @@ def make_sampler(
         except TypeError as e:
             raise ConfigError(f"sampler {name}: {e}") from None
     if name == "evolution":
-        from reinforge.tune.evolution import EvolutionSampler
-
         return EvolutionSampler(**opts)
     raise ConfigError(
         f"sampler {name!r}: unknown; choose one of bayes, tpe, gp, cmaes, nsga2, random, "

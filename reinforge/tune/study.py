@@ -29,7 +29,8 @@ import yaml
 
 from reinforge.errors import ConfigError, ReinforgeError
 from reinforge.tune.pareto import non_dominated_sort, to_minimize
-from reinforge.tune.samplers import AskContext, Sampler, make_sampler
+from reinforge.tune.sampler_base import AskContext, Sampler
+from reinforge.tune.samplers import make_sampler
 from reinforge.tune.space import Space
 from reinforge.tune.storage import Storage, Trial
 
