@@ -49,7 +49,7 @@ CONFIG_CLASSES = {
     "ppo": "reinforge.train.ppo:PPOConfig",
     "dpo": "reinforge.train.dpo:DPOConfig",
     "rlhf": "reinforge.train.rlhf:RLHFConfig",
-    "tune": "reinforge.tune.command:TuneConfig",
+    "tune": "reinforge.tune.schema:TuneConfig",
 }
 
 

@@ -35,6 +35,7 @@ from reinforge.tune.space import Space
 from reinforge.tune.storage import Storage, Trial
 
 OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
+FINAL_STATES = ("complete", "pruned", "failed")  # how a trial may end (it starts "running")
 
 
 def parse_constraint(text: str) -> Callable[[dict], float]:
@@ -190,19 +191,30 @@ class Study:
     def tell(
         self, number: int, result: Any = None, state: str = "complete", attrs: dict | None = None
     ) -> Trial:
-        """End a trial with the objective's return value (``state`` complete, pruned or failed)."""
+        """End a running trial with the objective's return value (``state`` complete, pruned or failed).
+
+        A trial is told once: telling an unknown or already finished trial, or a number of values other
+        than the study's objectives, raises ``ReinforgeError`` and records nothing."""
+        if state not in FINAL_STATES:
+            raise ReinforgeError(f"trial {number}: state {state!r}; use one of {', '.join(FINAL_STATES)}")
         with self.lock:
+            trial = next((t for t in self.trials if t.number == number), None)
+            if trial is None:
+                raise ReinforgeError(f"study {self.name!r} has no trial {number}; ask for it first")
+            if trial.state != "running":
+                raise ReinforgeError(f"trial {number} is already {trial.state}; a trial is told once")
             values, metrics, constraints = None, dict(attrs or {}), None
             if result is not None:
                 values, m = normalise_result(result, self.objective_names)
                 if len(values) != len(self.directions):
                     raise ReinforgeError(
-                        f"trial {number}: got {len(values)} values for {len(self.directions)} objectives"
+                        f"trial {number}: got {len(values)} values but the study has "
+                        f"{len(self.directions)} objectives ({', '.join(self.objective_names)}); "
+                        "give one value per objective"
                     )
                 metrics.update(m)
                 if any(math.isnan(v) for v in values):
                     values, state = None, "failed"
-            trial = self.storage.trial(self.name, number)
             if values is not None:
                 constraints = self.constraints_of(trial.params, metrics)
             self.storage.finish_trial(

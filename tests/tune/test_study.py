@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 import textwrap
 
+import pytest
 import yaml
 
 from reinforge import tune
+from reinforge.errors import ReinforgeError
 from reinforge.tune.study import Study
 
 KILLED_RUN = textwrap.dedent("""
@@ -200,3 +203,21 @@ def test_best_when_no_trial_is_feasible_is_the_least_violating():
         )
         assert not study.best_trials and not study.best.feasible
         assert study.best.params["x"] == min(t.params["x"] for t in study.trials)
+
+
+@pytest.mark.parametrize(
+    "number, result, state, what",
+    [
+        (0, 1.0, "complete", "trial 0 is already complete"),  # re-finishing a told trial
+        (1, [1.0, 2.0], "complete", "got 2 values but the study has 1 objectives (value)"),
+        (9, 1.0, "complete", "has no trial 9; ask for it first"),  # never asked
+        (1, 1.0, "done", "state 'done'; use one of complete, pruned, failed"),
+    ],
+)
+def test_tell_refuses_what_the_cli_refuses_and_records_nothing(number, result, state, what):
+    study = Study({"x": tune.Float(0, 1)}, sampler="random")
+    study.tell(study.ask().number, 0.5)
+    study.ask()  # trial 1, running
+    with pytest.raises(ReinforgeError, match=re.escape(what)):
+        study.tell(number, result, state)
+    assert [(t.state, t.values) for t in study.trials] == [("complete", [0.5]), ("running", None)]

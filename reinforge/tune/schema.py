@@ -1,0 +1,72 @@
+"""The ``reinforge tune`` config: a study's space, objective(s), sampler, scheduler, budget and outputs.
+
+One class per section, each field documented beside it (``reinforge config tune`` lists them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from reinforge.config import Config
+from reinforge.tune.space import SpaceSpec
+from reinforge.tune.train_objective import PBTSettings
+
+
+class ObjectiveSettings(Config):
+    type: Literal["rag", "generation", "train", "python"]  # what is tuned
+    # -- rag
+    documents: str | None = None  # JSONL of {"id", "text", "title"?}
+    questions: str | None = None  # JSONL of {"question", "doc_id"}
+    # -- generation
+    model: str | None = None  # local HF dir or tiny:<task>:<size>
+    task: str = "addition"  # built-in task giving the validation rows and the grader
+    examples: int = 64  # validation rows graded per trial
+    shots: int = 8  # pool of train rows for few-shot examples
+    grader: dict | str | None = None  # OpenAI grader JSON (default: the task's grader)
+    # -- train
+    base: dict | str | None = None  # a GRPO config (inline or a YAML path) the tuned values go into
+    # -- python
+    function: str | None = None  # "package.module:function", objective(params) or (params, budget)
+
+
+class BudgetSettings(Config):
+    trials: int | None = None  # stop after this many trials
+    examples: int | None = None  # stop after this many graded examples
+    tokens: int | None = None  # stop after this many generated tokens
+    seconds: float | None = None  # stop after this many seconds
+    cost_usd: float | None = None  # stop once trials cost this much at `prices`
+
+
+class PriceSettings(Config):
+    input_per_1k: float = 0.0  # money per 1000 prompt tokens
+    output_per_1k: float = 0.0  # money per 1000 completion tokens
+
+
+class TuneConfig(Config):
+    """A study: space, objective(s), sampler, scheduler, budget, executor, outputs."""
+
+    study: str = "study"  # study name inside the storage file
+    storage: str | None = None  # SQLite file (default: <output_dir>/study.db)
+    output_dir: str = "runs/tune"  # exports, plots, best.yaml, training runs
+    space: SpaceSpec  # name -> {type: int|float|bool|choice|text, ...}; a list is a choice
+    objective: ObjectiveSettings
+    objectives: dict[str, Literal["minimize", "maximize"]] = {"score": "maximize"}  # metric -> direction
+    constraints: list[str] = []  # "metric <= number" over the objective's metrics
+    sampler: str | dict = (
+        "bayes"  # bayes|tpe|gp|cmaes|nsga2|random|quasirandom|grid|evolution, or {name: ...}
+    )
+    n_trials: int = 30  # trials to run (the budget may stop sooner)
+    seed: int = 0  # seed of the sampler
+    scheduler: dict | None = None  # {type: asha|hyperband|halving|paired, min_budget, max_budget, eta}
+    executor: str | dict = "local"  # local | processes | {type: ray, address: auto}
+    workers: int = 1  # trials run at once
+    budget: BudgetSettings = BudgetSettings()
+    prices: PriceSettings = PriceSettings()
+    estimate_probes: int = 2  # probe configurations for the cost estimate (0: skip it)
+    pbt: PBTSettings | None = None  # train objectives only: population-based training instead of a search
+    best_config: dict | str | None = None  # base config the best values are merged into for best.yaml
+
+    @property
+    def storage_path(self) -> Path:
+        return Path(self.storage) if self.storage else Path(self.output_dir) / "study.db"
