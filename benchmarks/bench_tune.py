@@ -300,8 +300,9 @@ def bench_pbt(total_steps: int = 12, interval: int = 4, population: int = 4) -> 
     import tempfile
 
     from reinforge.train.grpo import GRPOConfig
-    from reinforge.tune.pbt import grpo_member, pbt
+    from reinforge.tune.pbt import pbt
     from reinforge.tune.space import Space
+    from reinforge.tune.train_objective import grpo_member
 
     base = GRPOConfig(
         model="tiny:addition:1m",

@@ -24,7 +24,6 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from reinforge.errors import ConfigError
 from reinforge.tune.executors import Executor, make_executor
@@ -168,42 +167,11 @@ def pbt(
     }
 
 
-def grpo_member(
-    base: Any, total_steps: int, keys: dict[str, str] | None = None, quiet: bool = True
-) -> TrainFn:
-    """A PBT member that trains reinforge's GRPO: ``base`` is a ``GRPOConfig``; ``keys`` maps tuned
-    names to config fields (default: the same names). Scores are the validation reward.
-
-    Each segment stops at its ``until`` step of one learning-rate schedule spanning ``total_steps`` (the
-    population's final step), so a decaying schedule continues across segments instead of restarting."""
-    from reinforge.train.grpo import train_grpo
-
-    def train(params: dict, run_dir: Path, until: int) -> float:
-        update = {(keys or {}).get(k, k): v for k, v in params.items()}
-        cfg = base.model_copy(
-            update={
-                **update,
-                "output_dir": str(run_dir),
-                "steps": until,
-                "schedule_steps": total_steps,
-                "save_interval": until,
-                "keep_checkpoints": 1,
-                "progress": not quiet and base.progress,
-            }
-        )
-        cfg = type(base).model_validate(cfg.model_dump())  # re-run validation on the tuned values
-        resume = (Path(run_dir) / "checkpoints").exists()
-        summary = train_grpo(cfg, resume=resume)
-        return float(summary["final_val_reward"])
-
-    return train
-
-
 def example_train_fn(params: dict, run_dir: Path, until: int) -> float:
     """A cheap pure-torch member for tests: SGD on a fixed noisy regression, checkpointed to ``ckpt.pt``.
 
     The score is minus the held-out loss. Returns only after saving weights, optimiser and step."""
-    import torch
+    import torch  # ~2 s to import: PBT itself does not need it (reinforge.tune loads without torch)
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Studies of training runs: one GRPO run per trial (``TrainObjective``), and PBT from a tune config.
+"""Studies of training runs: one GRPO run per trial (``TrainObjective``, and ``grpo_member`` for PBT, both
+through ``train_trial``), and PBT from a tune config.
 
 A trial's run directory is ``<output_dir>/runs/<study>/trial-<number>``. It is keyed by the trial's
 number, not by its parameters: a trial promoted by ASHA or Hyperband and a trial re-run by ``--resume``
@@ -14,6 +15,7 @@ from typing import Any
 
 from reinforge.config import Config, load_config
 from reinforge.errors import ConfigError
+from reinforge.tune.pbt import TrainFn, pbt
 
 
 class PBTSettings(Config):
@@ -25,6 +27,27 @@ class PBTSettings(Config):
     baseline: bool = True  # also train the same population with fixed hyperparameters, for comparison
 
 
+def train_trial(
+    base: Any,
+    params: dict,
+    run_dir: Path,
+    steps: int | None = None,
+    schedule_steps: int | None = None,
+    **fixed,
+) -> dict:
+    """Train one trial: the GRPO config ``base`` with the tuned ``params`` (and ``fixed`` settings) in
+    ``run_dir``, resuming the run's own checkpoint there. With ``steps``, it stops at that total step of
+    one learning-rate schedule spanning ``schedule_steps``, and checkpoints there for the next segment or
+    rung. Returns the run's summary."""
+    from reinforge.train.grpo import train_grpo  # torch and transformers (~4 s): only train studies need them
+
+    update = {**params, "output_dir": str(run_dir), "progress": False, **fixed}
+    if steps is not None:
+        update.update(steps=steps, save_interval=steps, schedule_steps=max(steps, schedule_steps or steps))
+    cfg = type(base).model_validate({**base.model_dump(), **update})  # validation runs on the tuned values
+    return train_grpo(cfg, resume=(Path(run_dir) / "checkpoints").exists())
+
+
 class TrainObjective:
     """Train one GRPO run per trial under ``root/trial-N``. Under a scheduler the budget is the step
     count: a promoted trial resumes its own checkpoint, and the learning-rate schedule spans
@@ -33,22 +56,14 @@ class TrainObjective:
     wants_trial = True  # tune.run.optimize passes trial=<the trial's number>
 
     def __init__(self, base: dict | str, root: str | Path, max_budget: int | None = None):
-        from reinforge.train.grpo import GRPOConfig
+        from reinforge.train.grpo import GRPOConfig  # as in train_trial
 
         self.base = load_config(GRPOConfig, base, source="objective.base")
         self.root = Path(root)
         self.max_budget = max_budget
 
     def __call__(self, params: dict, budget: int | None = None, *, trial: int) -> dict:
-        from reinforge.train.grpo import train_grpo
-
-        run_dir = self.root / f"trial-{trial}"
-        update = {**params, "output_dir": str(run_dir), "progress": False}
-        if budget is not None:
-            schedule = max(budget, self.max_budget or budget)
-            update.update(steps=budget, save_interval=budget, schedule_steps=schedule)
-        cfg = type(self.base).model_validate({**self.base.model_dump(), **update})
-        summary = train_grpo(cfg, resume=(run_dir / "checkpoints").exists())
+        summary = train_trial(self.base, params, self.root / f"trial-{trial}", budget, self.max_budget)
         return {
             "val_reward": summary["final_val_reward"],
             "baseline_val_reward": summary["baseline_val_reward"],  # the base model's, before any step
@@ -67,6 +82,24 @@ class TrainObjective:
             )
 
 
+def grpo_member(
+    base: Any, total_steps: int, keys: dict[str, str] | None = None, quiet: bool = True
+) -> TrainFn:
+    """A PBT member that trains reinforge's GRPO: ``base`` is a ``GRPOConfig``; ``keys`` maps tuned
+    names to config fields (default: the same names). Scores are the validation reward.
+
+    Each segment stops at its ``until`` step of one learning-rate schedule spanning ``total_steps`` (the
+    population's final step), so a decaying schedule continues across segments instead of restarting."""
+
+    def train(params: dict, run_dir: Path, until: int) -> float:
+        tuned = {(keys or {}).get(k, k): v for k, v in params.items()}
+        progress = not quiet and base.progress
+        summary = train_trial(base, tuned, run_dir, until, total_steps, keep_checkpoints=1, progress=progress)
+        return float(summary["final_val_reward"])
+
+    return train
+
+
 def run_pbt(
     p: PBTSettings,
     objective: Any,
@@ -79,8 +112,6 @@ def run_pbt(
 ) -> tuple[dict, Any]:
     """PBT of the objective's GRPO config (and the fixed-hyperparameter baseline); writes
     ``out/pbt_summary.json``. Returns the summary and the study: one trial per (member, segment)."""
-    from reinforge.tune.pbt import grpo_member, pbt
-
     if not isinstance(objective, TrainObjective):
         raise ConfigError("pbt: only for objective type train (a trainer that checkpoints and resumes)")
     train = grpo_member(objective.base, p.total_steps)

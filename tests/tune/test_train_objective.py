@@ -14,8 +14,7 @@ from typer.testing import CliRunner
 
 from reinforge.cli import app
 from reinforge.train.grpo import GRPOConfig, train_grpo
-from reinforge.tune.pbt import grpo_member
-from reinforge.tune.train_objective import TrainObjective
+from reinforge.tune.train_objective import TrainObjective, grpo_member
 
 runner = CliRunner()
 BASE = dict(
