@@ -160,13 +160,13 @@ def train_dpo(
 ) -> dict[str, Any]:
     """Run (or resume) DPO; returns the summary. ``train_pairs``/``val_pairs`` bypass the files."""
     from reinforge.data.preferences import load_preferences, to_pairs
-    from reinforge.train.warmup import load_model
     from reinforge.train import checkpoint as ck
     from reinforge.train.grpo import batch_indices
     from reinforge.train.progress import TrainProgress, print_table
     from reinforge.train.reward import split_rankings
     from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
     from reinforge.train.schedule import make_scheduler
+    from reinforge.train.warmup import load_model
 
     t_start = time.time()
     run_dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
@@ -216,7 +216,7 @@ def train_dpo(
                 {f"eval/{k}": v for k, v in evaluate_pairs(policy, tok, val_pairs, v_ref, cfg).items()}
             )
         if eval_rows:
-            from reinforge.train.ppo import evaluate_policy
+            from reinforge.train.evaluate import evaluate_policy
 
             res = evaluate_policy(
                 policy,

@@ -175,59 +175,6 @@ def load_eval_grader(cfg: PPOConfig):
     return None
 
 
-@torch.no_grad()
-def evaluate_policy(
-    policy,
-    ref,
-    tok,
-    rows: list[dict],
-    reward_grader,
-    extra_grader=None,
-    samples: int = 4,
-    max_tokens: int = 32,
-    temperature: float = 1.0,
-    seed: int = 0,
-    chunk: int = 64,
-    batch_size: int = 64,
-) -> dict[str, float]:
-    """Sampled completions on ``rows``: mean reward, mean ``extra_grader`` score (e.g. a hidden gold
-    grader) and the sequence KL(pi || pi_ref) estimated as the mean of sum_t (log pi - log pi_ref)."""
-    from reinforge.models.chat import encode_prompt, prompt_messages
-    from reinforge.models.generation import HFBackend, SamplingParams
-    from reinforge.train.logprobs import per_token_logps
-    from reinforge.train.rollout import collect_rollout, grade_safely
-
-    backend = HFBackend(policy, tok)
-    rewards, extra, kls, lengths = [], [], [], []
-    for i in range(0, len(rows), batch_size):
-        chunk_rows = rows[i : i + batch_size]
-        prompts = [encode_prompt(tok, prompt_messages(r)) for r in chunk_rows]
-        sp = SamplingParams(temperature=temperature, max_tokens=max_tokens, n=samples, seed=seed + i)
-        roll = collect_rollout(backend, reward_grader, chunk_rows, prompts, sp, backend.pad_id)
-        rewards += roll.rewards.flatten().tolist()
-        if extra_grader is not None:
-            from reinforge.graders.base import make_sample
-
-            pairs = [(chunk_rows[k // samples], make_sample(t)) for k, t in enumerate(roll.texts)]
-            extra += [g.reward for g in grade_safely(extra_grader, pairs)]
-        device = next(policy.parameters()).device
-        ids, attn, m = (
-            roll.input_ids.to(device),
-            roll.attention_mask.to(device),
-            roll.completion_mask.to(device),
-        )
-        T = roll.n_completion
-        logp = per_token_logps(policy, ids, attn, T, temperature, chunk)
-        ref_logp = per_token_logps(ref, ids, attn, T, temperature, chunk)
-        kls += ((logp - ref_logp) * m).sum(-1).tolist()
-        lengths += m.sum(-1).tolist()
-    mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
-    out = {"reward_mean": mean(rewards), "kl": mean(kls), "length_mean": mean(lengths)}
-    if extra_grader is not None:
-        out["extra_reward_mean"] = mean(extra)
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- update
 
 
@@ -324,14 +271,15 @@ def train_ppo(
     """Run (or resume) PPO to ``cfg.steps`` total steps; returns the summary written to ``summary.json``."""
     from reinforge.models.chat import encode_prompt, prompt_messages
     from reinforge.models.generation import HFBackend, SamplingParams
-    from reinforge.train.warmup import load_model
     from reinforge.train import checkpoint as ck
+    from reinforge.train.evaluate import evaluate_policy
     from reinforge.train.grpo import batch_indices, load_data
     from reinforge.train.losses import AdaptiveKLController
     from reinforge.train.progress import TrainProgress, print_table
     from reinforge.train.rollout import collect_rollout, grader_guard
     from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
     from reinforge.train.schedule import make_scheduler
+    from reinforge.train.warmup import load_model
 
     t_start = time.time()
     run_dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
