@@ -313,7 +313,10 @@ def run(spec: dict | str | Path, model_sample: str | dict, item: dict | None = N
 def _checked(spec: Any) -> Any:
     """A config's inline grader, validated when the config is built (a path is checked when loaded)."""
     if isinstance(spec, dict):
-        errs = _errors(spec, "grader")
+        try:
+            errs = _errors(spec, "grader")
+        except (KeyError, TypeError, AttributeError) as e:  # a value of the wrong shape somewhere inside
+            errs = [f"grader: malformed ({type(e).__name__}: {e})"]
         if errs:
             more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
             raise ValueError(errs[0].removeprefix("grader.") + more)

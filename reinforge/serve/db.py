@@ -17,7 +17,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -60,6 +73,8 @@ class Job(Base):
     model: Mapped[str] = mapped_column(String(500))
     model_path: Mapped[str] = mapped_column(Text)  # what the trainer loads: a tiny id or a local directory
     method: Mapped[dict] = mapped_column(JSON)  # OpenAI's method object, verbatim
+    # the trainer config resolved once at creation (openai_compat.job_config), which the worker trains
+    config: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     training_file: Mapped[str] = mapped_column(String(64))
     validation_file: Mapped[str | None] = mapped_column(String(64), nullable=True)
     suffix: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -151,7 +166,19 @@ def make_engine(url: str) -> Engine:
     else:
         eng = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     Base.metadata.create_all(eng)
+    add_missing_columns(eng)
     return eng
+
+
+def add_missing_columns(eng: Engine) -> None:
+    """Columns added since a database was created (create_all makes only missing tables), all nullable."""
+    have = {t: {c["name"] for c in inspect(eng).get_columns(t)} for t in Base.metadata.tables}
+    with eng.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            for col in table.columns:
+                if col.name not in have[table.name] and col.nullable:
+                    kind = col.type.compile(eng.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}'))
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

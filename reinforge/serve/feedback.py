@@ -17,13 +17,20 @@ import json
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from reinforge.models.chat import encode_prompt
+from reinforge.models.generation import SamplingParams
+from reinforge.serve.context import Owner, Service, Svc
 from reinforge.serve.db import FeedbackItem, FeedbackQueue, new_id
+from reinforge.serve.errors import APIError, not_found
+from reinforge.serve.models import resolve_model
+
+router = APIRouter(prefix="/v1/feedback")
 
 
 def preference_rows(
@@ -75,150 +82,147 @@ def item_obj(it: FeedbackItem) -> dict:
     }
 
 
-def feedback_router(sf, owner_of, resolve_model, pool) -> APIRouter:
-    from reinforge.serve.app import APIError, not_found
+def get_queue(s, owner: str, qid: str) -> FeedbackQueue:
+    q = s.get(FeedbackQueue, qid)
+    if q is None or q.owner != owner:
+        raise not_found("feedback queue", qid)
+    return q
 
-    r = APIRouter(prefix="/v1/feedback")
-    Owner = Depends(owner_of)
 
-    def get_queue(s, owner: str, qid: str) -> FeedbackQueue:
-        q = s.get(FeedbackQueue, qid)
-        if q is None or q.owner != owner:
-            raise not_found("feedback queue", qid)
-        return q
+def queue_obj(s, q: FeedbackQueue, with_items: bool) -> dict:
+    items = s.scalars(
+        select(FeedbackItem).where(FeedbackItem.queue_id == q.id).order_by(FeedbackItem.position)
+    ).all()
+    out = {
+        "id": q.id,
+        "object": "feedback.queue",
+        "name": q.name,
+        "created_at": int(q.created_at),
+        "total": len(items),
+        "judged": sum(i.judged_at is not None for i in items),
+    }
+    if with_items:
+        out["items"] = [item_obj(i) for i in items]
+    return out
 
-    def queue_obj(s, q: FeedbackQueue, with_items: bool) -> dict:
-        items = s.scalars(
-            select(FeedbackItem).where(FeedbackItem.queue_id == q.id).order_by(FeedbackItem.position)
-        ).all()
-        out = {
-            "id": q.id,
-            "object": "feedback.queue",
-            "name": q.name,
-            "created_at": int(q.created_at),
-            "total": len(items),
-            "judged": sum(i.judged_at is not None for i in items),
-        }
-        if with_items:
-            out["items"] = [item_obj(i) for i in items]
-        return out
 
-    def generate(owner: str, req: QueueCreate) -> list[dict]:
-        from reinforge.models.chat import encode_prompt
-        from reinforge.models.generation import SamplingParams
-
-        items = [{"prompt": p, "responses": [], "sources": []} for p in req.prompts or []]
-        for mid in req.models or []:
-            path = resolve_model(owner, mid)
-            if path is None:
-                raise APIError(400, f"models: {mid!r} is not available", param="models")
-            lm = pool.get(path)
-            for it in items:
-                msgs = (
-                    it["prompt"]
-                    if isinstance(it["prompt"], list)
-                    else [{"role": "user", "content": it["prompt"]}]
-                )
-                out = lm.submit(
-                    encode_prompt(lm.tokenizer, msgs),
-                    SamplingParams(
-                        temperature=req.temperature, max_tokens=req.max_tokens, n=req.samples_per_model
-                    ),
-                )
-                it["responses"] += out.texts
-                it["sources"] += [mid] * len(out.texts)
-        return items
-
-    @r.post("/queues")
-    async def create_queue(req: QueueCreate, owner: str = Owner):
-        if req.items is not None:
-            items = req.items
-        elif req.prompts and req.models:
-            items = await run_in_threadpool(generate, owner, req)
-        else:
-            raise APIError(400, "give items ([{prompt, responses}]) or prompts and models", param="items")
-        for i, it in enumerate(items):
-            if "prompt" not in it or not isinstance(it.get("responses"), list) or len(it["responses"]) < 2:
-                raise APIError(
-                    400,
-                    f"items[{i}]: needs 'prompt' and at least two 'responses' (a model list "
-                    "with samples_per_model * len(models) >= 2)",
-                    param=f"items[{i}]",
-                )
-        with sf() as s:
-            q = FeedbackQueue(id=new_id("fbq"), owner=owner, name=req.name, created_at=time.time())
-            s.add(q)
-            s.flush()
-            for i, it in enumerate(items):
-                s.add(
-                    FeedbackItem(
-                        queue_id=q.id,
-                        position=i,
-                        prompt=it["prompt"],
-                        responses=[str(x) for x in it["responses"]],
-                        sources=it.get("sources"),
-                    )
-                )
-            s.commit()
-            return queue_obj(s, q, with_items=False)
-
-    @r.get("/queues")
-    def list_queues(owner: str = Owner):
-        with sf() as s:
-            qs = s.scalars(
-                select(FeedbackQueue)
-                .where(FeedbackQueue.owner == owner)
-                .order_by(FeedbackQueue.created_at.desc())
-            ).all()
-            return {"object": "list", "data": [queue_obj(s, q, False) for q in qs], "has_more": False}
-
-    @r.get("/queues/{qid}")
-    def get_queue_items(qid: str, owner: str = Owner):
-        with sf() as s:
-            return queue_obj(s, get_queue(s, owner, qid), with_items=True)
-
-    @r.post("/items/{item_id}")
-    def judge(item_id: int, req: Judgement, owner: str = Owner):
-        with sf() as s:
-            it = s.get(FeedbackItem, item_id)
-            if it is None:
-                raise not_found("feedback item", str(item_id))
-            get_queue(s, owner, it.queue_id)
-            n = len(it.responses)
-            if req.ranking is not None and sorted(req.ranking) != list(range(n)):
-                raise APIError(
-                    400,
-                    f"ranking: must order all {n} responses (a permutation of 0..{n - 1})",
-                    param="ranking",
-                )
-            if req.thumbs and any(int(k) not in range(n) or v not in (-1, 1) for k, v in req.thumbs.items()):
-                raise APIError(400, "thumbs: {response index: 1 or -1}", param="thumbs")
-            it.ranking, it.thumbs, it.comment, it.judged_at = (
-                req.ranking,
-                req.thumbs,
-                req.comment,
-                time.time(),
+def generate(svc: Service, owner: str, req: QueueCreate) -> list[dict]:
+    """Sample ``samples_per_model`` responses to each prompt from each model."""
+    items = [{"prompt": p, "responses": [], "sources": []} for p in req.prompts or []]
+    for mid in req.models or []:
+        path = resolve_model(svc, owner, mid)
+        if path is None:
+            raise APIError(400, f"models: {mid!r} is not available", param="models")
+        lm = svc.pool.get(path)
+        for it in items:
+            msgs = (
+                it["prompt"]
+                if isinstance(it["prompt"], list)
+                else [{"role": "user", "content": it["prompt"]}]
             )
-            s.commit()
-            return item_obj(it)
+            out = lm.submit(
+                encode_prompt(lm.tokenizer, msgs),
+                SamplingParams(
+                    temperature=req.temperature, max_tokens=req.max_tokens, n=req.samples_per_model
+                ),
+            )
+            it["responses"] += out.texts
+            it["sources"] += [mid] * len(out.texts)
+    return items
 
-    @r.get("/queues/{qid}/export")
-    def export(qid: str, owner: str = Owner):
-        with sf() as s:
-            get_queue(s, owner, qid)
-            items = s.scalars(
-                select(FeedbackItem)
-                .where(FeedbackItem.queue_id == qid, FeedbackItem.judged_at.is_not(None))
-                .order_by(FeedbackItem.position)
-            ).all()
-            rows = [
-                row for it in items for row in preference_rows(it.prompt, it.responses, it.ranking, it.thumbs)
-            ]
-        body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        return Response(
-            body,
-            media_type="application/jsonl",
-            headers={"Content-Disposition": f'attachment; filename="{qid}-preferences.jsonl"'},
+
+@router.post("/queues")
+async def create_queue(req: QueueCreate, svc: Svc, owner: Owner):
+    if req.items is not None:
+        items = req.items
+    elif req.prompts and req.models:
+        items = await run_in_threadpool(generate, svc, owner, req)
+    else:
+        raise APIError(400, "give items ([{prompt, responses}]) or prompts and models", param="items")
+    for i, it in enumerate(items):
+        if "prompt" not in it or not isinstance(it.get("responses"), list) or len(it["responses"]) < 2:
+            raise APIError(
+                400,
+                f"items[{i}]: needs 'prompt' and at least two 'responses' (a model list "
+                "with samples_per_model * len(models) >= 2)",
+                param=f"items[{i}]",
+            )
+    with svc.sf() as s:
+        q = FeedbackQueue(id=new_id("fbq"), owner=owner, name=req.name, created_at=time.time())
+        s.add(q)
+        s.flush()
+        for i, it in enumerate(items):
+            s.add(
+                FeedbackItem(
+                    queue_id=q.id,
+                    position=i,
+                    prompt=it["prompt"],
+                    responses=[str(x) for x in it["responses"]],
+                    sources=it.get("sources"),
+                )
+            )
+        s.commit()
+        return queue_obj(s, q, with_items=False)
+
+
+@router.get("/queues")
+def list_queues(svc: Svc, owner: Owner):
+    with svc.sf() as s:
+        qs = s.scalars(
+            select(FeedbackQueue)
+            .where(FeedbackQueue.owner == owner)
+            .order_by(FeedbackQueue.created_at.desc())
+        ).all()
+        return {"object": "list", "data": [queue_obj(s, q, False) for q in qs], "has_more": False}
+
+
+@router.get("/queues/{qid}")
+def get_queue_items(qid: str, svc: Svc, owner: Owner):
+    with svc.sf() as s:
+        return queue_obj(s, get_queue(s, owner, qid), with_items=True)
+
+
+@router.post("/items/{item_id}")
+def judge(item_id: int, req: Judgement, svc: Svc, owner: Owner):
+    with svc.sf() as s:
+        it = s.get(FeedbackItem, item_id)
+        if it is None:
+            raise not_found("feedback item", str(item_id))
+        get_queue(s, owner, it.queue_id)
+        n = len(it.responses)
+        if req.ranking is not None and sorted(req.ranking) != list(range(n)):
+            raise APIError(
+                400,
+                f"ranking: must order all {n} responses (a permutation of 0..{n - 1})",
+                param="ranking",
+            )
+        if req.thumbs and any(int(k) not in range(n) or v not in (-1, 1) for k, v in req.thumbs.items()):
+            raise APIError(400, "thumbs: {response index: 1 or -1}", param="thumbs")
+        it.ranking, it.thumbs, it.comment, it.judged_at = (
+            req.ranking,
+            req.thumbs,
+            req.comment,
+            time.time(),
         )
+        s.commit()
+        return item_obj(it)
 
-    return r
+
+@router.get("/queues/{qid}/export")
+def export(qid: str, svc: Svc, owner: Owner):
+    with svc.sf() as s:
+        get_queue(s, owner, qid)
+        items = s.scalars(
+            select(FeedbackItem)
+            .where(FeedbackItem.queue_id == qid, FeedbackItem.judged_at.is_not(None))
+            .order_by(FeedbackItem.position)
+        ).all()
+        rows = [
+            row for it in items for row in preference_rows(it.prompt, it.responses, it.ranking, it.thumbs)
+        ]
+    body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    return Response(
+        body,
+        media_type="application/jsonl",
+        headers={"Content-Disposition": f'attachment; filename="{qid}-preferences.jsonl"'},
+    )

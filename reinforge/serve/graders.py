@@ -14,7 +14,18 @@ reinforge.errors.ConfigError: grader.operation: missing (required for string_che
 
 from __future__ import annotations
 
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from reinforge.errors import ReinforgeError
 from reinforge.graders import registry
+from reinforge.serve.context import Owner
+from reinforge.serve.errors import APIError
+
+router = APIRouter(prefix="/v1/fine_tuning/alpha/graders")
 
 
 def validate_grader(spec: dict) -> dict:
@@ -26,3 +37,33 @@ def validate_grader(spec: dict) -> dict:
 def run_grader(spec: dict, model_sample: str, item: dict | None) -> dict:
     """OpenAI's GraderRunResponse: reward, metadata (errors, scores, timing), sub_rewards."""
     return registry.run(spec, model_sample, item or {})
+
+
+class GraderRun(BaseModel):
+    grader: dict[str, Any]
+    model_sample: str
+    item: dict[str, Any] | None = None
+    reference_answer: Any = None
+
+
+class GraderValidate(BaseModel):
+    grader: dict[str, Any]
+
+
+@router.post("/run")
+async def grader_run(req: GraderRun, owner: Owner):
+    item = dict(req.item or {})
+    if req.reference_answer is not None:
+        item.setdefault("reference_answer", req.reference_answer)
+    try:
+        return await run_in_threadpool(run_grader, req.grader, req.model_sample, item)
+    except (ReinforgeError, ValueError, KeyError, TypeError) as e:
+        raise APIError(400, f"grader: {e}", param="grader") from None
+
+
+@router.post("/validate")
+def grader_validate(req: GraderValidate, owner: Owner):
+    try:
+        return validate_grader(req.grader)
+    except (ReinforgeError, ValueError, KeyError, TypeError) as e:
+        raise APIError(400, f"grader: {e}", param="grader") from None

@@ -1,9 +1,11 @@
 """Job workers: separate processes that take queued jobs from the database and train them.
 
-Life of a job: ``queued`` -> (a worker claims it atomically) ``running`` -> ``succeeded`` | ``failed`` |
-``cancelled`` | ``paused``. The API never trains; it only writes ``control`` ("cancel" / "pause"), which the
-trainer's ``should_stop`` reads after every step (it then checkpoints and returns). A cancel not honoured
-within ``CANCEL_GRACE_S`` ends the worker process; the server starts a fresh one.
+Life of a job (the table is ``serve/states.py``; every status change here goes through it): ``queued`` ->
+(a worker claims it atomically) ``running`` -> ``succeeded`` | ``failed`` | ``cancelled`` | ``paused``. The
+API never trains; for a running job it only writes ``control`` ("cancel" / "pause"), which the trainer's
+``should_stop`` reads after every step (it then checkpoints and returns). A cancel not honoured within
+``CANCEL_GRACE_S`` ends the worker process; the server starts a fresh one. The worker trains the config
+resolved when the job was created (``job.config``, see ``reinforge.openai_compat``).
 
 A worker that dies (killed, crashed, server restarted) leaves its job ``running``; the server puts such a
 job back in the queue with ``resume`` set, so the next worker continues from its last checkpoint, or marks
@@ -26,7 +28,11 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from reinforge.errors import ReinforgeError
+from reinforge.graders.base import GraderError
+from reinforge.openai_compat import job_config, run_training, stored_config
 from reinforge.serve.db import CheckpointRow, FileRow, Job, add_event, make_engine, new_id, session_factory
+from reinforge.serve.states import CANCELLED, FAILED, PAUSED, QUEUED, RUNNING, SUCCEEDED, check, move
 
 CANCEL_GRACE_S = 5.0
 MAX_ATTEMPTS = 3
@@ -59,13 +65,13 @@ def openai_metrics(rec: dict) -> dict:
 def claim_next(sf: sessionmaker, token: str) -> str | None:
     """Atomically move the oldest queued job to running under ``token``; None when the queue is empty."""
     with sf() as s:
-        ids = s.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.created_at).limit(5)).all()
+        ids = s.scalars(select(Job.id).where(Job.status == QUEUED).order_by(Job.created_at).limit(5)).all()
         for job_id in ids:
             res = s.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.status == "queued")
+                .where(Job.id == job_id, Job.status == QUEUED)
                 .values(
-                    status="running",
+                    status=check(QUEUED, RUNNING),
                     worker=token,
                     attempts=Job.attempts + 1,
                     heartbeat_at=time.time(),
@@ -99,6 +105,18 @@ def register_checkpoints(s: Session, job: Job, metrics_by_step: dict[int, dict])
             )
         )
         add_event(s, job.id, f"Checkpoint created at step {step}")
+
+
+def legacy_config(sf: sessionmaker, job_id: str) -> dict:
+    """The config of a job created before configs were stored with jobs: resolved from its method now."""
+    with sf() as s:
+        job = s.get(Job, job_id)
+        ids = [job.training_file, job.validation_file or ""]
+        files = {f.id: f for f in s.scalars(select(FileRow).where(FileRow.id.in_(ids))).all()}
+    train = files[job.training_file]
+    val = files[job.validation_file].path if job.validation_file else None
+    cfg = job_config(job.method, job.model_path, train.path, val, job.run_dir, job.seed, train.rows)
+    return cfg.model_dump(mode="json")
 
 
 class JobRun:
@@ -158,37 +176,25 @@ class JobRun:
                 if job.control == "cancel":
                     cancel_seen = cancel_seen or time.time()
                     if time.time() - cancel_seen > CANCEL_GRACE_S:
-                        job.status, job.finished_at, job.worker = "cancelled", time.time(), None
+                        move(job, CANCELLED)
+                        job.worker = None
                         add_event(s, self.job_id, "Job cancelled (training stopped mid-step)")
                         s.commit()
                         os._exit(3)
                 s.commit()
 
     def run(self) -> None:
-        from reinforge.errors import ReinforgeError
-        from reinforge.graders.base import GraderError
-        from reinforge.serve.trainers import build_config, run_training
-
         with self.sf() as s:
             job = s.get(Job, self.job_id)
-            files = {
-                f.id: f
-                for f in s.scalars(
-                    select(FileRow).where(FileRow.id.in_([job.training_file, job.validation_file or ""]))
-                ).all()
-            }
             resume = job.resume or (Path(job.run_dir) / "metrics.jsonl").exists()
             add_event(
                 s, job.id, f"Resuming job (attempt {job.attempts})" if resume else "Fine-tuning job started"
             )
             s.commit()
-            method, model, seed, run_dir = job.method, job.model_path, job.seed, job.run_dir
-            train_path = files[job.training_file].path
-            n_rows = files[job.training_file].rows
-            val_path = files[job.validation_file].path if job.validation_file else None
+            method, stored = job.method, job.config
         threading.Thread(target=self.watch, daemon=True).start()
         try:
-            cfg = build_config(method, model, train_path, val_path, run_dir, seed, n_rows)
+            cfg = stored_config(method, stored or legacy_config(self.sf, self.job_id))
             summary = run_training(cfg, resume, self.on_step, self.should_stop)
             self.finish(summary, None)
         except GraderError as e:  # a template naming a missing field, or a grader failing every grade
@@ -214,23 +220,27 @@ class JobRun:
             job.worker, job.heartbeat_at = None, None
             job.trained_tokens = (job.trained_tokens or 0) + self.tokens
             if error is not None:
-                job.status, job.error, job.finished_at = "failed", error, time.time()
+                move(job, FAILED)
+                job.error = error
                 add_event(s, job.id, f"Job failed: {error['message']}", level="error")
             elif self.stop_reason == "pause":
-                job.status, job.control, job.resume = "paused", None, True
+                move(job, PAUSED)
+                job.control, job.resume = None, True
                 add_event(s, job.id, f"Job paused at step {summary.get('steps')}")
             elif self.stop_reason == "shutdown":
-                job.status, job.resume = "queued", True
+                move(job, QUEUED)
+                job.resume = True
                 add_event(
                     s,
                     job.id,
                     f"Server shutting down at step {summary.get('steps')}; the job resumes on restart",
                 )
             elif self.stop_reason == "cancel":
-                job.status, job.control, job.finished_at = "cancelled", None, time.time()
+                move(job, CANCELLED)
+                job.control = None
                 add_event(s, job.id, "Job cancelled")
             else:
-                job.status, job.finished_at = "succeeded", time.time()
+                move(job, SUCCEEDED)
                 job.fine_tuned_model = fine_tuned_name(job)
                 metrics = Path(job.run_dir) / "metrics.jsonl"
                 if metrics.exists():
@@ -259,13 +269,14 @@ def requeue_or_fail(s: Session, job: Job, why: str) -> None:
     """A job whose worker is gone: back to the queue (resume from checkpoint), or failed after MAX_ATTEMPTS."""
     job.worker, job.heartbeat_at = None, None
     if job.control == "cancel":
-        job.status, job.finished_at = "cancelled", time.time()
+        move(job, CANCELLED)
         add_event(s, job.id, f"Job cancelled ({why})")
     elif job.control == "pause":
-        job.status, job.control, job.resume = "paused", None, True
+        move(job, PAUSED)
+        job.control, job.resume = None, True
         add_event(s, job.id, f"Job paused ({why})")
     elif job.attempts >= MAX_ATTEMPTS:
-        job.status, job.finished_at = "failed", time.time()
+        move(job, FAILED)
         job.error = {
             "code": "worker_lost",
             "message": f"{why}; gave up after {job.attempts} attempts",
@@ -273,7 +284,8 @@ def requeue_or_fail(s: Session, job: Job, why: str) -> None:
         }
         add_event(s, job.id, f"Job failed: {job.error['message']}", level="error")
     else:
-        job.status, job.resume = "queued", True
+        move(job, QUEUED)
+        job.resume = True
         add_event(
             s, job.id, f"{why}; the job is queued again and resumes from its last checkpoint", level="warn"
         )
@@ -285,7 +297,7 @@ def recover_jobs(
     """Requeue running jobs whose worker is gone: all (server start), one worker's, or stale heartbeats."""
     n = 0
     with sf() as s:
-        for job in s.scalars(select(Job).where(Job.status == "running")).all():
+        for job in s.scalars(select(Job).where(Job.status == RUNNING)).all():
             if token_prefix is not None and not (job.worker or "").startswith(token_prefix):
                 continue
             if stale_after is not None and job.heartbeat_at and time.time() - job.heartbeat_at < stale_after:

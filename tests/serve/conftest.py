@@ -145,3 +145,18 @@ def wait_for(fn, timeout: float = 300, every: float = 0.5):
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {fn}")
+
+
+def add_running_job(sf, train: Path, method: dict, model_dir, run_dir: Path, config: dict | None = None) -> str:
+    """A training file and a job a worker (token ``w0:1:x``) has claimed, as the API and claim_next leave
+    them; ``config=None`` is a job from before configs were stored with jobs."""
+    from reinforge.serve.db import FileRow, Job
+
+    with sf() as s:
+        s.add(FileRow(id="file-t", owner="o", filename=train.name, purpose="fine-tune", bytes=1, path=str(train),
+                      kind="chat", rows=sum(1 for _ in train.open())))  # fmt: skip
+        s.add(Job(id="ftjob-1", owner="o", model="tiny:addition:1m", model_path=str(model_dir), method=method,
+                  config=config, training_file="file-t", status="running", worker="w0:1:x", attempts=1,
+                  run_dir=str(run_dir)))  # fmt: skip
+        s.commit()
+    return "ftjob-1"

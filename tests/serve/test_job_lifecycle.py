@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from tests.serve.conftest import STRING_CHECK, rft_rows, start_server, wait_for, write_rows
+from tests.serve.conftest import STRING_CHECK, add_running_job, rft_rows, start_server, wait_for, write_rows
 
 
 def api(server, key):
@@ -142,7 +142,7 @@ def test_failing_grader_fails_the_job_with_the_reason(server, api_key, tmp_path)
 
 def test_grader_failing_every_grade_fails_the_job_in_its_worker(tiny_addition_dir, tmp_path):
     """The worker's side of the above, in this process: the job ends ``failed`` with ``job.error`` set."""
-    from reinforge.serve.db import FileRow, Job, make_engine, session_factory
+    from reinforge.serve.db import Job, make_engine, session_factory
     from reinforge.serve.worker import JobRun
 
     sf = session_factory(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
@@ -155,34 +155,7 @@ def test_grader_failing_every_grade_fails_the_job_in_its_worker(tiny_addition_di
         },
         "reinforge": {"max_new_tokens": 4},
     }
-    with sf() as s:
-        s.add(
-            FileRow(
-                id="file-t",
-                owner="o",
-                filename="t.jsonl",
-                purpose="fine-tune",
-                bytes=1,
-                path=str(train),
-                kind="rft",
-                rows=6,
-            )
-        )
-        s.add(
-            Job(
-                id="ftjob-1",
-                owner="o",
-                model="tiny:addition:1m",
-                model_path=str(tiny_addition_dir),
-                method=method,
-                training_file="file-t",
-                status="running",
-                worker="w0:1:x",
-                attempts=1,
-                run_dir=str(tmp_path / "run"),
-            )
-        )
-        s.commit()
+    add_running_job(sf, train, method, tiny_addition_dir, tmp_path / "run")
     JobRun(sf, "ftjob-1", "w0:1:x", tmp_path).run()
     with sf() as s:
         job = s.get(Job, "ftjob-1")

@@ -99,7 +99,7 @@ def test_sqlite_uses_wal(tmp_path):
 
 def test_openai_hyperparameters_map_onto_sft_and_dpo_configs(tmp_path):
     from reinforge.errors import ConfigError
-    from reinforge.serve.trainers import build_config
+    from reinforge.openai_compat import job_config as build_config
     from reinforge.train.dpo import DPOConfig
     from reinforge.train.sft_trainer import SFTConfig
 
@@ -113,10 +113,12 @@ def test_openai_hyperparameters_map_onto_sft_and_dpo_configs(tmp_path):
 
     hp = {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 0.5}
     sft = make({"type": "supervised", "supervised": {"hyperparameters": {**hp, "seed": "auto"}}})
-    assert isinstance(sft, SFTConfig) and (sft.epochs, sft.batch_size, sft.learning_rate) == (2.0, 4, 5e-5)
+    # learning_rate_multiplier scales the CLI's default rate (SFTConfig's 2e-5; the service's own 1e-4 before)
+    assert isinstance(sft, SFTConfig) and (sft.epochs, sft.batch_size, sft.learning_rate) == (2.0, 4, 1e-5)
     assert sft.save_interval == 7 and sft.validation_split is None  # 20 steps -> ~3 checkpoints
     dpo = make({"type": "dpo", "dpo": {"hyperparameters": {**hp, "beta": 0.3}}, "reinforge": {"loss": "ipo"}})
-    assert isinstance(dpo, DPOConfig) and (dpo.beta, dpo.loss, dpo.learning_rate) == (0.3, "ipo", 5e-6)
+    # DPOConfig's 5e-6 x 0.5 (the service's own 1e-5 x 0.5 before)
+    assert isinstance(dpo, DPOConfig) and (dpo.beta, dpo.loss, dpo.learning_rate) == (0.3, "ipo", 2.5e-6)
     with pytest.raises(ConfigError, match=r"method.supervised.hyperparameters.beta: unknown"):
         make({"type": "supervised", "supervised": {"hyperparameters": {"beta": 0.1}}})
     with pytest.raises(ConfigError, match=r"method.dpo.hyperparameters.n_epochs: must be a positive number"):
@@ -126,7 +128,7 @@ def test_openai_hyperparameters_map_onto_sft_and_dpo_configs(tmp_path):
 def test_service_dpo_cadence_counts_the_pairs_a_ranking_expands_to(tmp_path):
     """8 rankings of 4 responses are 48 pairs: 18 steps at batch 8 for 3 epochs, so a checkpoint every
     6 and an evaluation every 2 (the 8 file rows gave 3 steps: a checkpoint and an evaluation every step)."""
-    from reinforge.serve.trainers import build_config
+    from reinforge.openai_compat import job_config as build_config
 
     rows = [
         {"prompt": f"p{i}", "responses": ["a", "bb", "ccc", "dddd"], "ranking": [0, 1, 2, 3]}

@@ -1,0 +1,130 @@
+"""OpenAI's fine-tuning shapes -> reinforge: a job's ``method`` becomes one trainer config, with one set of defaults.
+
+``method = {"type": "reinforcement", "reinforcement": {"grader": ..., "hyperparameters": {...}}}`` maps to
+:class:`~reinforge.train.grpo.GRPOConfig`; ``supervised`` and ``dpo`` to the SFT and DPO configs. The
+trainer config starts from its class's defaults, the ones ``reinforge rft|sft|dpo CONFIG.yaml`` uses, so a
+job trains as the CLI does; OpenAI's hyperparameters map onto it by :mod:`reinforge.train.hyperparameters`
+(GRPOConfig's ``hyperparameters:`` block calls the same function), and a ``reinforge`` object inside
+``method`` (an extension) sets any other trainer field, e.g. ``{"max_new_tokens": 8}``.
+
+Only how the service runs a job differs from the CLI (:data:`SERVICE_RUN`): no progress bar, about three
+checkpoints per job, all kept, an SFT/DPO validation every tenth of the run, and no split of the training
+file (as in OpenAI's API, only a ``validation_file`` validates).
+
+The service calls :func:`job_config` once, when a job is created, and stores the result with the job;
+the worker rebuilds it with :func:`stored_config` and trains it with :func:`run_training`.
+
+>>> cfg = job_config({"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2}}},
+...                  "tiny:addition:1m", "train.jsonl", None, "runs/job", seed=0, n_train_rows=64)
+>>> type(cfg).__name__, cfg.epochs, cfg.learning_rate, cfg.save_interval  # SFTConfig's learning rate
+('SFTConfig', 2.0, 2e-05, 2)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from reinforge.config import Config, format_validation_error
+from reinforge.data.preferences import load_preferences, to_pairs
+from reinforge.errors import ConfigError
+from reinforge.train.dpo import DPOConfig, train_dpo
+from reinforge.train.grpo import GRPOConfig, train_grpo
+from reinforge.train.hyperparameters import base_values, map_hyperparameters
+from reinforge.train.sft_trainer import SFTConfig, train_sft
+
+# method.type -> (trainer config, trainer); every trainer has the call shape
+# ``train(cfg, resume, on_step, should_stop) -> summary``
+METHODS: dict[str, tuple[type[Config], Callable[..., dict]]] = {
+    "reinforcement": (GRPOConfig, train_grpo),
+    "supervised": (SFTConfig, train_sft),
+    "dpo": (DPOConfig, train_dpo),
+}
+# the row formats (serve/uploads.py) each method trains on
+FILE_KINDS = {"reinforcement": ("chat",), "supervised": ("chat",), "dpo": ("dpo", "preference")}
+# how the service runs every job (not what it learns): no terminal, ~3 checkpoints per job, all kept
+SERVICE_RUN: dict[str, Any] = {"progress": False, "keep_checkpoints": 3}
+NO_SPLIT = {"supervised": None, "dpo": 0.0}  # the training file is not split (GRPO never splits by default)
+# fields the job itself sets: method.reinforge may not
+JOB_FIELDS = ("model", "train_file", "validation_file", "output_dir", "seed")
+
+
+def method_type(method: dict[str, Any]) -> str:
+    """``method.type``, checked."""
+    kind = method.get("type")
+    if kind not in METHODS:
+        raise ConfigError(f"method.type {kind!r}: must be one of {', '.join(METHODS)}")
+    return kind
+
+
+def job_method(method: dict[str, Any] | None, hyperparameters: dict[str, Any] | None) -> dict[str, Any]:
+    """OpenAI's ``method`` object, or the legacy top-level supervised ``hyperparameters`` as one."""
+    out = dict(method or {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}})
+    method_type(out)
+    return out
+
+
+def job_config(
+    method: dict[str, Any],
+    model: str,
+    train_file: str,
+    validation_file: str | None,
+    output_dir: str,
+    seed: int,
+    n_train_rows: int,
+) -> Config:
+    """The trainer config of one job, with about three checkpoints over the steps the trainer will run
+    (``n_train_rows`` rows of ``train_file``; DPO counts the pairs its rows expand to). Raises
+    ConfigError naming the offending key under ``method.``."""
+    kind = method_type(method)
+    cls = METHODS[kind][0]
+    body = method.get(kind) or {}
+    extra = dict(method.get("reinforge") or {})
+    for key in JOB_FIELDS:
+        if key in extra:
+            raise ConfigError(
+                f"method.reinforge.{key}: set by the job itself; remove it from method.reinforge"
+            )
+    data: dict[str, Any] = {**SERVICE_RUN, **extra}
+    if kind in NO_SPLIT:
+        data.setdefault("validation_split", NO_SPLIT[kind])
+    hp = body.get("hyperparameters") or {}
+    data.update(map_hyperparameters(kind, hp, base_values(cls, kind, data), where=f"method.{kind}."))
+    if kind == "reinforcement":
+        if not isinstance(body.get("grader"), dict) or not body["grader"]:  # never a path on the server
+            raise ConfigError("method.reinforcement.grader: required, an OpenAI grader JSON object")
+        data["grader"] = body["grader"]
+    data.update(
+        model=model, train_file=train_file, validation_file=validation_file, output_dir=output_dir, seed=seed
+    )
+    try:
+        cfg = cls.model_validate(data)
+    except ValidationError as e:
+        grader_error = any(err["loc"][:1] == ("grader",) for err in e.errors())
+        where = "method.reinforcement" if grader_error else "method"
+        raise ConfigError(format_validation_error(e, where, cls)) from None
+    if kind == "dpo":  # DPO trains on pairs: a ranking of K responses is K(K-1)/2 of them
+        n_train_rows = len(to_pairs(load_preferences(train_file)))
+    rows_per_step = cfg.prompts_per_step if kind == "reinforcement" else cfg.batch_size
+    total = cfg.steps or max(1, math.ceil(cfg.epochs * n_train_rows / rows_per_step))  # as the trainer counts
+    if "save_interval" not in extra:  # about three checkpoints per job, like OpenAI's per-epoch ones
+        cfg.save_interval = max(1, math.ceil(total / 3))
+    if kind != "reinforcement" and "eval_interval" not in extra:  # RFT keeps its own validation cadence
+        cfg.eval_interval = max(1, math.ceil(total / 10))
+    return cfg
+
+
+def stored_config(method: dict[str, Any], stored: dict[str, Any]) -> Config:
+    """The config :func:`job_config` resolved for a job, from its stored form (``model_dump(mode="json")``)."""
+    return METHODS[method_type(method)][0].model_validate(stored)
+
+
+def run_training(
+    cfg: Config, resume: bool, on_step: Callable[[dict], None], should_stop: Callable[[], bool]
+) -> dict:
+    """Train ``cfg`` with the trainer that owns its type; returns the run's summary."""
+    trainer = next(train for cls, train in METHODS.values() if type(cfg) is cls)
+    return trainer(cfg, resume=resume, on_step=on_step, should_stop=should_stop)

@@ -1,0 +1,104 @@
+"""``/v1/chat/completions``: OpenAI's chat completions (``n`` choices, ``seed``, SSE streaming) from any
+model a key may use: built-in tiny models, ``--model`` directories, its fine-tuned models and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+
+from reinforge.errors import ReinforgeError
+from reinforge.models.chat import encode_prompt
+from reinforge.models.generation import SamplingParams
+from reinforge.serve.context import Owner, Service, Svc
+from reinforge.serve.db import new_id
+from reinforge.serve.errors import APIError
+from reinforge.serve.inference import LoadedModel, completion_response
+from reinforge.serve.models import resolve_model
+
+router = APIRouter(prefix="/v1/chat")
+
+
+class ChatCompletion(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: str
+    messages: list[dict[str, Any]]
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    n: int = 1
+    stream: bool = False
+    seed: int | None = None
+
+
+async def loaded(svc: Service, owner: str, model_id: str) -> LoadedModel:
+    if model_id.startswith("ft:"):  # a database look-up
+        path = await run_in_threadpool(resolve_model, svc, owner, model_id)
+    else:
+        path = resolve_model(svc, owner, model_id)
+    if path is None:
+        raise APIError(
+            404,
+            f"The model '{model_id}' does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+    lm = svc.pool.cached(path)
+    if lm is not None:
+        return lm
+    try:
+        return await run_in_threadpool(svc.pool.get, path)
+    except ReinforgeError as e:
+        raise APIError(400, str(e), param="model") from None
+
+
+@router.post("/completions")
+async def chat(req: ChatCompletion, svc: Svc, owner: Owner):
+    if not req.messages:
+        raise APIError(400, "messages: must be a non-empty list", param="messages")
+    if not 1 <= req.n <= 16:
+        raise APIError(400, "n: must be between 1 and 16", param="n")
+    lm = await loaded(svc, owner, req.model)
+    try:
+        msgs = [{"role": m.get("role", "user"), "content": m.get("content") or ""} for m in req.messages]
+        ids = encode_prompt(lm.tokenizer, msgs)
+    except Exception as e:  # noqa: BLE001 - a template error is the request's fault
+        raise APIError(400, f"messages: cannot render ({e})", param="messages") from None
+    max_tokens = req.max_completion_tokens or req.max_tokens or 64
+    params = SamplingParams(
+        temperature=req.temperature, top_p=req.top_p, max_tokens=max_tokens, n=req.n, seed=req.seed
+    )
+    if req.stream:
+        return StreamingResponse(sse_chunks(lm, req.model, ids, params), media_type="text/event-stream")
+    out = await lm.submit_async(ids, params)
+    return completion_response(req.model, out, len(ids))
+
+
+def sse_chunks(lm: LoadedModel, model_id: str, ids: list[int], params: SamplingParams) -> Iterator[str]:
+    """OpenAI's ``chat.completion.chunk`` events: a role delta per choice, text deltas, finishes, [DONE]."""
+    cid, created = f"chatcmpl-{new_id('s')[2:]}", int(time.time())
+
+    def chunk(index: int, delta: dict, finish: str | None) -> str:
+        body = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model_id,
+            "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
+        return f"data: {json.dumps(body)}\n\n"
+
+    yield from (chunk(i, {"role": "assistant", "content": ""}, None) for i in range(params.n))
+    for i, text, finish in lm.stream(ids, params):
+        if text:
+            yield chunk(i, {"content": text}, None)
+        if finish:
+            yield chunk(i, {}, finish)
+    yield "data: [DONE]\n\n"

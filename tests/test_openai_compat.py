@@ -1,0 +1,111 @@
+"""One mapping of OpenAI's job shapes: a job resolves to the config the CLI builds from the same settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reinforge.config import load_config
+from reinforge.errors import ConfigError
+from reinforge.openai_compat import SERVICE_RUN, job_config, stored_config
+from reinforge.train.dpo import DPOConfig
+from reinforge.train.grpo import GRPOConfig
+from reinforge.train.sft_trainer import SFTConfig
+from tests.serve.conftest import STRING_CHECK as GRADER
+
+# how the service runs a job, not what it learns: the only fields a job and the CLI may differ in
+RUN_ONLY = {*SERVICE_RUN, "output_dir", "save_interval", "eval_interval", "validation_split"}
+
+
+def write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+@pytest.fixture
+def files(tmp_path):
+    chat = [
+        {"messages": [{"role": "user", "content": f"{i}+1"}, {"role": "assistant", "content": "x"}]}
+        for i in range(12)
+    ]
+    pairs = [{"prompt": f"p{i}", "chosen": "a", "rejected": "b"} for i in range(12)]
+    return {
+        "chat": write(tmp_path / "chat.jsonl", chat),
+        "pairs": write(tmp_path / "pairs.jsonl", pairs),
+    }
+
+
+def training_fields(cfg) -> dict:
+    return {k: v for k, v in cfg.model_dump().items() if k not in RUN_ONLY}
+
+
+def test_rft_job_resolves_to_the_cli_config_of_the_same_yaml(files, tmp_path):
+    hp = {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 3, "compute_multiplier": 0.5}
+    extension = {"max_new_tokens": 5, "learning_rate": 1e-4, "loss_type": "dapo"}
+    method = {"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": hp}}
+    job = job_config({**method, "reinforge": extension}, "tiny:addition:1m", files["chat"], None, "j", 7, 12)
+    yaml = {"model": "tiny:addition:1m", "train_file": files["chat"], "grader": GRADER, "seed": 7}
+    cli = load_config(GRPOConfig, {**yaml, **extension, "hyperparameters": hp})
+    assert training_fields(job) == training_fields(cli)
+    assert (job.learning_rate, job.group_size, job.prompts_per_step) == (pytest.approx(3e-4), 4, 4)
+
+
+@pytest.mark.parametrize(
+    "kind,cls,data",
+    [
+        (
+            "supervised",
+            SFTConfig,
+            "chat",
+        ),  # the service trained at 1e-4, batch 8, 3 epochs (CLI: 2e-5, 32, 1)
+        ("dpo", DPOConfig, "pairs"),  # the service trained at 1e-5, batch 8, 3 epochs (CLI: 5e-6, 16, 1)
+    ],
+)
+def test_sft_and_dpo_jobs_train_at_the_cli_defaults(files, kind, cls, data):
+    job = job_config({"type": kind}, "tiny:addition:1m", files[data], None, "j", 0, 12)
+    cli = cls(model="tiny:addition:1m", train_file=files[data])
+    assert training_fields(job) == training_fields(cli)
+    assert (job.learning_rate, job.batch_size, job.epochs) == (cli.learning_rate, cli.batch_size, 1.0)
+    hp = {"learning_rate_multiplier": 2, "n_epochs": 3}
+    job = job_config(
+        {"type": kind, kind: {"hyperparameters": hp}}, "tiny:addition:1m", files[data], None, "j", 0, 12
+    )
+    assert (job.learning_rate, job.epochs) == (2 * cli.learning_rate, 3.0)
+
+
+def test_stored_config_round_trips(files):
+    method = {
+        "type": "reinforcement",
+        "reinforcement": {"grader": GRADER, "hyperparameters": {"batch_size": 2}},
+    }
+    cfg = job_config(method, "tiny:addition:1m", files["chat"], None, "j", 0, 12)
+    assert stored_config(method, json.loads(json.dumps(cfg.model_dump(mode="json")))) == cfg
+
+
+@pytest.mark.parametrize(
+    "method,needle",
+    [
+        ({"type": "rlhf"}, "method.type 'rlhf': must be one of"),
+        ({"type": "reinforcement"}, "method.reinforcement.grader: required"),
+        # a string would be read as a path on the server
+        ({"type": "reinforcement", "reinforcement": {"grader": "/etc/grader.json"}}, "grader JSON object"),
+        (
+            {"type": "reinforcement", "reinforcement": {"grader": {**GRADER, "operation": "is"}}},
+            "method.reinforcement: grader: operation: 'is'; use eq, ne, like or ilike",
+        ),
+        (
+            {"type": "dpo", "dpo": {"hyperparameters": {"warp": 9}}},
+            "method.dpo.hyperparameters.warp: unknown",
+        ),
+        (
+            {"type": "supervised", "reinforge": {"output_dir": "/tmp/x"}},
+            "method.reinforge.output_dir: set by",
+        ),
+        ({"type": "supervised", "reinforge": {"lerning_rate": 1}}, "method: lerning_rate: unknown key"),
+    ],
+)
+def test_bad_job_is_one_config_error_naming_the_key(files, method, needle):
+    with pytest.raises(ConfigError) as e:
+        job_config(method, "tiny:addition:1m", files["chat"], None, "j", 0, 12)
+    assert needle in str(e.value)
