@@ -50,7 +50,7 @@ class VLLMBackend:
         llm=None,
     ):
         try:
-            import vllm
+            import vllm  # heavy and optional (GPU only): imported only when this backend is chosen
         except ImportError as e:
             raise ReinforgeError("generation_backend: vllm needs vLLM installed (pip install vllm)") from e
         self.vllm = vllm
