@@ -12,19 +12,23 @@ same row, the usual trade-off of simple packing.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import model_validator
 
 from reinforge.config import Config
-from reinforge.errors import DataError, ReinforgeError
-from reinforge.train.optimizer import adamw
+from reinforge.data.rft import load_rft_rows, split_rows
+from reinforge.data.to_sft import read_as_sft
+from reinforge.errors import DataError
+from reinforge.tasks import get_task, sft_rows
+from reinforge.train.batching import batch_indices, steps_for
+from reinforge.train.sft import pad_batch, sft_loss, tokenize_chat
+from reinforge.train.skeleton import Run
+from reinforge.train.warmup import load_model
 
 
 class SFTConfig(Config):
@@ -65,10 +69,6 @@ class SFTConfig(Config):
 
 
 def load_sft_rows(cfg: SFTConfig) -> tuple[list[dict], list[dict]]:
-    from reinforge.data.rft import load_rft_rows, split_rows
-    from reinforge.data.to_sft import read_as_sft
-    from reinforge.tasks import get_task, sft_rows
-
     if cfg.train_file:
         field = cfg.assistant_field
         load = (lambda path: read_as_sft(path, field)) if field else load_rft_rows
@@ -111,8 +111,6 @@ def pack_examples(examples: list[tuple[list[int], list[int]]], max_length: int, 
 
 @torch.no_grad()
 def eval_loss(model, examples, pad_id: int, batch_size: int = 64) -> float:
-    from reinforge.train.sft import pad_batch, sft_loss
-
     model.eval()
     device = next(model.parameters()).device
     total, n = 0.0, 0
@@ -133,61 +131,37 @@ def train_sft(
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) SFT; returns the summary written to ``summary.json``."""
-    from reinforge.train.warmup import load_model
-    from reinforge.train import checkpoint as ck
-    from reinforge.train.grpo import batch_indices
-    from reinforge.train.progress import TrainProgress, print_table
-    from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
-    from reinforge.train.schedule import make_scheduler
-    from reinforge.train.sft import pad_batch, sft_loss, tokenize_chat
+    with Run(cfg, "sft", "sft", resume, on_step, should_stop) as run:
+        train_rows, val_rows = load_sft_rows(cfg)
+        torch.manual_seed(cfg.seed)
+        dtype = None if cfg.dtype == "auto" else cfg.dtype
+        model, tok = load_model(str(run.last or cfg.model), dtype=dtype, device=cfg.device, trainable=True)
+        pad_id = tok.pad_token_id
+        cut = lambda e: (e[0][: cfg.max_length], e[1][: cfg.max_length])  # noqa: E731
+        train_ex = [cut(tokenize_chat(tok, r["messages"])) for r in train_rows]
+        val_ex = [cut(tokenize_chat(tok, r["messages"])) for r in val_rows]
+        units = pack_examples(train_ex, cfg.max_length, cfg.seed) if cfg.packing else train_ex
+        total = steps_for(cfg.steps, cfg.epochs, len(units), cfg.batch_size)
+        optimizer, scheduler = run.optimizer(model, tok, total)
+        device = next(model.parameters()).device
 
-    t_start = time.time()
-    run_dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
-    train_rows, val_rows = load_sft_rows(cfg)
-    last = ck.latest_checkpoint(run_dir) if resume else None
-    t_start -= ck.elapsed_seconds(last)  # a resumed run's summary counts the time before the kill too
-    start = ck.load_trainer_state(last)["step"] if last else 0
-    torch.manual_seed(cfg.seed)
-    dtype = None if cfg.dtype == "auto" else cfg.dtype
-    model, tok = load_model(str(last) if last else cfg.model, dtype=dtype, device=cfg.device, trainable=True)
-    pad_id = tok.pad_token_id
-    cut = lambda e: (e[0][: cfg.max_length], e[1][: cfg.max_length])  # noqa: E731
-    train_ex = [cut(tokenize_chat(tok, r["messages"])) for r in train_rows]
-    val_ex = [cut(tokenize_chat(tok, r["messages"])) for r in val_rows]
-    units = pack_examples(train_ex, cfg.max_length, cfg.seed) if cfg.packing else train_ex
-    total = cfg.steps or max(1, math.ceil(cfg.epochs * len(units) / cfg.batch_size))
-    optimizer = adamw(model.parameters(), cfg.learning_rate, cfg.weight_decay)
-    scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
-    if last is not None:
-        ck.load_optimizer_state(
-            last, optimizer, scheduler, lr=cfg.learning_rate, weight_decay=cfg.weight_decay
-        )
-    log = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None)
-    device = next(model.parameters()).device
+        def evaluate(step: int) -> dict:
+            return {"eval/loss": eval_loss(model, val_ex, pad_id)} if val_ex else {}
 
-    def run_eval(step: int) -> dict:
-        if not val_ex:
-            return {}
-        rec = {"step": step, "kind": "eval", "eval/loss": eval_loss(model, val_ex, pad_id)}
-        log.log(rec)
-        if on_step:
-            on_step(rec)
-        return rec
-
-    evals = [run_eval(0)] if start == 0 else []
-    stopped = False
-    model.train()
-    with TrainProgress(total, start, "sft", enabled=cfg.progress, started=t_start) as bar:
-        for step in range(start + 1, total + 1):
+        model.train()
+        for step in run.steps(evaluate, lambda step: {"units": len(units)}, val=("val", "eval/loss")):
             t0 = time.perf_counter()
+            # 1. a batch of (packed) rows
             batch = [units[i] for i in batch_indices(step, cfg.batch_size, len(units), cfg.seed)]
             ids, mask, lab = pad_batch([b[0] for b in batch], [b[1] for b in batch], pad_id)
+            # 2-3. masked cross-entropy, update
             loss = sft_loss(model, ids.to(device), mask.to(device), lab.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
+            # 4. log
             dt = time.perf_counter() - t0
             rec = {
                 "step": step,
@@ -198,73 +172,16 @@ def train_sft(
                 "perf/step_seconds": dt,
                 "perf/tokens_per_s": float(mask.sum()) / dt,
             }
-            log.log(rec)
-            if on_step:
-                on_step(rec)
-            bar.update(
-                step,
-                {
-                    "loss": rec["loss/sft"],
-                    "val": evals[-1].get("eval/loss", float("nan")) if evals else float("nan"),
-                },
-            )
-            if cfg.eval_interval and step % cfg.eval_interval == 0 and step != total:
-                evals.append(run_eval(step))
-            stopped = bool(should_stop and should_stop())
-            if ck.checkpoint_due(step, total, stopped, cfg.save_interval):
-                ck.save_and_prune(
-                    run_dir,
-                    step,
-                    model,
-                    tok,
-                    optimizer,
-                    scheduler,
-                    {"units": len(units)},
-                    cfg.keep_checkpoints,
-                    t_start,
-                )
-            if stopped:
-                break
-        if not stopped:  # in the bar: its time and val figure include the final evaluation
-            evals.append(run_eval(total))
-            bar.update(total, {"val": evals[-1].get("eval/loss", float("nan"))})
-            ck.save_final(run_dir, model, tok)
-    records = log.records()
-    ev = [r for r in records if r["kind"] == "eval"]
-    tr = [r for r in records if r["kind"] == "train"]
-    summary = {
-        "algorithm": "sft",
-        "model": cfg.model,
-        "steps": tr[-1]["step"] if tr else 0,
-        "total_steps": total,
-        "status": "stopped" if stopped else "succeeded",
-        "train_examples": len(train_ex),
-        "rows_per_epoch": len(units),
-        "packing": cfg.packing,
-        "baseline_val_loss": ev[0].get("eval/loss") if ev else None,
-        "final_val_loss": ev[-1].get("eval/loss") if ev else None,
-        "final_train_loss": sum(r["loss/sft"] for r in tr[-5:]) / max(1, len(tr[-5:])) if tr else None,
-        "seconds": round(time.time() - t_start, 1),
-        "run_dir": str(run_dir),
-        "final_model": str(run_dir / "final"),
-    }
-    write_summary(run_dir, summary)
-    plot_metric(run_dir, records, "loss/sft", "eval/loss", "loss.png", "loss")
-    if cfg.progress:
-        print_table(
-            f"sft {run_dir}", {k: v for k, v in summary.items() if v is not None and k not in ("run_dir",)}
+            run.log(rec, bar={"loss": rec["loss/sft"]})
+        return run.finish(
+            {
+                "train_examples": len(train_ex),
+                "rows_per_epoch": len(units),
+                "packing": cfg.packing,
+                "baseline_val_loss": run.eval_value("eval/loss", first=True),
+                "final_val_loss": run.eval_value("eval/loss"),
+                "final_train_loss": run.train_mean("loss/sft"),
+            },
+            tail={"final_model": str(run.dir / "final")},
+            plot=("loss/sft", "eval/loss", "loss.png", "loss"),
         )
-    return summary
-
-
-def main(config_path, overrides: list[str], resume: bool) -> dict:
-    from reinforge.config import load_config
-
-    cfg = load_config(SFTConfig, config_path, overrides)
-    if (
-        not resume
-        and Path(cfg.output_dir, "checkpoints").exists()
-        and not Path(cfg.output_dir, "summary.json").exists()
-    ):
-        raise ReinforgeError(f"{cfg.output_dir}: an unfinished run is there; pass --resume to continue it")
-    return train_sft(cfg, resume=resume)
