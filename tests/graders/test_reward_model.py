@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from tests.train.helpers_rlhf import micro_model
+from tests.helpers import micro_model
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import torch
 
 from reinforge.models.generation import HFBackend, SamplingParams, left_pad
 from reinforge.train.logprobs import per_token_logps
-from tests.train.test_fast_path import tiny_lm, word_tokenizer
+from tests.helpers import tiny_lm, word_tokenizer
 
 
 @pytest.mark.parametrize("fast", [True, False])

@@ -11,7 +11,7 @@ from reinforge.models.generation import SamplingParams
 from reinforge.serve.app import ServeSettings, create_app
 from reinforge.serve.db import create_key, default_db_url, make_engine
 from reinforge.serve.inference import ChatRequest, LoadedModel
-from tests.train.helpers_rlhf import micro_model
+from tests.helpers import micro_model
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,15 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from reinforge.errors import ReinforgeError
 from reinforge.train import checkpoint as ck
-from tests.train.helpers_rlhf import micro_model, prompt_rows, write_jsonl
-from tests.train.test_fast_path import tiny_lm
-from tests.train.test_ppo import digit_fraction
-from tests.train.test_reward import word_rankings
-from tests.train.test_sft_trainer import chat_rows
+from tests.helpers import (
+    chat_rows,
+    digit_fraction,
+    micro_model,
+    prompt_rows,
+    tiny_lm,
+    word_rankings,
+    write_jsonl,
+)
 
 
 def test_disk_full_keeps_the_previous_checkpoint_and_final(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from reinforge.train.losses import dpo_loss, ipo_loss
-from tests.train.helpers_rlhf import micro_model
+from tests.helpers import micro_model
 
 
 @pytest.mark.parametrize(

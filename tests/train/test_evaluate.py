@@ -7,7 +7,7 @@ import json
 import pytest
 
 from reinforge.train.evaluate import eval_command
-from tests.train.helpers_rlhf import micro_model, prompt_rows, write_jsonl
+from tests.helpers import micro_model, prompt_rows, write_jsonl
 
 FUZZY = {
     "type": "text_similarity",

@@ -189,7 +189,7 @@ def _rm_accuracies(model, out, loss):
 def test_every_accuracy_metric_counts_ties_half(metric, tmp_path):
     """A model that cannot tell chosen from rejected scores 0.5 on every accuracy metric (DPO said 0.0
     before training, where the reward model said about 0.5 on the same pairs)."""
-    from tests.train.helpers_rlhf import micro_model
+    from tests.helpers import micro_model
 
     if metric == "pairwise_accuracy":
         assert pairwise_accuracy(torch.zeros(4), torch.zeros(4)) == 0.5

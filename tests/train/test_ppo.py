@@ -16,7 +16,7 @@ from reinforge.train.losses import (
     kl_penalised_rewards,
     whiten,
 )
-from tests.train.helpers_rlhf import micro_model, prompt_rows, write_jsonl
+from tests.helpers import digit_fraction, micro_model, prompt_rows, write_jsonl
 
 
 def gae_reference(rewards, values, gamma, lam):
@@ -113,11 +113,6 @@ def test_adaptive_kl_controller_moves_towards_target():
     c2 = AdaptiveKLController(0.1, target=4.0, horizon=100)
     assert c2.update(2.0, n_steps=10) == pytest.approx(0.1 * (1 - 0.2 * 0.1))  # KL below target: beta shrinks
     assert AdaptiveKLController(0.1, 4.0, 100).update(4.0, 10) == pytest.approx(0.1)
-
-
-def digit_fraction(item: dict, sample: dict) -> float:
-    text = sample["output_text"]
-    return sum(c.isdigit() for c in text) / max(1, len(text)) if text else 0.0
 
 
 def test_short_ppo_run_raises_reward(tmp_path):

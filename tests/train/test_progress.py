@@ -8,8 +8,7 @@ import time
 from rich.progress import Progress
 
 from reinforge.train.progress import RunElapsedColumn
-from tests.train.helpers_rlhf import micro_model, write_jsonl
-from tests.train.test_sft_trainer import chat_rows
+from tests.helpers import chat_rows, micro_model, write_jsonl
 
 
 def test_elapsed_counts_from_the_run_start():

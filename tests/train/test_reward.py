@@ -9,7 +9,7 @@ import torch
 
 from reinforge.data.preferences import Ranking
 from reinforge.train.losses import bradley_terry_loss, pairwise_accuracy, plackett_luce_loss
-from tests.train.helpers_rlhf import micro_model
+from tests.helpers import micro_model, word_rankings
 
 
 @pytest.mark.parametrize(
@@ -43,17 +43,6 @@ def test_pairwise_accuracy_counts_ties_half():
     assert pairwise_accuracy(torch.tensor([1.0, 0.0, 2.0]), torch.tensor([0.0, 1.0, 2.0])) == pytest.approx(
         0.5
     )
-
-
-def word_rankings(n: int, k: int = 2) -> list[Ranking]:
-    """Responses with more 'x' characters are better."""
-    out = []
-    for i in range(n):
-        counts = sorted({(i * 7 + j * 3) % 6 for j in range(k + 2)}, reverse=True)[:k]
-        out.append(
-            Ranking([{"role": "user", "content": f"p{i % 5}"}], ["x" * c + "o" * (6 - c) for c in counts])
-        )
-    return out
 
 
 @pytest.mark.parametrize("loss", ["bradley_terry", "plackett_luce"])

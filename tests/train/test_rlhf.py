@@ -10,7 +10,7 @@ import pytest
 
 from reinforge.errors import ReinforgeError
 from reinforge.train.rlhf import ComparisonRequest, FunctionLabeller, GraderLabeller, QueueLabeller
-from tests.train.helpers_rlhf import micro_model, prompt_rows, write_jsonl
+from tests.helpers import micro_model, prompt_rows, write_jsonl
 
 
 def requests(n: int) -> list[ComparisonRequest]:

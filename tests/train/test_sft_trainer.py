@@ -7,19 +7,7 @@ import json
 import pytest
 
 from reinforge.errors import DataError
-from tests.train.helpers_rlhf import micro_model, write_jsonl
-
-
-def chat_rows(n: int) -> list[dict]:
-    return [
-        {
-            "messages": [
-                {"role": "user", "content": f"echo {i % 5}"},
-                {"role": "assistant", "content": f"{i % 5}!"},
-            ]
-        }
-        for i in range(n)
-    ]
+from tests.helpers import chat_rows, micro_model, write_jsonl
 
 
 def test_pack_examples_keeps_examples_whole():
