@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from reinforge.config import Config, format_validation_error
+from reinforge.config import format_validation_error
 from reinforge.data.preferences import load_preferences, to_pairs
 from reinforge.errors import ConfigError
 from reinforge.train.dpo import DPOConfig, train_dpo
@@ -38,7 +38,8 @@ from reinforge.train.sft_trainer import SFTConfig, train_sft
 
 # method.type -> (trainer config, trainer); every trainer has the call shape
 # ``train(cfg, resume, on_step, should_stop) -> summary``
-METHODS: dict[str, tuple[type[Config], Callable[..., dict]]] = {
+TrainerConfig = GRPOConfig | SFTConfig | DPOConfig
+METHODS: dict[str, tuple[type[TrainerConfig], Callable[..., dict]]] = {
     "reinforcement": (GRPOConfig, train_grpo),
     "supervised": (SFTConfig, train_sft),
     "dpo": (DPOConfig, train_dpo),
@@ -75,7 +76,7 @@ def job_config(
     output_dir: str,
     seed: int,
     n_train_rows: int,
-) -> Config:
+) -> TrainerConfig:
     """The trainer config of one job, with about three checkpoints over the steps the trainer will run
     (``n_train_rows`` rows of ``train_file``; DPO counts the pairs its rows expand to). Raises
     ConfigError naming the offending key under ``method.``."""
@@ -108,7 +109,7 @@ def job_config(
         raise ConfigError(format_validation_error(e, where, cls)) from None
     if kind == "dpo":  # DPO trains on pairs: a ranking of K responses is K(K-1)/2 of them
         n_train_rows = len(to_pairs(load_preferences(train_file)))
-    rows_per_step = cfg.prompts_per_step if kind == "reinforcement" else cfg.batch_size
+    rows_per_step = cfg.prompts_per_step if isinstance(cfg, GRPOConfig) else cfg.batch_size
     total = cfg.steps or max(1, math.ceil(cfg.epochs * n_train_rows / rows_per_step))  # as the trainer counts
     if "save_interval" not in extra:  # about three checkpoints per job, like OpenAI's per-epoch ones
         cfg.save_interval = max(1, math.ceil(total / 3))
@@ -117,13 +118,13 @@ def job_config(
     return cfg
 
 
-def stored_config(method: dict[str, Any], stored: dict[str, Any]) -> Config:
+def stored_config(method: dict[str, Any], stored: dict[str, Any]) -> TrainerConfig:
     """The config :func:`job_config` resolved for a job, from its stored form (``model_dump(mode="json")``)."""
     return METHODS[method_type(method)][0].model_validate(stored)
 
 
 def run_training(
-    cfg: Config, resume: bool, on_step: Callable[[dict], None], should_stop: Callable[[], bool]
+    cfg: TrainerConfig, resume: bool, on_step: Callable[[dict], None], should_stop: Callable[[], bool]
 ) -> dict:
     """Train ``cfg`` with the trainer that owns its type; returns the run's summary."""
     trainer = next(train for cls, train in METHODS.values() if type(cfg) is cls)

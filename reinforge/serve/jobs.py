@@ -150,7 +150,9 @@ def create_job(req: JobCreate, svc: Svc, owner: Owner):
     run_dir = svc.data_dir / "jobs" / job_id
     train, val = files["training_file"], files.get("validation_file")
     try:  # the one validation of the job; the worker trains this config
-        cfg = job_config(method, model_path, train.path, val and val.path, str(run_dir), seed, train.rows)
+        cfg = job_config(
+            method, model_path, train.path, val.path if val else None, str(run_dir), seed, train.rows
+        )
     except ReinforgeError as e:
         grader = str(e).startswith("method.reinforcement")
         param, code = ("method.reinforcement.grader", None) if grader else ("method", "invalid_value")
@@ -205,7 +207,7 @@ def retrieve_job(job_id: str, svc: Svc, owner: Owner):
 ACTION_EVENTS = {
     "cancel": ("Job cancelled", "Cancel requested"),
     "pause": ("Job paused", "Pause requested"),
-    "resume": ("Job resumed; queued to continue from its last checkpoint", None),
+    "resume": ("Job resumed; queued to continue from its last checkpoint", "(a paused job has no worker)"),
 }
 
 

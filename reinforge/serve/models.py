@@ -50,7 +50,7 @@ def list_models(svc: Svc, owner: Owner):
     out += [model_obj(m, Path(p).stat().st_mtime, "local") for m, p in svc.local_models.items()]
     with svc.sf() as s:
         for j in s.scalars(select(Job).where(Job.owner == owner, Job.fine_tuned_model.is_not(None))).all():
-            out.append(model_obj(j.fine_tuned_model, j.finished_at or j.created_at, owner))
+            out.append(model_obj(str(j.fine_tuned_model), j.finished_at or j.created_at, owner))
         for c in s.scalars(select(CheckpointRow).where(CheckpointRow.owner == owner)).all():
             if Path(c.path).exists():
                 out.append(model_obj(c.model_id, c.created_at, owner))

@@ -212,6 +212,7 @@ class JobRun:
             self.done.set()
 
     def finish(self, summary: dict | None, error: dict | None) -> None:
+        steps = (summary or {}).get("steps")
         with self.sf() as s:
             job = s.get(Job, self.job_id)
             if job.worker != self.token:
@@ -226,15 +227,11 @@ class JobRun:
             elif self.stop_reason == "pause":
                 move(job, PAUSED)
                 job.control, job.resume = None, True
-                add_event(s, job.id, f"Job paused at step {summary.get('steps')}")
+                add_event(s, job.id, f"Job paused at step {steps}")
             elif self.stop_reason == "shutdown":
                 move(job, QUEUED)
                 job.resume = True
-                add_event(
-                    s,
-                    job.id,
-                    f"Server shutting down at step {summary.get('steps')}; the job resumes on restart",
-                )
+                add_event(s, job.id, f"Server shutting down at step {steps}; the job resumes on restart")
             elif self.stop_reason == "cancel":
                 move(job, CANCELLED)
                 job.control = None
