@@ -12,23 +12,29 @@ rho_t = pi(o_t) / pi_old(o_t); aggregated per ``loss_type`` (see ``train/losses.
 from __future__ import annotations
 
 import copy
-import functools
-import math
-import random
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import model_validator
 
 from reinforge.config import Config
-from reinforge.errors import ConfigError, ReinforgeError
+from reinforge.errors import ConfigError
+from reinforge.graders import as_grader
 from reinforge.graders.registry import GraderSpec
+from reinforge.models.chat import encode_prompt, prompt_messages
+from reinforge.models.generation import SamplingParams
+from reinforge.models.vllm_backend import make_backend
+from reinforge.tasks import get_task
+from reinforge.train.batching import batch_indices, load_prompt_rows, steps_for
+from reinforge.train.evaluate import evaluate
 from reinforge.train.hyperparameters import base_values, map_hyperparameters
-from reinforge.train.losses import LossType
-from reinforge.train.optimizer import adamw
+from reinforge.train.logprobs import RolloutLogps
+from reinforge.train.losses import LossType, aggregate_loss, clipped_policy_loss, group_advantages, kl_k3
+from reinforge.train.rollout import collect_rollout, grader_guard
+from reinforge.train.skeleton import Run
+from reinforge.train.warmup import load_model
 
 
 class LoraSettings(Config):
@@ -153,30 +159,7 @@ class GRPOConfig(Config):
 # ---------------------------------------------------------------------------------------------- setup
 
 
-def load_data(cfg: GRPOConfig) -> tuple[list[dict], list[dict]]:
-    from reinforge.data.rft import load_rft_rows, split_rows
-    from reinforge.tasks import get_task
-
-    if cfg.train_file:
-        train = load_rft_rows(cfg.train_file)
-        if cfg.validation_file:
-            val = load_rft_rows(cfg.validation_file)
-        elif cfg.validation_split:
-            train, val = split_rows(train, cfg.validation_split, cfg.seed)
-        else:
-            val = []
-        return train, val
-    task = get_task(cfg.task)
-    return (
-        task.make_rows(cfg.train_examples, seed=cfg.seed, split="train"),
-        task.make_rows(cfg.validation_examples, seed=cfg.seed, split="validation"),
-    )
-
-
 def load_grader(cfg: GRPOConfig, reward_fn=None):
-    from reinforge.graders import as_grader
-    from reinforge.tasks import get_task
-
     if reward_fn is not None:
         return as_grader(reward_fn)
     if cfg.grader is not None:
@@ -188,8 +171,6 @@ def load_grader(cfg: GRPOConfig, reward_fn=None):
 
 def build_policy(cfg: GRPOConfig, weights_from: str | None = None):
     """(policy, reference or None, tokenizer). LoRA: the reference is the base with adapters disabled."""
-    from reinforge.train.warmup import load_model
-
     dtype = None if cfg.dtype == "auto" else cfg.dtype
     policy, tok = load_model(weights_from or cfg.model, dtype=dtype, device=cfg.device, trainable=True)
     ref = None
@@ -214,36 +195,11 @@ def build_policy(cfg: GRPOConfig, weights_from: str | None = None):
     return policy, ref, tok
 
 
-def batch_indices(step: int, batch: int, n_rows: int, seed: int) -> list[int]:
-    """Rows for ``step`` (1-based): epochs are fresh shuffles, so the data position is a function of step."""
-    out, start = [], (step - 1) * batch
-    for pos in range(start, start + batch):
-        epoch, k = divmod(pos, n_rows)
-        out.append(epoch_order(n_rows, seed * 1000 + epoch)[k])
-    return out
-
-
-@functools.lru_cache(maxsize=4)
-def epoch_order(n_rows: int, seed: int) -> tuple[int, ...]:
-    """One epoch's shuffle of the rows (cached: every step of the epoch reads it)."""
-    perm = list(range(n_rows))
-    random.Random(seed).shuffle(perm)
-    return tuple(perm)
-
-
 # ---------------------------------------------------------------------------------------------- update
 
 
 def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -> dict[str, float]:
     """Phases 3-4: advantages, then ``inner_epochs`` x ``num_minibatches`` clipped-ratio steps."""
-    from reinforge.train.logprobs import RolloutLogps
-    from reinforge.train.losses import (
-        aggregate_loss,
-        clipped_policy_loss,
-        group_advantages,
-        kl_k3,
-    )
-
     device = next(policy.parameters()).device
     ids, attn = roll.input_ids.to(device), roll.attention_mask.to(device)
     cmask = roll.completion_mask.to(device)
@@ -345,72 +301,44 @@ def train_grpo(
     reward_fn: Callable | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) GRPO to ``cfg.steps`` total steps; returns the summary written to ``summary.json``."""
-    from reinforge.models.chat import encode_prompt, prompt_messages
-    from reinforge.models.generation import SamplingParams
-    from reinforge.models.vllm_backend import make_backend
-    from reinforge.train import checkpoint as ck
-    from reinforge.train.evaluate import evaluate
-    from reinforge.train.progress import TrainProgress, print_table
-    from reinforge.train.rollout import collect_rollout, grader_guard
-    from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
-    from reinforge.train.schedule import make_scheduler
+    with Run(cfg, "grpo", "rft", resume, on_step, should_stop) as run:
+        train_rows, val_rows = load_prompt_rows(cfg)
+        grader = load_grader(cfg, reward_fn)
+        guard = grader_guard(cfg, grader, train_rows, val_rows, reward_fn)  # a template typo stops here
+        total = steps_for(cfg.steps, cfg.epochs, len(train_rows), cfg.prompts_per_step)
+        torch.manual_seed(cfg.seed)
+        last = run.last  # resume: full weights from the checkpoint, or its LoRA adapters onto the base
+        policy, ref, tok = build_policy(cfg, str(last) if last is not None and cfg.lora is None else None)
+        if last is not None and cfg.lora is not None:
+            from peft import set_peft_model_state_dict  # peft: LoRA runs only
+            from safetensors.torch import load_file
 
-    t_start = time.time()
-    run_dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
-    train_rows, val_rows = load_data(cfg)
-    grader = load_grader(cfg, reward_fn)
-    guard = grader_guard(cfg, grader, train_rows, val_rows, reward_fn)  # a template typo stops here
-    total = cfg.steps or max(1, math.ceil(cfg.epochs * len(train_rows) / cfg.prompts_per_step))
-    last = ck.latest_checkpoint(run_dir) if resume else None
-    t_start -= ck.elapsed_seconds(last)  # a resumed run's summary counts the time before the kill too
-    start = ck.load_trainer_state(last)["step"] if last else 0
+            set_peft_model_state_dict(policy, load_file(str(last / "adapter" / "adapter_model.safetensors")))
+        optimizer, scheduler = run.optimizer(policy, tok, total, cfg.schedule_steps)
+        backend = make_backend(cfg.generation_backend, policy, tok, cfg.compile_decode)
+        prompt_cache = [encode_prompt(tok, prompt_messages(r)) for r in train_rows]
 
-    torch.manual_seed(cfg.seed)
-    weights_from = str(last) if last is not None and cfg.lora is None else None
-    policy, ref, tok = build_policy(cfg, weights_from)
-    if last is not None and cfg.lora is not None:
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
+        def run_eval(step: int) -> dict:
+            if not val_rows:
+                return {}
+            res = evaluate(
+                backend,
+                tok,
+                grader,
+                val_rows,
+                cfg.max_new_tokens,
+                k=cfg.eval_samples,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                seed=cfg.seed + step,
+                pass_threshold=cfg.pass_threshold,
+            )
+            return {f"eval/{k}": v for k, v in res.items()}
 
-        set_peft_model_state_dict(policy, load_file(str(last / "adapter" / "adapter_model.safetensors")))
-    params = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = adamw(params, cfg.learning_rate, cfg.weight_decay)
-    scheduler = make_scheduler(optimizer, cfg.warmup_steps, cfg.schedule_steps or total, cfg.lr_schedule)
-    if last is not None:
-        ck.load_optimizer_state(
-            last, optimizer, scheduler, lr=cfg.learning_rate, weight_decay=cfg.weight_decay
-        )
-    log = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None)
-    backend = make_backend(cfg.generation_backend, policy, tok, cfg.compile_decode)
-    prompt_cache = [encode_prompt(tok, prompt_messages(r)) for r in train_rows]
+        def state(step: int) -> dict:  # where the data stands, for a resumed run to check
+            return {"data_position": step * cfg.prompts_per_step, "epoch_rows": len(train_rows)}
 
-    def run_eval(step: int) -> dict:
-        if not val_rows:
-            return {}
-        res = evaluate(
-            backend,
-            tok,
-            grader,
-            val_rows,
-            cfg.max_new_tokens,
-            k=cfg.eval_samples,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            seed=cfg.seed + step,
-            pass_threshold=cfg.pass_threshold,
-        )
-        rec = {"step": step, "kind": "eval", **{f"eval/{k}": v for k, v in res.items()}}
-        log.log(rec)
-        if on_step:
-            on_step(rec)
-        return rec
-
-    evals: list[dict] = []
-    if start == 0:
-        evals.append(run_eval(0))
-    stopped = False
-    with TrainProgress(total, start, "rft", enabled=cfg.progress, started=t_start) as bar:
-        for step in range(start + 1, total + 1):
+        for step in run.steps(run_eval, state):
             t0 = time.perf_counter()
             # 1-2. rollout and score
             idx = batch_indices(step, cfg.prompts_per_step, len(train_rows), cfg.seed)
@@ -426,6 +354,7 @@ def train_grpo(
             # 3-4. advantages and update
             upd = grpo_update(policy, ref, optimizer, roll, cfg, step_seed=cfg.seed * 7919 + step)
             scheduler.step()
+            # 5. log (the skeleton evaluates and checkpoints)
             dt = time.perf_counter() - t0
             n_tokens = int(roll.completion_mask.sum())
             lengths = roll.completion_mask.sum(-1).float()
@@ -446,79 +375,17 @@ def train_grpo(
                 "perf/tokens_per_s": n_tokens / dt,
                 "perf/completions_per_s": r.numel() / dt,
             }
-            log.log(rec)
-            if on_step:
-                on_step(rec)
+            run.log(rec, bar={"reward": rec["reward/mean"], "kl": rec["kl/k3"], **guard.bar_fields()})
             guard.check(step, roll.grades)  # a grader failing on the first step (or N in a row) stops here
-            bar.update(
-                step,
-                {
-                    "reward": rec["reward/mean"],
-                    "kl": rec["kl/k3"],
-                    "val": evals[-1].get("eval/reward_mean", float("nan")) if evals else float("nan"),
-                    **guard.bar_fields(),
-                },
-            )
-            # 5. evaluate and checkpoint
-            if cfg.eval_interval and step % cfg.eval_interval == 0 and step != total:
-                evals.append(run_eval(step))
-            stopped = bool(should_stop and should_stop())
-            if ck.checkpoint_due(step, total, stopped, cfg.save_interval):
-                ck.save_and_prune(
-                    run_dir,
-                    step,
-                    policy,
-                    tok,
-                    optimizer,
-                    scheduler,
-                    {
-                        "data_position": step * cfg.prompts_per_step,
-                        "epoch_rows": len(train_rows),
-                    },
-                    cfg.keep_checkpoints,
-                    t_start,
-                )
-            if stopped:
-                break
-        if not stopped:  # in the bar: its time and val figure include the final evaluation
-            evals.append(run_eval(total))
-            bar.update(total, {"val": evals[-1].get("eval/reward_mean", float("nan"))})
-            ck.save_final(run_dir, policy, tok)
-    records = log.records()
-    ev = [r for r in records if r["kind"] == "eval" and "eval/reward_mean" in r]
-    tr = [r for r in records if r["kind"] == "train"]
-    summary = {
-        "algorithm": "grpo",
-        "model": cfg.model,
-        "steps": tr[-1]["step"] if tr else 0,
-        "total_steps": total,
-        "status": "stopped" if stopped else "succeeded",
-        "train_examples": len(train_rows),
-        "validation_examples": len(val_rows),
-        "baseline_val_reward": ev[0]["eval/reward_mean"] if ev else None,
-        "final_val_reward": ev[-1]["eval/reward_mean"] if ev else None,
-        "final_train_reward": sum(r["reward/mean"] for r in tr[-5:]) / max(1, len(tr[-5:])) if tr else None,
-        **guard.summary(tr),
-        "seconds": round(time.time() - t_start, 1),
-        "run_dir": str(run_dir),
-    }
-    if ev and f"eval/pass@{cfg.eval_samples}" in ev[-1]:
-        summary[f"final_val_pass@{cfg.eval_samples}"] = ev[-1][f"eval/pass@{cfg.eval_samples}"]
-    write_summary(run_dir, summary)
-    plot_metric(run_dir, records)
-    if cfg.progress:
-        print_table(f"rft {run_dir}", {k: v for k, v in summary.items() if v is not None and k != "run_dir"})
-    return summary
-
-
-def main(config_path, overrides: list[str], resume: bool) -> dict:
-    from reinforge.config import load_config
-
-    cfg = load_config(GRPOConfig, config_path, overrides)
-    if (
-        not resume
-        and Path(cfg.output_dir, "checkpoints").exists()
-        and not Path(cfg.output_dir, "summary.json").exists()
-    ):
-        raise ReinforgeError(f"{cfg.output_dir}: an unfinished run is there; pass --resume to continue it")
-    return train_grpo(cfg, resume=resume)
+        pass_k, last_eval = f"eval/pass@{cfg.eval_samples}", (run.records("eval") or [{}])[-1]
+        return run.finish(
+            {
+                "train_examples": len(train_rows),
+                "validation_examples": len(val_rows),
+                "baseline_val_reward": run.eval_value("eval/reward_mean", first=True),
+                "final_val_reward": run.eval_value("eval/reward_mean"),
+                "final_train_reward": run.train_mean("reward/mean"),
+                **guard.summary(run.records("train")),
+            },
+            tail={f"final_val_pass@{cfg.eval_samples}": last_eval[pass_k]} if pass_k in last_eval else None,
+        )

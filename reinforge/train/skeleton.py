@@ -79,8 +79,8 @@ class Run:
         self.t_start -= ck.elapsed_seconds(self.last)  # a resumed run counts the time before the kill too
         self.state: dict[str, Any] = ck.load_trainer_state(self.last) if self.last else {"step": 0}
         self.start: int = self.state["step"]
-        self.metrics = MetricsLog(self.dir / "metrics.jsonl", resume_step=self.start if resume else None)
-        self.sinks: list[MetricSink] = [self.metrics, *(sinks or [])]
+        self.resume = resume
+        self.sinks: list[MetricSink] = list(sinks or [])  # metrics.jsonl joins first, in optimizer()
         self.evals: list[dict] = []  # this session's evaluation records ({} where nothing was measured)
         self.final_eval: dict = {}  # the evaluation after the last step ({} when stopped)
         self.stopped = False
@@ -101,7 +101,8 @@ class Run:
 
     def optimizer(self, model, tokenizer, total: int, schedule_steps: int | None = None):
         """(AdamW over ``model``'s trainable parameters, LR schedule over ``schedule_steps or total``),
-        restored from :attr:`last` on resume. ``model`` and ``tokenizer`` are what checkpoints save."""
+        restored from :attr:`last` on resume. ``model`` and ``tokenizer`` are what checkpoints save.
+        Opens ``metrics.jsonl``: call it once the data and models have loaded."""
         cfg = self.cfg
         self.model, self.tokenizer, self.total = model, tokenizer, total
         self.optim = adamw(model.parameters(), cfg.learning_rate, cfg.weight_decay)
@@ -112,6 +113,9 @@ class Run:
             ck.load_optimizer_state(
                 self.last, self.optim, self.scheduler, lr=cfg.learning_rate, weight_decay=cfg.weight_decay
             )
+        # metrics.jsonl is written (or cut back to the resume step) only once data and models have loaded
+        self.metrics = MetricsLog(self.dir / "metrics.jsonl", resume_step=self.start if self.resume else None)
+        self.sinks.insert(0, self.metrics)
         return self.optim, self.scheduler
 
     # ------------------------------------------------------------------------------------ the loop

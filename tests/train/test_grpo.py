@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing as mp
 import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,18 +20,13 @@ from safetensors.torch import load_file
 from reinforge.config import load_config
 from reinforge.errors import ConfigError
 from reinforge.graders.base import GraderError
-from reinforge.train.grpo import GRPOConfig, batch_indices, train_grpo
+from reinforge.train.grpo import GRPOConfig, train_grpo
 
 
 def sevens(item, sample):
     """A trivial reward a tiny model can learn in a few steps: the share of '7's in the output."""
     text = sample["output_text"]
     return text.count("7") / max(1, len(text))
-
-
-def slow_sevens(item, sample):
-    time.sleep(0.02)  # slow enough that the parent can kill the run between checkpoints
-    return sevens(item, sample)
 
 
 def small_cfg(model_dir, out: Path, **kw) -> GRPOConfig:
@@ -81,19 +77,27 @@ def test_short_run_raises_validation_reward(tiny_addition_dir, tmp_path):
     AutoModelForCausalLM.from_pretrained(run / "final")
 
 
-def _killable_run(model_dir, out):
-    train_grpo(small_cfg(model_dir, out), reward_fn=slow_sevens)
+def _killable_run(model_dir, out, checkpointed):
+    """Train until step 2's checkpoint is on disk, then tell the parent and hang in step 3's grading."""
+
+    def sevens_until_checkpoint(item, sample):
+        if (out / "checkpoints" / "step-2").exists():
+            checkpointed.set()
+            threading.Event().wait()  # never set: the parent kills the run here, mid-step
+        return sevens(item, sample)
+
+    train_grpo(small_cfg(model_dir, out), reward_fn=sevens_until_checkpoint)
 
 
 def test_resume_after_sigkill_matches_uninterrupted(tiny_addition_dir, tmp_path):
     ref_dir, killed_dir = tmp_path / "uninterrupted", tmp_path / "killed"
     train_grpo(small_cfg(tiny_addition_dir, ref_dir), reward_fn=sevens)
 
-    proc = mp.get_context("fork").Process(target=_killable_run, args=(tiny_addition_dir, killed_dir))
+    ctx = mp.get_context("fork")
+    checkpointed = ctx.Event()
+    proc = ctx.Process(target=_killable_run, args=(tiny_addition_dir, killed_dir, checkpointed))
     proc.start()
-    deadline = time.time() + 120
-    while not (killed_dir / "checkpoints" / "step-2").exists() and time.time() < deadline:
-        time.sleep(0.05)
+    assert checkpointed.wait(timeout=600), "the run wrote no step-2 checkpoint"
     os.kill(proc.pid, signal.SIGKILL)
     proc.join()
     assert not (killed_dir / "summary.json").exists(), "the run finished before it could be killed"
@@ -167,24 +171,26 @@ def test_bad_config_names_the_key(data, needle):
     assert needle in str(e.value)
 
 
-def test_batch_indices_cover_each_epoch_once():
-    seen = [i for s in range(1, 6) for i in batch_indices(s, 4, 20, seed=3)]
-    assert sorted(seen) == list(range(20))
-    assert batch_indices(2, 4, 20, 3) == batch_indices(2, 4, 20, 3)
-
-
 def test_grader_errors_score_zero_and_training_goes_on(tiny_addition_dir, tmp_path):
-    def flaky(item, sample):
-        if "1" in sample["output_text"]:
+    calls = itertools.count()
+
+    def flaky(item, sample):  # every third grade raises, every third is NaN, the rest score 1
+        n = next(calls) % 3
+        if n == 0:
             raise RuntimeError("boom")
-        return float("nan") if "2" in sample["output_text"] else 1.0
+        return float("nan") if n == 1 else 1.0
 
     summary = train_grpo(
         small_cfg(tiny_addition_dir, tmp_path / "r", steps=2, save_interval=0), reward_fn=flaky
     )
     assert summary["status"] == "succeeded"
     recs = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
-    assert all(r["reward/mean"] <= 1.0 for r in recs if r["kind"] == "train")
+    train = [r for r in recs if r["kind"] == "train"]
+    assert [r["step"] for r in train] == [1, 2]  # training went on past the errors
+    assert all(r["grader/errors"] > 0 for r in train)  # errors and NaNs are counted, not dropped
+    assert all(r["reward/mean"] < 1.0 for r in train)  # ... and scored zero
+    assert summary["grader_errors"] == sum(r["grader/errors"] for r in train)
+    assert summary["first_grader_error"]["step"] == 1
 
 
 def test_lora_run_trains_adapters_and_saves_merged_final(tiny_addition_dir, tmp_path):
