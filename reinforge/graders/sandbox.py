@@ -1,9 +1,12 @@
 """A pool of long-lived sandbox processes that run python graders; the host never dies.
 
-Each worker (``sandbox_worker.py``) runs with a clean environment, its own temp dir as cwd and
-home, its own session, and — where the OS allows — its own empty network namespace and the
-``nobody`` user; rlimits cap memory, file size and processes; an audit hook refuses sockets,
-process creation, signals, ctypes and writes outside the temp dir. The host enforces the wall
+Each worker (``sandbox_worker.py``) runs inside bubblewrap's namespaces (see
+:mod:`reinforge.graders.sandbox_bwrap`: only the Python runtime, read-only; a private tmpfs as its
+temp dir; no network, no other processes, no capabilities), with a clean environment, its own
+session and — when started as root — the ``nobody`` user; rlimits cap memory, file size and
+processes; an audit hook refuses sockets, process creation, signals, ctypes and writes outside the
+temp dir. Where bwrap cannot run, the worker runs with the other layers only, if
+:func:`~reinforge.graders.sandbox_bwrap.unsandboxed_policy` allows it. The host enforces the wall
 time: a row that overruns is charged a timeout, its worker is killed (with its whole process
 group) and restarted, and the remaining rows go on. Rows stream back one line each, so a batch of
 thousands costs one write and one pipe read per row.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import queue
 import selectors
 import shutil
 import signal
@@ -27,11 +31,20 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-WORKER_SCRIPT = Path(__file__).with_name("sandbox_worker.py")
+from reinforge.graders.sandbox_bwrap import (
+    SANDBOX_TMP,
+    WORKER_IN_SANDBOX,
+    WORKER_SCRIPT,
+    bwrap_argv,
+    bwrap_problem,
+    unsandboxed_error,
+    warn_unsandboxed,
+)
+
 MAX_SOURCE_BYTES = 256 * 1024
 START_TIMEOUT_S = 30.0
 GRACE_S = 1.0  # host-side slack on top of the worker's own alarm before it kills the worker
@@ -64,26 +77,76 @@ def clean_env(tmpdir: str) -> dict[str, str]:
     }
 
 
+class Spawner:
+    """Starts processes from one long-lived thread of this process.
+
+    bwrap's ``--die-with-parent`` (``PR_SET_PDEATHSIG``) fires when the *thread* that started it
+    ends, so a worker started by a grading thread (or a server's thread pool) would die with it.
+    """
+
+    def __init__(self) -> None:
+        self.requests: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen:
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():  # first use, or a forked child
+                self.thread = threading.Thread(
+                    target=self._loop, name="reinforge-sandbox-spawner", daemon=True
+                )
+                self.thread.start()
+        done: Future = Future()
+        self.requests.put((argv, kwargs, done))
+        return done.result()
+
+    def _loop(self) -> None:
+        while True:
+            argv, kwargs, done = self.requests.get()
+            try:
+                done.set_result(subprocess.Popen(argv, **kwargs))
+            except BaseException as e:  # noqa: B036 - handed to the caller
+                done.set_exception(e)
+
+
+SPAWNER = Spawner()
+
+
 class Worker:
     """One sandbox process plus its pipes; ``loaded`` is the source it currently holds."""
 
-    def __init__(self, limits: SandboxLimits):
+    def __init__(self, limits: SandboxLimits, audit_hook: bool = True):
         self.limits = limits
+        self.audit_hook = audit_hook
         self.proc: subprocess.Popen | None = None
-        self.tmpdir: str | None = None
+        self.tmpdir: str | None = None  # the host-side temp dir (unsandboxed workers only)
         self.loaded: str | None = None
         self.layers: dict[str, bool] = {}
         self.buf = b""
 
-    def start(self) -> None:
+    def command(self) -> tuple[list[str], str]:
+        """The worker's argv and its temp dir (as the worker sees it); raises when policy refuses."""
+        limits = json.dumps(asdict(self.limits))
+        flags = "" if self.audit_hook else "no-audit-hook"
+        if bwrap_problem() is None:
+            argv = bwrap_argv(sys.executable, self.limits.disk_mb)
+            return [*argv, "-I", "-B", WORKER_IN_SANDBOX, SANDBOX_TMP, limits, f"bwrap,{flags}"], SANDBOX_TMP
+        refused = unsandboxed_error()
+        if refused:
+            raise RuntimeError(refused)
+        warn_unsandboxed()
         self.tmpdir = tempfile.mkdtemp(prefix="reinforge-sandbox-")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", str(WORKER_SCRIPT), self.tmpdir, json.dumps(asdict(self.limits))],
+        return [sys.executable, "-I", "-B", str(WORKER_SCRIPT), self.tmpdir, limits, flags], self.tmpdir
+
+    def start(self) -> None:
+        argv, tmpdir = self.command()
+        self.proc = SPAWNER.popen(
+            argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=clean_env(self.tmpdir),
-            cwd=self.tmpdir,
+            env=clean_env(tmpdir),
+            cwd=self.tmpdir,  # None in the OS sandbox: bwrap sets the worker's cwd
             start_new_session=True,
             close_fds=True,
         )
@@ -104,7 +167,8 @@ class Worker:
             self.proc.wait()
             for f in (self.proc.stdin, self.proc.stdout):
                 try:
-                    f.close()
+                    if f is not None:
+                        f.close()
                 except OSError:
                     pass
             self.proc = None
@@ -117,6 +181,7 @@ class Worker:
         return self.proc is not None and self.proc.poll() is None
 
     def send(self, obj: dict) -> bool:
+        assert self.proc is not None and self.proc.stdin is not None, "send() before start()"
         try:
             self.proc.stdin.write((json.dumps(obj) + "\n").encode())
             self.proc.stdin.flush()
@@ -126,7 +191,9 @@ class Worker:
 
     def read_line(self, deadline: float) -> str | None:
         """The next line, or None on EOF or when ``deadline`` (monotonic) passes."""
-        fd = self.proc.stdout.fileno()
+        proc = self.proc
+        assert proc is not None and proc.stdout is not None, "read_line() before start()"
+        fd = proc.stdout.fileno()
         while b"\n" not in self.buf:
             wait = deadline - time.monotonic()
             if wait <= 0:
@@ -140,7 +207,7 @@ class Worker:
             chunk = os.read(fd, 1 << 16)
             if not chunk:  # EOF: the worker died; reap it so death_reason can tell why
                 try:
-                    self.proc.wait(timeout=2)
+                    proc.wait(timeout=2)
                 except subprocess.TimeoutExpired:
                     pass
                 return None
@@ -160,10 +227,13 @@ class Worker:
 class SandboxPool:
     """``workers`` sandbox processes shared by every python grader with the same limits."""
 
-    def __init__(self, workers: int | None = None, limits: SandboxLimits | None = None):
+    def __init__(
+        self, workers: int | None = None, limits: SandboxLimits | None = None, audit_hook: bool = True
+    ):
         self.limits = limits or SandboxLimits()
         self.n = max(1, workers or os.cpu_count() or 1)
-        self.workers = [Worker(self.limits) for _ in range(self.n)]
+        # audit_hook=False: tests show that the OS layers alone contain hostile code
+        self.workers = [Worker(self.limits, audit_hook) for _ in range(self.n)]
         self.lock = threading.Lock()
 
     def info(self) -> dict[str, bool]:

@@ -1,14 +1,16 @@
 """The sandboxed side of the python grader: one long-lived process that grades many rows.
 
-Run by :mod:`reinforge.graders.sandbox` as ``python -I -B sandbox_worker.py TMPDIR LIMITS_JSON`` with a
-clean environment, in its own session. Standard library only (it must not import reinforge).
+Run by :mod:`reinforge.graders.sandbox` as ``python -I -B sandbox_worker.py TMPDIR LIMITS_JSON FLAGS``
+with a clean environment, in its own session; ``FLAGS`` (comma-separated) holds ``bwrap`` when bubblewrap
+already put it in its namespaces (see ``sandbox_bwrap.py``), and ``no-audit-hook`` only in the tests that
+show the OS layers hold alone. Standard library only (it must not import reinforge).
 
 Start-up, in order (each layer is skipped when the OS refuses it; ``hello`` reports which are on):
 1. keep private copies of the protocol pipes; point fds 0, 1, 2 at /dev/null (prints go nowhere);
 2. pre-import the libraries graders commonly use (numpy, rapidfuzz, ...), before any limit;
-3. leave the network: a fresh, empty network namespace (``unshare(CLONE_NEWNET)``, needs root);
-4. drop root to ``nobody`` (the temp dir is handed over first), so the kernel refuses writes
-   elsewhere and signals to the host;
+3. leave the network: a fresh, empty network namespace (bwrap's, or ``unshare(CLONE_NEWNET)`` as root);
+4. drop root to ``nobody`` (the temp dir is handed over first unless it is world-writable), so the
+   kernel refuses writes elsewhere, signals to the host and more than ``max_processes`` processes;
 5. rlimits: address space, file size, open files, core dumps, processes (when not root);
 6. an audit hook (PEP 578) that refuses sockets, fork/exec/spawn/kill, ctypes, rlimit changes,
    and any write, rename or delete outside the temp dir.
@@ -164,7 +166,8 @@ def _drop_root(tmpdir):
         _world_readable(os.path.dirname(p)) for p in (os.__file__, json.__file__) + tuple(sys.path) if p
     ):
         return False
-    os.chown(tmpdir, NOBODY, NOBODY)
+    if not os.stat(tmpdir).st_mode & 0o002:  # bwrap's tmpfs is 1777 already (and chown is not allowed)
+        os.chown(tmpdir, NOBODY, NOBODY)
     os.setgroups([])
     os.setgid(NOBODY)
     os.setuid(NOBODY)
@@ -265,6 +268,7 @@ def _details(exc):
 
 def main():
     tmpdir, limits = sys.argv[1], json.loads(sys.argv[2])
+    flags = set(sys.argv[3].split(",")) if len(sys.argv) > 3 else set()
     in_fd, out_fd = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -276,7 +280,9 @@ def main():
             __import__(name)
         except Exception:
             pass
-    layers = {"network_namespace": _leave_network(), "dropped_root": _drop_root(tmpdir)}
+    layers = {"os_sandbox": "bwrap" in flags}
+    layers["network_namespace"] = layers["os_sandbox"] or _leave_network()
+    layers["dropped_root"] = _drop_root(tmpdir)
     mb = 1024 * 1024
     layers["memory"] = _set_limit(resource.RLIMIT_AS, int(limits["memory_mb"]) * mb)
     layers["file_size"] = _set_limit(resource.RLIMIT_FSIZE, int(limits["disk_mb"]) * mb)
@@ -292,8 +298,9 @@ def main():
     signal.signal(signal.SIGXCPU, _raise_timeout)
     os.chdir(tmpdir)
     sys.path[:] = [p for p in sys.path if p]  # no cwd on the path
-    _install_audit_hook(tmpdir)
-    layers["audit_hook"] = True
+    layers["audit_hook"] = "no-audit-hook" not in flags
+    if layers["audit_hook"]:
+        _install_audit_hook(tmpdir)
     _write_all(out_fd, (json.dumps({"hello": layers}) + "\n").encode())
 
     timeout_s, cpu_s, max_abs = (
