@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the CPU build that lies on this machine's disk: any other spec can pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: install demo demo-rlhf test test-slow lint format bench bench-gpu clean
+.PHONY: install bwrap demo demo-rlhf test test-slow lint format bench bench-gpu clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 not found; set PY=/path/to/python3.11"; exit 1; }
@@ -34,7 +34,15 @@ format: $(STAMP)
 	$(BIN)/ruff format reinforge tests benchmarks
 	$(BIN)/ruff check --fix reinforge tests benchmarks
 
-test: $(STAMP)
+# bubblewrap, the OS sandbox of python graders: installed (as root, with apt-get) only when missing;
+# without it python graders run unsandboxed with a warning and the sandbox tests skip.
+bwrap:
+	@command -v bwrap >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 \
+	  || (export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+	      || (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null)) \
+	  || echo "make: bubblewrap could not be installed; python graders will run without the OS sandbox"
+
+test: $(STAMP) bwrap
 	$(BIN)/ruff check reinforge tests benchmarks
 	$(BIN)/python -m pytest -q -x --durations=15 --doctest-modules reinforge tests
 
