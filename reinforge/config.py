@@ -13,6 +13,7 @@ everywhere, and every error names the file and the key.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, get_args
@@ -73,14 +74,14 @@ def validate_section(cls: type[C], data: dict[str, Any], name: str) -> C:
         raise SectionError(name, e) from None
 
 
-def _flat_errors(errors: list[dict]) -> list[dict]:
-    out = []
+def _flat_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     for e in errors:
         inner = (e.get("ctx") or {}).get("error")
         if isinstance(inner, SectionError):
             out += [{**sub, "loc": (*e["loc"], *sub["loc"])} for sub in inner.errors]
         else:
-            out.append(e)
+            out.append(dict(e))
     return out
 
 

@@ -79,7 +79,8 @@ def _own_comments(klass: type) -> dict[str, str]:
     for node in getattr(body, "body", []):
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
             continue
-        above, line = [], node.lineno - 1
+        above: list[str] = []
+        line = node.lineno - 1
         while line in comments and line not in code_lines and not comments[line].startswith("--"):
             above.insert(0, comments[line])
             line -= 1

@@ -15,6 +15,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -28,7 +29,7 @@ from reinforge.train.run import write_summary
 from reinforge.train.sft import sft_warmup
 
 # The recipe, in one place. Times are for 2 CPU cores.
-DEMO = dict(
+DEMO: dict[str, Any] = dict(
     task="addition",
     labelled_examples=200,  # the only labels anyone wrote
     small_size="1m",
@@ -54,7 +55,7 @@ DEMO = dict(
         train_examples=5000,
     ),
 )
-QUICK = dict(
+QUICK: dict[str, Any] = dict(
     labelled_examples=64,
     small_sft_steps=(30,),
     large_sft_steps=(30,),
@@ -76,7 +77,8 @@ def sft_best(
 ):
     """One SFT run from scratch per length in ``steps_grid``; keep the model best on validation."""
     tok = build_tokenizer()
-    best, history = None, []
+    best: tuple[float, int] | None = None
+    history = []
     for steps in steps_grid:
         model = build_model(size, seed, len(tok))
         with TrainProgress(steps, 0, f"{size} SFT", enabled=progress) as bar:
@@ -94,6 +96,8 @@ def sft_best(
         if best is None or score > best[0]:
             best = (score, steps)
             save_tiny(model, tok, out)
+    if best is None:
+        raise ValueError("steps_grid is empty: give at least one SFT length")
     return best[0], best[1], history
 
 
@@ -172,7 +176,7 @@ def run_demo(output_dir: Path = Path("runs/demo"), quick: bool = False, seed: in
     summary = {
         "task": task.name,
         "train_examples": len(labelled),
-        "rft_prompts_seen": cfg.steps * cfg.prompts_per_step,
+        "rft_prompts_seen": rft_kw["steps"] * cfg.prompts_per_step,
         "validation_examples": len(val),
         "small_model": recipe["small_size"],
         "larger_model": recipe["large_size"],

@@ -199,6 +199,7 @@ def load_preferences(path: str | Path, allow_duplicates: bool = False) -> list[R
     for lineno, row in iter_jsonl(path):
         where = f"{path}:{lineno}"
         parsed = parse_preference_row(row, where)
+        key: tuple  # a row's identity, to find duplicates
         if isinstance(parsed, Ranking):
             key = (prompt_text(parsed.prompt), tuple(parsed.responses))
             item = parsed

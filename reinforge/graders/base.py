@@ -70,6 +70,7 @@ class Grader(ABC):
     """Turns ``(item, sample)`` into a :class:`Grade`. Subclasses implement ``grade``; batch is optional."""
 
     name: str = "grader"
+    spec_type: str | None = None  # the grader JSON's ``type``, set by ``build_grader``
 
     @abstractmethod
     def grade(self, item: dict, sample: dict) -> Grade:
@@ -91,7 +92,7 @@ class CallableGrader(Grader):
 
     def __init__(self, fn: Callable[[dict, dict], float], name: str | None = None):
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "callable")
+        self.name = name or str(getattr(fn, "__name__", "callable"))
 
     def grade(self, item: dict, sample: dict) -> Grade:
         try:

@@ -79,7 +79,7 @@ def grade_command(
         raise ConfigError(f"--output {output}: no directory {output.parent}; create it or write elsewhere")
     spec = load_spec(grader)
     g = build_grader(spec, workers=workers)
-    n, total, errors = 0, 0.0, Counter()
+    n, total, errors = 0, 0.0, Counter[str]()
     t0 = time.perf_counter()
     out = open(output.with_name(output.name + ".tmp"), "w", encoding="utf-8") if output else sys.stdout
     try:

@@ -137,8 +137,8 @@ def parse_formula(text: str) -> Node:
         raise FormulaError("calculate_output must be a non-empty formula")
     p = _Parser(text)
     node = p.expr()
-    if p.peek() is not None:
-        raise FormulaError(f"unexpected {p.peek()[1]!r} after a complete expression")
+    if (extra := p.peek()) is not None:
+        raise FormulaError(f"unexpected {extra[1]!r} after a complete expression")
     return node
 
 

@@ -120,12 +120,13 @@ class Template:
             self.parts.append(text[pos:])
         self.variables = [p for p in self.parts if isinstance(p, Variable)]
         # fast path for the common ``"{{sample.output_text}}"``: one variable whose steps are all keys
-        self.single = self.parts[0] if len(self.parts) == 1 and self.variables else None
+        self.single: Variable | None = self.variables[0] if len(self.parts) == 1 and self.variables else None
         if self.single is not None and all(isinstance(s, str) for s in self.single.steps):
             self.render = self._render_keys  # type: ignore[method-assign]
 
     def _render_keys(self, item: Any, sample: Any) -> str:
         var = self.single
+        assert var is not None  # chosen in __init__ only for a single variable
         value = item if var.namespace == "item" else sample
         try:
             for step in var.steps:

@@ -282,6 +282,7 @@ class TextSimilarityGrader(Grader):
 
     def _cosine_batch(self, texts: list) -> list[Grade]:
         ok = [t for t in texts if not isinstance(t, Grade)]
+        assert self.embedder is not None  # built in __init__ for the cosine metric
         try:
             flat = [s for pair in ok for s in pair]
             vecs = iter(self.embedder.embed(flat)) if flat else iter(())

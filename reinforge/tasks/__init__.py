@@ -33,7 +33,7 @@ def sft_rows(rows: list[dict], answer_key: str = "answer") -> list[dict]:
 def _tasks() -> dict[str, type]:
     from reinforge.tasks.addition import AdditionTask, ReversedAdditionTask
 
-    tasks = {"addition": AdditionTask, "reversed_addition": ReversedAdditionTask}
+    tasks: dict[str, type] = {"addition": AdditionTask, "reversed_addition": ReversedAdditionTask}
     try:
         from reinforge.tasks.sentiment import SentimentTask  # the RLHF demo's text task, when present
 
