@@ -14,7 +14,6 @@ on a separate copy of the starting model (``critic: separate``).
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,10 +22,30 @@ from typing import Any, Literal
 import torch
 from pydantic import model_validator
 from torch import nn
+from transformers import AutoModelForCausalLM
 
 from reinforge.config import Config
-from reinforge.errors import ConfigError, ReinforgeError
-from reinforge.train.optimizer import adamw
+from reinforge.errors import ConfigError
+from reinforge.graders import as_grader
+from reinforge.graders.reward_model import RewardModelGrader
+from reinforge.models.chat import encode_prompt, prompt_messages
+from reinforge.models.generation import HFBackend, SamplingParams
+from reinforge.tasks import get_task
+from reinforge.train.batching import batch_indices, load_prompt_rows, steps_for
+from reinforge.train.evaluate import evaluate_policy
+from reinforge.train.logprobs import completion_hidden, logps_from_hidden, per_token_logps
+from reinforge.train.losses import (
+    AdaptiveKLController,
+    clipped_policy_loss,
+    clipped_value_loss,
+    gae,
+    kl_penalised_rewards,
+    masked_mean,
+    whiten,
+)
+from reinforge.train.rollout import collect_rollout, grader_guard
+from reinforge.train.skeleton import Run
+from reinforge.train.warmup import load_model
 
 
 class PPOConfig(Config):
@@ -118,8 +137,6 @@ class ActorCritic(nn.Module):
 
     def forward(self, ids, attn, T: int, temperature: float = 1.0, chunk: int = 64):
         """(log-probs, values), both (N, T), for the last T tokens."""
-        from reinforge.train.logprobs import completion_hidden, logps_from_hidden
-
         h = completion_hidden(self.policy, ids, attn, T)  # (N, T, H)
         logps = logps_from_hidden(self.policy, h, ids[:, -T:], temperature, chunk)
         hv = h if self.critic is None else completion_hidden(self.critic, ids, attn, T)
@@ -139,14 +156,9 @@ class ActorCritic(nn.Module):
 
 def load_reward(cfg: PPOConfig, reward_fn=None):
     """The grader PPO maximises: ``reward_fn`` > ``reward_model`` (standardised raw score) > grader > task."""
-    from reinforge.graders import as_grader
-    from reinforge.tasks import get_task
-
     if reward_fn is not None:
         return as_grader(reward_fn)
     if cfg.reward_model:
-        from reinforge.graders.reward_model import RewardModelGrader
-
         return RewardModelGrader(
             {
                 "type": "reward_model",
@@ -165,9 +177,6 @@ def load_reward(cfg: PPOConfig, reward_fn=None):
 
 
 def load_eval_grader(cfg: PPOConfig):
-    from reinforge.graders import as_grader
-    from reinforge.tasks import get_task
-
     if cfg.eval_grader is not None:
         return as_grader(cfg.eval_grader)
     if cfg.task and (cfg.reward_model or cfg.grader is not None):
@@ -182,16 +191,6 @@ def ppo_update(
     ac: ActorCritic, ref, optimizer, roll, cfg: PPOConfig, beta: float, step_seed: int
 ) -> dict[str, float]:
     """Phases 3-5: KL-penalised per-token rewards, GAE, then the clipped policy and value updates."""
-    from reinforge.train.logprobs import per_token_logps
-    from reinforge.train.losses import (
-        clipped_policy_loss,
-        clipped_value_loss,
-        gae,
-        kl_penalised_rewards,
-        masked_mean,
-        whiten,
-    )
-
     device = next(ac.parameters()).device
     ids, attn, mask = (
         roll.input_ids.to(device),
@@ -269,91 +268,58 @@ def train_ppo(
     reward_fn: Callable | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) PPO to ``cfg.steps`` total steps; returns the summary written to ``summary.json``."""
-    from reinforge.models.chat import encode_prompt, prompt_messages
-    from reinforge.models.generation import HFBackend, SamplingParams
-    from reinforge.train import checkpoint as ck
-    from reinforge.train.evaluate import evaluate_policy
-    from reinforge.train.grpo import batch_indices, load_data
-    from reinforge.train.losses import AdaptiveKLController
-    from reinforge.train.progress import TrainProgress, print_table
-    from reinforge.train.rollout import collect_rollout, grader_guard
-    from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
-    from reinforge.train.schedule import make_scheduler
-    from reinforge.train.warmup import load_model
+    with Run(cfg, "ppo", "ppo", resume, on_step, should_stop) as run:
+        train_rows, val_rows = load_prompt_rows(cfg)
+        grader, eval_grader = load_reward(cfg, reward_fn), load_eval_grader(cfg)
+        guard = grader_guard(cfg, grader, train_rows, val_rows, reward_fn)  # a template typo stops here
+        total = steps_for(cfg.steps, cfg.epochs, len(train_rows), cfg.prompts_per_step)
+        last = run.last
 
-    t_start = time.time()
-    run_dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
-    train_rows, val_rows = load_data(cfg)  # type: ignore[arg-type]
-    grader, eval_grader = load_reward(cfg, reward_fn), load_eval_grader(cfg)
-    guard = grader_guard(cfg, grader, train_rows, val_rows, reward_fn)  # a template typo stops here
-    total = cfg.steps or max(1, math.ceil(cfg.epochs * len(train_rows) / cfg.prompts_per_step))
-    last = ck.latest_checkpoint(run_dir) if resume else None
-    t_start -= ck.elapsed_seconds(last)  # a resumed run's summary counts the time before the kill too
-    state = ck.load_trainer_state(last) if last else {"step": 0}
-    start = state["step"]
-
-    torch.manual_seed(cfg.seed)
-    dtype = None if cfg.dtype == "auto" else cfg.dtype
-    start_from = str(last) if last else (cfg.init_from or cfg.model)
-    policy, tok = load_model(start_from, dtype=dtype, device=cfg.device, trainable=True)
-    ref, _ = load_model(cfg.model, dtype=dtype, device=cfg.device)
-    critic = None
-    if cfg.critic == "separate":
+        torch.manual_seed(cfg.seed)
+        dtype = None if cfg.dtype == "auto" else cfg.dtype
+        start_from = str(last) if last else (cfg.init_from or cfg.model)
+        policy, tok = load_model(start_from, dtype=dtype, device=cfg.device, trainable=True)
+        ref, _ = load_model(cfg.model, dtype=dtype, device=cfg.device)
+        critic = None
+        if cfg.critic == "separate":
+            if last is not None:
+                critic = AutoModelForCausalLM.from_pretrained(last / "critic", dtype=ref.dtype).to(ref.device)
+            else:
+                critic = copy.deepcopy(ref).requires_grad_(True)
+        ac = ActorCritic(policy, critic).to(next(policy.parameters()).device)
         if last is not None:
-            from transformers import AutoModelForCausalLM
+            ac.value_head.load_state_dict(torch.load(last / "value_head.pt"))
+        optimizer, scheduler = run.optimizer(ac, tok, total)
+        kl_ctl = AdaptiveKLController(run.state.get("beta", cfg.beta), cfg.kl_target or 1.0, cfg.kl_horizon)
+        backend = HFBackend(policy, tok)
+        prompt_cache = [encode_prompt(tok, prompt_messages(r)) for r in train_rows]
 
-            critic = AutoModelForCausalLM.from_pretrained(last / "critic", dtype=ref.dtype).to(ref.device)
-        else:
-            critic = copy.deepcopy(ref).requires_grad_(True)
-    ac = ActorCritic(policy, critic).to(next(policy.parameters()).device)
-    if last is not None:
-        ac.value_head.load_state_dict(torch.load(last / "value_head.pt"))
-    params = [p for p in ac.parameters() if p.requires_grad]
-    optimizer = adamw(params, cfg.learning_rate, cfg.weight_decay)
-    scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
-    if last is not None:
-        ck.load_optimizer_state(
-            last, optimizer, scheduler, lr=cfg.learning_rate, weight_decay=cfg.weight_decay
-        )
-    kl_ctl = AdaptiveKLController(state.get("beta", cfg.beta), cfg.kl_target or 1.0, cfg.kl_horizon)
-    log = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None)
-    backend = HFBackend(policy, tok)
-    prompt_cache = [encode_prompt(tok, prompt_messages(r)) for r in train_rows]
+        def run_eval(step: int) -> dict:
+            if not val_rows:
+                return {}
+            res = evaluate_policy(
+                policy,
+                ref,
+                tok,
+                val_rows,
+                grader,
+                eval_grader,
+                cfg.eval_samples,
+                cfg.max_new_tokens,
+                cfg.temperature,
+                seed=cfg.seed + 17,
+                chunk=cfg.logprob_chunk,
+            )
+            rec = {
+                "eval/reward_mean": res["reward_mean"],
+                "eval/kl": res["kl"],
+                "eval/length_mean": res["length_mean"],
+            }
+            if "extra_reward_mean" in res:
+                rec["eval/eval_grader_mean"] = res["extra_reward_mean"]
+            return rec
 
-    def run_eval(step: int) -> dict:
-        if not val_rows:
-            return {}
-        res = evaluate_policy(
-            policy,
-            ref,
-            tok,
-            val_rows,
-            grader,
-            eval_grader,
-            cfg.eval_samples,
-            cfg.max_new_tokens,
-            cfg.temperature,
-            seed=cfg.seed + 17,
-            chunk=cfg.logprob_chunk,
-        )
-        rec = {
-            "step": step,
-            "kind": "eval",
-            "eval/reward_mean": res["reward_mean"],
-            "eval/kl": res["kl"],
-            "eval/length_mean": res["length_mean"],
-        }
-        if "extra_reward_mean" in res:
-            rec["eval/eval_grader_mean"] = res["extra_reward_mean"]
-        log.log(rec)
-        if on_step:
-            on_step(rec)
-        return rec
-
-    evals = [run_eval(0)] if start == 0 else []
-    stopped = False
-    with TrainProgress(total, start, "ppo", enabled=cfg.progress, started=t_start) as bar:
-        for step in range(start + 1, total + 1):
+        for step in run.steps(run_eval, lambda step: {"beta": kl_ctl.value}):
             t0 = time.perf_counter()
             # 1-2. rollout and score
             idx = batch_indices(step, cfg.prompts_per_step, len(train_rows), cfg.seed)
@@ -364,21 +330,15 @@ def train_ppo(
                 n=1,
                 seed=cfg.seed * 1_000_003 + step,
             )
-            roll = collect_rollout(
-                backend,
-                grader,
-                [train_rows[i] for i in idx],
-                [prompt_cache[i] for i in idx],
-                sp,
-                backend.pad_id,
-            )
+            rows, prompts = [train_rows[i] for i in idx], [prompt_cache[i] for i in idx]
+            roll = collect_rollout(backend, grader, rows, prompts, sp, backend.pad_id)
             # 3-5. rewards, advantages, update
             upd = ppo_update(ac, ref, optimizer, roll, cfg, kl_ctl.value, step_seed=cfg.seed * 7919 + step)
             scheduler.step()
             # 6. KL control
             if cfg.kl_target is not None:
                 kl_ctl.update(upd["kl/seq"], cfg.prompts_per_step)
-            dt = time.perf_counter() - t0
+            # 7. log (the skeleton evaluates and checkpoints)
             rec = {
                 "step": step,
                 "kind": "train",
@@ -387,72 +347,22 @@ def train_ppo(
                 "length/mean": roll.completion_mask.sum(-1).float().mean().item(),
                 **guard.fields(roll.grades),
                 "lr": scheduler.get_last_lr()[0],
-                "perf/step_seconds": dt,
+                "perf/step_seconds": time.perf_counter() - t0,
                 "perf/gen_seconds": roll.gen_seconds,
             }
-            log.log(rec)
-            if on_step:
-                on_step(rec)
+            bar = {"score": rec["reward/score"], "kl": rec["kl/seq"], "beta": rec["kl/beta"]}
+            run.log(rec, bar={**bar, **guard.bar_fields()})
             guard.check(step, roll.grades)  # a grader failing on the first step (or 3 in a row) stops here
-            metrics = {"score": rec["reward/score"], "kl": rec["kl/seq"], "beta": rec["kl/beta"]}
-            bar.update(step, {**metrics, **guard.bar_fields()})
-            # 7. evaluate and checkpoint
-            if cfg.eval_interval and step % cfg.eval_interval == 0 and step != total:
-                evals.append(run_eval(step))
-            stopped = bool(should_stop and should_stop())
-            if ck.checkpoint_due(step, total, stopped, cfg.save_interval):
-                ck.save_and_prune(
-                    run_dir,
-                    step,
-                    ac,
-                    tok,
-                    optimizer,
-                    scheduler,
-                    {"beta": kl_ctl.value},
-                    cfg.keep_checkpoints,
-                    t_start,
-                )
-            if stopped:
-                break
-        if not stopped:  # in the bar: its time and val figure include the final evaluation
-            evals.append(run_eval(total))
-            bar.update(total, {"val": evals[-1].get("eval/reward_mean", float("nan"))})
-            ck.save_final(run_dir, ac, tok)
-    records = log.records()
-    ev = [r for r in records if r["kind"] == "eval"]
-    tr = [r for r in records if r["kind"] == "train"]
-    summary = {
-        "algorithm": "ppo",
-        "model": cfg.model,
-        "steps": tr[-1]["step"] if tr else 0,
-        "total_steps": total,
-        "status": "stopped" if stopped else "succeeded",
-        "baseline_val_reward": ev[0].get("eval/reward_mean") if ev else None,
-        "final_val_reward": ev[-1].get("eval/reward_mean") if ev else None,
-        "baseline_eval_grader": ev[0].get("eval/eval_grader_mean") if ev else None,
-        "final_eval_grader": ev[-1].get("eval/eval_grader_mean") if ev else None,
-        "final_kl": ev[-1].get("eval/kl") if ev else None,
-        "kl_target": cfg.kl_target,
-        "final_beta": kl_ctl.value,
-        **guard.summary(tr),
-        "seconds": round(time.time() - t_start, 1),
-        "run_dir": str(run_dir),
-    }
-    write_summary(run_dir, summary)
-    plot_metric(run_dir, records, "reward/score", "eval/reward_mean")
-    if cfg.progress:
-        print_table(f"ppo {run_dir}", {k: v for k, v in summary.items() if v is not None and k != "run_dir"})
-    return summary
-
-
-def main(config_path, overrides: list[str], resume: bool) -> dict:
-    from reinforge.config import load_config
-
-    cfg = load_config(PPOConfig, config_path, overrides)
-    if (
-        not resume
-        and Path(cfg.output_dir, "checkpoints").exists()
-        and not Path(cfg.output_dir, "summary.json").exists()
-    ):
-        raise ReinforgeError(f"{cfg.output_dir}: an unfinished run is there; pass --resume to continue it")
-    return train_ppo(cfg, resume=resume)
+        return run.finish(
+            {
+                "baseline_val_reward": run.eval_value("eval/reward_mean", first=True),
+                "final_val_reward": run.eval_value("eval/reward_mean"),
+                "baseline_eval_grader": run.eval_value("eval/eval_grader_mean", first=True),
+                "final_eval_grader": run.eval_value("eval/eval_grader_mean"),
+                "final_kl": run.eval_value("eval/kl"),
+                "kl_target": cfg.kl_target,
+                "final_beta": kl_ctl.value,
+                **guard.summary(run.records("train")),
+            },
+            plot=("reward/score", "eval/reward_mean"),
+        )
