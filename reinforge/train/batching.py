@@ -1,4 +1,5 @@
-"""What a step trains on: the RFT prompt rows, the rows of step ``s``, and the number of steps.
+"""What a step trains on: the RFT prompt rows, held-out preference prompts, the rows of step ``s``,
+and the number of steps.
 
 Every trainer (and the service, when it sizes a job's checkpoint cadence) counts steps with
 :func:`steps_for` and draws a step's rows with :func:`batch_indices`, so the data position is a
@@ -17,6 +18,7 @@ import math
 import random
 from typing import Any
 
+from reinforge.data.preferences import Ranking
 from reinforge.data.rft import load_rft_rows, split_rows
 from reinforge.tasks import get_task
 
@@ -59,3 +61,11 @@ def load_prompt_rows(cfg: Any) -> tuple[list[dict], list[dict]]:
         task.make_rows(cfg.train_examples, seed=cfg.seed, split="train"),
         task.make_rows(cfg.validation_examples, seed=cfg.seed, split="validation"),
     )
+
+
+def split_rankings(rows: list[Ranking], fraction: float, seed: int) -> tuple[list[Ranking], list[Ranking]]:
+    """Hold out whole prompts of preference rows, so no held-out prompt was seen in training."""
+    prompts = sorted({str(r.prompt) for r in rows})
+    random.Random(seed).shuffle(prompts)
+    held = set(prompts[: max(1, round(len(prompts) * fraction))])
+    return [r for r in rows if str(r.prompt) not in held], [r for r in rows if str(r.prompt) in held]

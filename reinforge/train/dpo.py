@@ -9,20 +9,24 @@ averages; ``sigmoid_norm``: DPO on per-token averages, a length-normalised form)
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import model_validator
 
 from reinforge.config import Config
-from reinforge.data.preferences import PreferencePair
+from reinforge.data.preferences import PreferencePair, load_preferences, to_pairs
 from reinforge.errors import ReinforgeError
-from reinforge.train.losses import pairwise_accuracy, pairwise_correct
-from reinforge.train.optimizer import adamw
+from reinforge.models.chat import encode_prompt
+from reinforge.tasks import get_task
+from reinforge.train.batching import batch_indices, split_rankings, steps_for
+from reinforge.train.evaluate import evaluate_policy
+from reinforge.train.logprobs import per_token_logps
+from reinforge.train.losses import dpo_loss, ipo_loss, pairwise_accuracy, pairwise_correct
+from reinforge.train.skeleton import Run
+from reinforge.train.warmup import load_model
 
 
 class DPOConfig(Config):
@@ -73,8 +77,6 @@ def pack_responses(
     tok, prompts: list[list[dict]], responses: list[str], max_prompt: int = 256, max_response: int = 256
 ):
     """[left-padded prompt | right-padded response + EOS]: (ids, attention_mask) (N, P+T), completion mask (N, T)."""
-    from reinforge.models.chat import encode_prompt
-
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     p_ids = [encode_prompt(tok, p)[-max_prompt:] for p in prompts]
     r_ids = [
@@ -94,8 +96,6 @@ def sequence_logps(
     model, tok, pairs: list[PreferencePair], cfg: DPOConfig
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed log-probs (2B,) of [chosen..., rejected...] and their token counts (2B,)."""
-    from reinforge.train.logprobs import per_token_logps
-
     ids, attn, cmask = pack_responses(
         tok,
         [p.prompt for p in pairs] * 2,
@@ -123,8 +123,6 @@ def reference_logps(
 
 def preference_loss(cfg: DPOConfig, logps: torch.Tensor, lengths: torch.Tensor, ref: torch.Tensor):
     """(loss, chosen_rewards, rejected_rewards) for policy logps (2B,), lengths (2B,) and ref logps (B, 2)."""
-    from reinforge.train.losses import dpo_loss, ipo_loss
-
     c, r = logps.chunk(2)
     lc, lr = lengths.chunk(2)
     rc, rr = ref[:, 0].to(c.device), ref[:, 1].to(c.device)
@@ -159,89 +157,60 @@ def train_dpo(
     val_pairs: list[PreferencePair] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) DPO; returns the summary. ``train_pairs``/``val_pairs`` bypass the files."""
-    from reinforge.data.preferences import load_preferences, to_pairs
-    from reinforge.train import checkpoint as ck
-    from reinforge.train.grpo import batch_indices
-    from reinforge.train.progress import TrainProgress, print_table
-    from reinforge.train.reward import split_rankings
-    from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
-    from reinforge.train.schedule import make_scheduler
-    from reinforge.train.warmup import load_model
+    with Run(cfg, "dpo", "dpo", resume, on_step, should_stop) as run:
+        if train_pairs is None:
+            train_pairs, val_pairs = load_pairs(cfg)
+        val_pairs = val_pairs or []
+        total = steps_for(cfg.steps, cfg.epochs, len(train_pairs), cfg.batch_size)
+        torch.manual_seed(cfg.seed)
+        dtype = None if cfg.dtype == "auto" else cfg.dtype
+        policy, tok = load_model(str(run.last or cfg.model), dtype=dtype, device=cfg.device, trainable=True)
+        ref_model, _ = load_model(cfg.model, dtype=dtype, device=cfg.device)
+        # 0. reference log-probs, once
+        b_ref = reference_logps(ref_model, tok, train_pairs, cfg)
+        v_ref = reference_logps(ref_model, tok, val_pairs, cfg)
+        eval_rows, grader = [], None
+        if cfg.task:
+            task = get_task(cfg.task)
+            eval_rows, grader = (
+                task.make_rows(cfg.eval_examples, seed=cfg.seed, split="validation"),
+                task.grader,
+            )
+        else:
+            del ref_model  # only the sampled evaluation needs the reference weights
+        optimizer, scheduler = run.optimizer(policy, tok, total)
+        policy.train()
 
-    t_start = time.time()
-    run_dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
-    if train_pairs is None:
-        if not cfg.train_file:
-            raise ReinforgeError("dpo: give train_file (preference JSONL: pairs, rankings or thumbs)")
-        rows = load_preferences(cfg.train_file)
-        val_rows = load_preferences(cfg.validation_file) if cfg.validation_file else []
-        if not cfg.validation_file and cfg.validation_split:
-            rows, val_rows = split_rankings(rows, cfg.validation_split, cfg.seed)
-        train_pairs, val_pairs = to_pairs(rows), to_pairs(val_rows)
-    val_pairs = val_pairs or []
-    total = cfg.steps or max(1, math.ceil(cfg.epochs * len(train_pairs) / cfg.batch_size))
-    last = ck.latest_checkpoint(run_dir) if resume else None
-    t_start -= ck.elapsed_seconds(last)  # a resumed run's summary counts the time before the kill too
-    start = ck.load_trainer_state(last)["step"] if last else 0
+        def run_eval(step: int) -> dict:
+            rec: dict[str, Any] = {}
+            if val_pairs:
+                rec.update(
+                    {f"eval/{k}": v for k, v in evaluate_pairs(policy, tok, val_pairs, v_ref, cfg).items()}
+                )
+            if eval_rows:
+                res = evaluate_policy(
+                    policy,
+                    ref_model,
+                    tok,
+                    eval_rows,
+                    grader,
+                    None,
+                    cfg.eval_samples,
+                    cfg.max_new_tokens,
+                    seed=cfg.seed + 17,
+                    chunk=cfg.logprob_chunk,
+                )
+                rec.update({"eval/reward_mean": res["reward_mean"], "eval/kl": res["kl"]})
+                policy.train()  # sampling put the policy in eval mode
+            return rec
 
-    torch.manual_seed(cfg.seed)
-    dtype = None if cfg.dtype == "auto" else cfg.dtype
-    policy, tok = load_model(str(last) if last else cfg.model, dtype=dtype, device=cfg.device, trainable=True)
-    ref_model, _ = load_model(cfg.model, dtype=dtype, device=cfg.device)
-    # 0. reference log-probs, once
-    b_ref, v_ref = (
-        reference_logps(ref_model, tok, train_pairs, cfg),
-        reference_logps(ref_model, tok, val_pairs, cfg),
-    )
-    eval_rows, grader = [], None
-    if cfg.task:
-        from reinforge.tasks import get_task
-
-        task = get_task(cfg.task)
-        eval_rows, grader = task.make_rows(cfg.eval_examples, seed=cfg.seed, split="validation"), task.grader
-    else:
-        del ref_model  # only the sampled evaluation needs the reference weights
-    optimizer = adamw(policy.parameters(), cfg.learning_rate, cfg.weight_decay)
-    scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
-    if last is not None:
-        ck.load_optimizer_state(
-            last, optimizer, scheduler, lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+        steps = run.steps(
+            run_eval,
+            lambda step: {"pairs": len(train_pairs)},
+            val=("val_acc", "eval/accuracy"),
+            description=f"dpo ({cfg.loss})",
         )
-    log = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None)
-
-    def run_eval(step: int) -> dict:
-        rec: dict[str, Any] = {"step": step, "kind": "eval"}
-        if val_pairs:
-            rec.update(
-                {f"eval/{k}": v for k, v in evaluate_pairs(policy, tok, val_pairs, v_ref, cfg).items()}
-            )
-        if eval_rows:
-            from reinforge.train.evaluate import evaluate_policy
-
-            res = evaluate_policy(
-                policy,
-                ref_model,
-                tok,
-                eval_rows,
-                grader,
-                None,
-                cfg.eval_samples,
-                cfg.max_new_tokens,
-                seed=cfg.seed + 17,
-                chunk=cfg.logprob_chunk,
-            )
-            rec.update({"eval/reward_mean": res["reward_mean"], "eval/kl": res["kl"]})
-        if len(rec) > 2:
-            log.log(rec)
-            if on_step:
-                on_step(rec)
-        return rec
-
-    evals = [run_eval(0)] if start == 0 else []
-    stopped = False
-    policy.train()
-    with TrainProgress(total, start, f"dpo ({cfg.loss})", enabled=cfg.progress, started=t_start) as bar:
-        for step in range(start + 1, total + 1):
+        for step in steps:
             t0 = time.perf_counter()
             # 1-3. batch, forward, loss
             idx = batch_indices(step, cfg.batch_size, len(train_pairs), cfg.seed)
@@ -253,6 +222,7 @@ def train_dpo(
             gn = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
+            # 5. log (the skeleton evaluates and checkpoints)
             rec = {
                 "step": step,
                 "kind": "train",
@@ -265,61 +235,28 @@ def train_dpo(
                 "lr": scheduler.get_last_lr()[0],
                 "perf/step_seconds": time.perf_counter() - t0,
             }
-            log.log(rec)
-            if on_step:
-                on_step(rec)
-            bar.update(step, {"loss": rec["loss/dpo"], "acc": rec["rewards/accuracy"]})
-            # 5. evaluate and checkpoint
-            if cfg.eval_interval and step % cfg.eval_interval == 0 and step != total:
-                evals.append(run_eval(step))
-            stopped = bool(should_stop and should_stop())
-            if ck.checkpoint_due(step, total, stopped, cfg.save_interval):
-                ck.save_and_prune(
-                    run_dir,
-                    step,
-                    policy,
-                    tok,
-                    optimizer,
-                    scheduler,
-                    {"pairs": len(train_pairs)},
-                    cfg.keep_checkpoints,
-                    t_start,
-                )
-            if stopped:
-                break
-        if not stopped:  # in the bar: its time and val_acc figure include the final evaluation
-            evals.append(run_eval(total))
-            bar.update(total, {"val_acc": evals[-1].get("eval/accuracy", float("nan"))})
-            ck.save_final(run_dir, policy, tok)
-    records = log.records()
-    ev = [r for r in records if r["kind"] == "eval"]
-    tr = [r for r in records if r["kind"] == "train"]
-    summary = {
-        "algorithm": "dpo",
-        "loss": cfg.loss,
-        "model": cfg.model,
-        "steps": tr[-1]["step"] if tr else 0,
-        "total_steps": total,
-        "status": "stopped" if stopped else "succeeded",
-        "train_pairs": len(train_pairs),
-        "validation_pairs": len(val_pairs),
-        "val_accuracy_before": ev[0].get("eval/accuracy") if ev else None,
-        "val_accuracy": ev[-1].get("eval/accuracy") if ev else None,
-        "baseline_val_reward": ev[0].get("eval/reward_mean") if ev else None,
-        "final_val_reward": ev[-1].get("eval/reward_mean") if ev else None,
-        "final_kl": ev[-1].get("eval/kl") if ev else None,
-        "seconds": round(time.time() - t_start, 1),
-        "run_dir": str(run_dir),
-    }
-    write_summary(run_dir, summary)
-    plot_metric(run_dir, records, "rewards/accuracy", "eval/accuracy", "accuracy.png", "preference accuracy")
-    if cfg.progress:
-        print_table(f"dpo {run_dir}", {k: v for k, v in summary.items() if v is not None and k != "run_dir"})
-    return summary
+            run.log(rec, bar={"loss": rec["loss/dpo"], "acc": rec["rewards/accuracy"]})
+        return run.finish(
+            {
+                "loss": cfg.loss,
+                "train_pairs": len(train_pairs),
+                "validation_pairs": len(val_pairs),
+                "val_accuracy_before": run.eval_value("eval/accuracy", first=True),
+                "val_accuracy": run.eval_value("eval/accuracy"),
+                "baseline_val_reward": run.eval_value("eval/reward_mean", first=True),
+                "final_val_reward": run.eval_value("eval/reward_mean"),
+                "final_kl": run.eval_value("eval/kl"),
+            },
+            plot=("rewards/accuracy", "eval/accuracy", "accuracy.png", "preference accuracy"),
+        )
 
 
-def main(config_path, overrides: list[str], resume: bool) -> dict:
-    from reinforge.config import load_config
-
-    cfg = load_config(DPOConfig, config_path, overrides)
-    return train_dpo(cfg, resume=resume)
+def load_pairs(cfg: DPOConfig) -> tuple[list[PreferencePair], list[PreferencePair]]:
+    """(train, validation) pairs from ``train_file`` (rankings give all their pairs) and the split."""
+    if not cfg.train_file:
+        raise ReinforgeError("dpo: give train_file (preference JSONL: pairs, rankings or thumbs)")
+    rows = load_preferences(cfg.train_file)
+    val_rows = load_preferences(cfg.validation_file) if cfg.validation_file else []
+    if not cfg.validation_file and cfg.validation_split:
+        rows, val_rows = split_rankings(rows, cfg.validation_split, cfg.seed)
+    return to_pairs(rows), to_pairs(val_rows)
