@@ -8,21 +8,22 @@ see ``models/reward_model.py``) and ``final/`` holds a reward model the ``reward
 
 from __future__ import annotations
 
-import math
-import random
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import model_validator
 
 from reinforge.config import Config
-from reinforge.data.preferences import PreferencePair, Ranking, to_pairs
+from reinforge.data.preferences import PreferencePair, Ranking, load_preferences, to_pairs
 from reinforge.errors import ReinforgeError
-from reinforge.train.losses import pairwise_accuracy
-from reinforge.train.optimizer import adamw
+from reinforge.models.loading import pick_device
+from reinforge.models.reward_model import RewardModel
+from reinforge.train.batching import batch_indices, split_rankings, steps_for
+from reinforge.train.losses import bradley_terry_loss, pairwise_accuracy, plackett_luce_loss
+from reinforge.train.skeleton import Run
+from reinforge.train.warmup import resolve_model
 
 
 class RMConfig(Config):
@@ -62,14 +63,6 @@ class RMConfig(Config):
         return self
 
 
-def split_rankings(rows: list[Ranking], fraction: float, seed: int) -> tuple[list[Ranking], list[Ranking]]:
-    """Hold out whole prompts, so no held-out prompt was seen in training."""
-    prompts = sorted({str(r.prompt) for r in rows})
-    random.Random(seed).shuffle(prompts)
-    held = set(prompts[: max(1, round(len(prompts) * fraction))])
-    return [r for r in rows if str(r.prompt) not in held], [r for r in rows if str(r.prompt) in held]
-
-
 def pair_scores(rm, pairs: list[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen, rejected) raw scores (B,), one forward over the 2B responses."""
     enc = rm.encode([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs])
@@ -95,8 +88,6 @@ def ranking_scores(rm, rankings: list[Ranking]) -> tuple[torch.Tensor, torch.Ten
 @torch.no_grad()
 def evaluate_rm(rm, pairs: list[PreferencePair], batch_size: int = 64) -> dict[str, float]:
     """Held-out pairwise accuracy and Bradley-Terry loss."""
-    from reinforge.train.losses import bradley_terry_loss
-
     rm.eval()
     cs, rs = [], []
     for i in range(0, len(pairs), batch_size):
@@ -121,71 +112,41 @@ def train_reward_model(
     val_rows: list[Ranking] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a reward model; returns the summary. ``train_rows``/``val_rows`` bypass the files."""
-    from reinforge.data.preferences import load_preferences
-    from reinforge.models.loading import pick_device
-    from reinforge.models.reward_model import RewardModel
-    from reinforge.train import checkpoint as ck
-    from reinforge.train.grpo import batch_indices
-    from reinforge.train.losses import bradley_terry_loss, plackett_luce_loss
-    from reinforge.train.progress import TrainProgress, print_table
-    from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
-    from reinforge.train.schedule import make_scheduler
-    from reinforge.train.warmup import resolve_model
-
-    t_start = time.time()
-    run_dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
-    if train_rows is None:
-        if not cfg.train_file:
-            raise ReinforgeError("rm: give train_file (preference JSONL: pairs, rankings or thumbs)")
-        train_rows = load_preferences(cfg.train_file)
-        if cfg.validation_file:
-            val_rows = load_preferences(cfg.validation_file)
-        elif cfg.validation_split:
-            train_rows, val_rows = split_rankings(train_rows, cfg.validation_split, cfg.seed)
-    val_pairs = to_pairs(val_rows or [])
-    units: list = train_rows if cfg.loss == "plackett_luce" else to_pairs(train_rows)  # what one batch row is
-    if not units:
-        raise ReinforgeError(f"{cfg.train_file or 'rm'}: no training pairs left (after the validation split)")
-    total = cfg.steps or max(1, math.ceil(cfg.epochs * len(units) / cfg.batch_size))
-    last = ck.latest_checkpoint(run_dir) if resume else None
-    t_start -= ck.elapsed_seconds(last)  # a resumed run's summary counts the time before the kill too
-    start = ck.load_trainer_state(last)["step"] if last else 0
-
-    torch.manual_seed(cfg.seed)
-    device = pick_device(cfg.device)
-    rm = (
-        RewardModel.load(last, device)
-        if last
-        else RewardModel.from_backbone(
-            resolve_model(cfg.model), cfg.backbone, cfg.max_length, device, base=cfg.model
+    with Run(cfg, "reward_model", "rm", resume, on_step, should_stop) as run:
+        if train_rows is None:
+            train_rows, val_rows = load_rankings(cfg)
+        val_pairs = to_pairs(val_rows or [])
+        units: list = (
+            train_rows if cfg.loss == "plackett_luce" else to_pairs(train_rows)
+        )  # one batch row each
+        if not units:
+            raise ReinforgeError(
+                f"{cfg.train_file or 'rm'}: no training pairs left (after the validation split)"
+            )
+        total = steps_for(cfg.steps, cfg.epochs, len(units), cfg.batch_size)
+        torch.manual_seed(cfg.seed)
+        device = pick_device(cfg.device)
+        rm = (
+            RewardModel.load(run.last, device)
+            if run.last
+            else RewardModel.from_backbone(
+                resolve_model(cfg.model), cfg.backbone, cfg.max_length, device, base=cfg.model
+            )
         )
-    )
-    rm.train()
-    if cfg.freeze_backbone:
-        rm.backbone.requires_grad_(False)
-    params = [p for p in rm.parameters() if p.requires_grad]
-    optimizer = adamw(params, cfg.learning_rate, cfg.weight_decay)
-    scheduler = make_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_schedule)
-    if last is not None:
-        ck.load_optimizer_state(
-            last, optimizer, scheduler, lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+        rm.train()
+        if cfg.freeze_backbone:
+            rm.backbone.requires_grad_(False)
+        params = [p for p in rm.parameters() if p.requires_grad]
+        optimizer, scheduler = run.optimizer(rm, None, total)
+
+        def run_eval(step: int) -> dict:
+            return {f"eval/{k}": v for k, v in evaluate_rm(rm, val_pairs).items()} if val_pairs else {}
+
+        # the last step needs no checkpoint: final/ is written after the calibration below
+        steps = run.steps(
+            run_eval, lambda step: {"units": len(units)}, val=("val_acc", "eval/accuracy"), save_last=False
         )
-    log = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if resume else None)
-
-    def run_eval(step: int) -> dict:
-        if not val_pairs:
-            return {}
-        res = evaluate_rm(rm, val_pairs)
-        rec = {"step": step, "kind": "eval", **{f"eval/{k}": v for k, v in res.items()}}
-        log.log(rec)
-        if on_step:
-            on_step(rec)
-        return rec
-
-    evals = [run_eval(0)] if start == 0 else []
-    stopped = False
-    with TrainProgress(total, start, "rm", enabled=cfg.progress, started=t_start) as bar:
-        for step in range(start + 1, total + 1):
+        for step in steps:
             t0 = time.perf_counter()
             # 1. the batch: epochs are fresh shuffles, so the position is a function of the step
             batch = [units[i] for i in batch_indices(step, cfg.batch_size, len(units), cfg.seed)]
@@ -207,6 +168,7 @@ def train_reward_model(
             gn = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
+            # 5. log (the skeleton evaluates and checkpoints)
             rec = {
                 "step": step,
                 "kind": "train",
@@ -216,73 +178,43 @@ def train_reward_model(
                 "lr": scheduler.get_last_lr()[0],
                 "perf/step_seconds": time.perf_counter() - t0,
             }
-            log.log(rec)
-            if on_step:
-                on_step(rec)
-            bar.update(
-                step,
-                {
-                    "loss": rec["loss/rm"],
-                    "val_acc": evals[-1].get("eval/accuracy", float("nan")) if evals else float("nan"),
-                },
-            )
-            # 5. evaluate and checkpoint
-            if cfg.eval_interval and step % cfg.eval_interval == 0 and step != total:
-                evals.append(run_eval(step))
-            stopped = bool(should_stop and should_stop())
-            # the last step needs no checkpoint: final/ is written below
-            if step != total and ck.checkpoint_due(step, total, stopped, cfg.save_interval):
-                state = {"units": len(units)}
-                ck.save_and_prune(
-                    run_dir, step, rm, None, optimizer, scheduler, state, cfg.keep_checkpoints, t_start
-                )
-            if stopped:
-                break
-        final_eval = run_eval(total) if not stopped else {}  # in the bar: its time and val_acc include it
-        if final_eval:
-            bar.update(total, {"val_acc": final_eval["eval/accuracy"]})
-    # calibration from held-out (else training) responses: sigmoid((raw - mu) / sigma)
-    calib_rows = val_rows or train_rows
-    prompts = [r.prompt for r in calib_rows for _ in r.responses]
-    raw = rm.score(prompts, [x for r in calib_rows for x in r.responses])
-    rm.mu, rm.sigma = raw.mean().item(), max(raw.std().item() if raw.numel() > 1 else 1.0, 1e-4)
-    rm.meta.update(
-        {
-            "val_accuracy": final_eval.get("eval/accuracy"),
-            "train_pairs": len(to_pairs(train_rows)),
-            "loss": cfg.loss,
-        }
-    )
-    if not stopped:
-        ck.save_final(run_dir, rm, None)
-    summary = {
-        "algorithm": "reward_model",
-        "model": cfg.model,
-        "backbone": rm.kind,
-        "loss": cfg.loss,
-        "status": "stopped" if stopped else "succeeded",
-        "steps": max([r["step"] for r in log.records("train")], default=0),
-        "total_steps": total,
-        "train_pairs": len(to_pairs(train_rows)),
-        "validation_pairs": len(val_pairs),
-        "val_accuracy": final_eval.get("eval/accuracy"),
-        "val_accuracy_before": evals[0].get("eval/accuracy") if evals else None,
-        "mu": rm.mu,
-        "sigma": rm.sigma,
-        "seconds": round(time.time() - t_start, 1),
-        "run_dir": str(run_dir),
-        "reward_model": str(run_dir / "final"),
-    }
-    write_summary(run_dir, summary)
-    plot_metric(run_dir, log.records(), "rm/accuracy", "eval/accuracy", "accuracy.png", "pairwise accuracy")
-    if cfg.progress:
-        print_table(f"rm {run_dir}", {k: v for k, v in summary.items() if v is not None and k != "run_dir"})
+            run.log(rec, bar={"loss": rec["loss/rm"]})
+        # 6. calibration from held-out (else training) responses: sigmoid((raw - mu) / sigma)
+        calib_rows = val_rows or train_rows
+        prompts = [r.prompt for r in calib_rows for _ in r.responses]
+        raw = rm.score(prompts, [x for r in calib_rows for x in r.responses])
+        rm.mu, rm.sigma = raw.mean().item(), max(raw.std().item() if raw.numel() > 1 else 1.0, 1e-4)
+        val_accuracy = run.final_eval.get("eval/accuracy")
+        rm.meta.update(
+            {"val_accuracy": val_accuracy, "train_pairs": len(to_pairs(train_rows)), "loss": cfg.loss}
+        )
+        if not run.stopped:
+            run.save_final()
+        summary = run.finish(
+            {
+                "backbone": rm.kind,
+                "loss": cfg.loss,
+                "train_pairs": len(to_pairs(train_rows)),
+                "validation_pairs": len(val_pairs),
+                "val_accuracy": val_accuracy,
+                "val_accuracy_before": run.evals[0].get("eval/accuracy") if run.evals else None,
+                "mu": rm.mu,
+                "sigma": rm.sigma,
+            },
+            tail={"reward_model": str(run.dir / "final")},
+            plot=("rm/accuracy", "eval/accuracy", "accuracy.png", "pairwise accuracy"),
+        )
     rm.eval()
     return summary
 
 
-def main(config_path, overrides: list[str], resume: bool) -> dict:
-    from reinforge.config import load_config
-
-    cfg = load_config(RMConfig, config_path, overrides)
-    return train_reward_model(cfg, resume=resume)
+def load_rankings(cfg: RMConfig) -> tuple[list[Ranking], list[Ranking] | None]:
+    """(train, validation) preference rows from ``train_file`` and ``validation_file`` or the split."""
+    if not cfg.train_file:
+        raise ReinforgeError("rm: give train_file (preference JSONL: pairs, rankings or thumbs)")
+    train_rows, val_rows = load_preferences(cfg.train_file), None
+    if cfg.validation_file:
+        val_rows = load_preferences(cfg.validation_file)
+    elif cfg.validation_split:
+        train_rows, val_rows = split_rankings(train_rows, cfg.validation_split, cfg.seed)
+    return train_rows, val_rows

@@ -281,13 +281,14 @@ def run_rlhf(cfg: RLHFConfig, resume: bool = False, labeller: Labeller | None = 
     from reinforge.data.jsonl import write_jsonl
     from reinforge.data.preferences import pair_rows, to_pairs
     from reinforge.data.rft import load_rft_rows
-    from reinforge.train.warmup import load_model
     from reinforge.tasks import get_task
+    from reinforge.train.batching import split_rankings
     from reinforge.train.ppo import train_ppo
     from reinforge.train.progress import print_table
-    from reinforge.train.reward import split_rankings, train_reward_model
+    from reinforge.train.reward import train_reward_model
     from reinforge.train.run import write_summary
     from reinforge.train.sft_trainer import train_sft
+    from reinforge.train.warmup import load_model
 
     t0 = time.time()
     out = Path(cfg.output_dir)
@@ -371,9 +372,3 @@ def run_rlhf(cfg: RLHFConfig, resume: bool = False, labeller: Labeller | None = 
     for r in rounds:
         print_table(f"rlhf round {r['round']}", {k: v for k, v in r.items() if v is not None})
     return summary
-
-
-def main(config_path, overrides: list[str], resume: bool) -> dict:
-    from reinforge.config import load_config
-
-    return run_rlhf(load_config(RLHFConfig, config_path, overrides), resume=resume)

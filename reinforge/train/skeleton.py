@@ -202,16 +202,18 @@ class Run:
     def save_final(self, model=None, tokenizer=None) -> None:
         """``final/``: the trained model (default: the one checkpoints save), loadable by ``transformers``."""
         if self.is_main:
-            ck.save_final(self.dir, model or self.model, tokenizer if model is not None else self.tokenizer)
+            if model is None:
+                model, tokenizer = self.model, self.tokenizer
+            ck.save_final(self.dir, model, tokenizer)
 
     def records(self, kind: str | None = None) -> list[dict]:
         """The run's logged records, the ones before a resume included."""
         return self.metrics.records(kind)
 
     def eval_value(self, key: str, first: bool = False) -> Any:
-        """``key`` in the last (``first``: the first) logged evaluation that measured it, or None."""
-        found = [r[key] for r in self.records("eval") if key in r]
-        return (found[0] if first else found[-1]) if found else None
+        """``key`` in the last (``first``: the first) logged evaluation, or None."""
+        evals = self.records("eval")
+        return evals[0 if first else -1].get(key) if evals else None
 
     def train_mean(self, key: str, last: int = 5) -> float | None:
         """Mean of ``key`` over the last ``last`` train records (None before any step)."""

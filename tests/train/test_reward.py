@@ -120,12 +120,13 @@ def test_minilm_reward_model_head_only(tmp_path):
 def test_rm_from_file_with_split(tmp_path):
     import json
 
-    from reinforge.train.reward import main
+    from reinforge.train.registry import run_from_cli
 
     base = micro_model(tmp_path / "base")
     rows = [{"prompt": f"p{i}", "chosen": "xxxx", "rejected": "oooo"} for i in range(20)]
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    summary = main(
+    summary = run_from_cli(
+        "rm",
         None,
         [
             f"model={base}",
