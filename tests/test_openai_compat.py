@@ -12,7 +12,7 @@ from reinforge.openai_compat import SERVICE_RUN, job_config, stored_config
 from reinforge.train.dpo import DPOConfig
 from reinforge.train.grpo import GRPOConfig
 from reinforge.train.sft_trainer import SFTConfig
-from tests.serve.conftest import STRING_CHECK as GRADER
+from tests.serve.helpers import STRING_CHECK as GRADER
 
 # how the service runs a job, not what it learns: the only fields a job and the CLI may differ in
 RUN_ONLY = {*SERVICE_RUN, "output_dir", "save_interval", "eval_interval", "validation_split"}

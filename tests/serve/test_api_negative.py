@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from reinforge.serve.app import ServeSettings, create_app
 from reinforge.serve.db import create_key, default_db_url, make_engine
-from tests.serve.conftest import STRING_CHECK, rft_rows
+from tests.serve.helpers import STRING_CHECK, rft_rows
 
 
 @pytest.fixture(scope="module")

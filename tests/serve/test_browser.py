@@ -8,7 +8,8 @@ import os
 import httpx
 import pytest
 
-from tests.serve.conftest import STRING_CHECK, rft_rows, wait_for
+from tests.helpers import wait_for
+from tests.serve.helpers import STRING_CHECK, rft_rows
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.serve.conftest import STRING_CHECK, add_running_job, rft_rows, start_server, wait_for, write_rows
+from tests.helpers import wait_for, write_jsonl
+from tests.serve.helpers import STRING_CHECK, add_running_job, rft_rows, start_server
 
 
 def api(server, key):
@@ -13,7 +14,7 @@ def api(server, key):
 
 
 def long_job(c: httpx.Client, tmp_path, steps: int, **extra) -> str:
-    path = write_rows(tmp_path / "train.jsonl", rft_rows())
+    path = write_jsonl(tmp_path / "train.jsonl", rft_rows())
     fid = c.post(
         "/files", files={"file": ("train.jsonl", path.read_bytes())}, data={"purpose": "fine-tune"}
     ).json()["id"]
@@ -111,7 +112,7 @@ def test_failing_grader_fails_the_job_with_the_reason(server, api_key, tmp_path)
     openai = pytest.importorskip("openai")
     client = openai.OpenAI(base_url=server.url + "/v1", api_key=api_key, max_retries=0, timeout=60)
     train = client.files.create(
-        file=write_rows(tmp_path / "t.jsonl", rft_rows()).open("rb"), purpose="fine-tune"
+        file=write_jsonl(tmp_path / "t.jsonl", rft_rows()).open("rb"), purpose="fine-tune"
     )
     typo = {**STRING_CHECK, "reference": "{{item.answr}}"}
     for grader, needle in [
@@ -146,7 +147,7 @@ def test_grader_failing_every_grade_fails_the_job_in_its_worker(tiny_addition_di
     from reinforge.serve.worker import JobRun
 
     sf = session_factory(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
-    train = write_rows(tmp_path / "t.jsonl", rft_rows())
+    train = write_jsonl(tmp_path / "t.jsonl", rft_rows())
     method = {
         "type": "reinforcement",
         "reinforcement": {

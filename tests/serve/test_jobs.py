@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from reinforge.openai_compat import job_config
 from reinforge.serve.app import ServeSettings, create_app
 from reinforge.serve.db import Job, create_key, default_db_url, make_engine, session_factory
-from tests.serve.conftest import STRING_CHECK, rft_rows
+from tests.serve.helpers import STRING_CHECK, rft_rows
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import pytest
 
 openai = pytest.importorskip("openai")
 
-from tests.serve.conftest import STRING_CHECK, rft_rows, sft_rows, wait_for, write_rows  # noqa: E402
+from tests.helpers import wait_for, write_jsonl  # noqa: E402
+from tests.serve.helpers import STRING_CHECK, rft_rows, sft_rows  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +60,10 @@ def check_finished_job(client, job, expect_metric: str):
 
 def test_reinforcement_job_with_string_check(client, tmp_path):
     train = client.files.create(
-        file=write_rows(tmp_path / "train.jsonl", rft_rows()).open("rb"), purpose="fine-tune"
+        file=write_jsonl(tmp_path / "train.jsonl", rft_rows()).open("rb"), purpose="fine-tune"
     )
     val = client.files.create(
-        file=write_rows(tmp_path / "val.jsonl", rft_rows()[:2]).open("rb"), purpose="fine-tune"
+        file=write_jsonl(tmp_path / "val.jsonl", rft_rows()[:2]).open("rb"), purpose="fine-tune"
     )
     assert {f.id for f in client.files.list().data} >= {train.id, val.id}
     job = client.fine_tuning.jobs.create(
@@ -99,10 +100,10 @@ def test_reinforcement_job_with_string_check(client, tmp_path):
 
 def test_supervised_job(client, tmp_path):
     train = client.files.create(
-        file=write_rows(tmp_path / "sft.jsonl", sft_rows()).open("rb"), purpose="fine-tune"
+        file=write_jsonl(tmp_path / "sft.jsonl", sft_rows()).open("rb"), purpose="fine-tune"
     )
     val = client.files.create(
-        file=write_rows(tmp_path / "sft_val.jsonl", sft_rows()[:2]).open("rb"), purpose="fine-tune"
+        file=write_jsonl(tmp_path / "sft_val.jsonl", sft_rows()[:2]).open("rb"), purpose="fine-tune"
     )
     job = client.fine_tuning.jobs.create(
         model="tiny:addition:1m",
@@ -125,7 +126,9 @@ def test_dpo_job_reads_openai_dpo_rows(client, tmp_path):
         }
         for q, a in (("12+30", "42"), ("25+25", "50"), ("33+14", "47"), ("40+19", "59"))
     ]
-    train = client.files.create(file=write_rows(tmp_path / "dpo.jsonl", rows).open("rb"), purpose="fine-tune")
+    train = client.files.create(
+        file=write_jsonl(tmp_path / "dpo.jsonl", rows).open("rb"), purpose="fine-tune"
+    )
     job = client.fine_tuning.jobs.create(
         model="tiny:addition:1m",
         training_file=train.id,

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from reinforge.serve.db import create_key, lookup_key, make_engine
-from tests.serve.conftest import STRING_CHECK, free_port, rft_rows, start_server, wait_for, write_rows
+from tests.helpers import wait_for, write_jsonl
+from tests.serve.helpers import STRING_CHECK, free_port, rft_rows, start_server
 
 pytestmark = pytest.mark.postgres
 BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
@@ -102,7 +103,7 @@ def test_api_queue_and_recovery_on_postgres(pg_db, tmp_path):
     postgres_url = pg_db
     client = TestClient(create_app(ServeSettings(data_dir=tmp_path, db_url=postgres_url)))
     h = {"Authorization": f"Bearer {create_key(make_engine(postgres_url), 'pg2')[1]}"}
-    body = write_rows(tmp_path / "t.jsonl", rft_rows()).read_bytes()
+    body = write_jsonl(tmp_path / "t.jsonl", rft_rows()).read_bytes()
     fid = client.post(
         "/v1/files", headers=h, files={"file": ("t.jsonl", body)}, data={"purpose": "fine-tune"}
     ).json()["id"]
@@ -134,7 +135,7 @@ def test_job_runs_end_to_end_on_postgres(pg_db, tmp_path):
     try:
         key = srv.new_key("pg-user")
         c = httpx.Client(base_url=srv.url + "/v1", headers={"Authorization": f"Bearer {key}"}, timeout=60)
-        body = write_rows(tmp_path / "t.jsonl", rft_rows()).read_bytes()
+        body = write_jsonl(tmp_path / "t.jsonl", rft_rows()).read_bytes()
         fid = c.post("/files", files={"file": ("t.jsonl", body)}, data={"purpose": "fine-tune"}).json()["id"]
         job = c.post(
             "/fine_tuning/jobs",

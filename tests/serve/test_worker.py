@@ -7,12 +7,13 @@ import json
 from reinforge.openai_compat import job_config
 from reinforge.serve.db import Job, make_engine, session_factory
 from reinforge.serve.worker import JobRun
-from tests.serve.conftest import STRING_CHECK, add_running_job, rft_rows, write_rows
+from tests.helpers import write_jsonl
+from tests.serve.helpers import STRING_CHECK, add_running_job, rft_rows
 
 
 def test_worker_trains_the_stored_config(tiny_addition_dir, tmp_path):
     sf = session_factory(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
-    train = write_rows(tmp_path / "t.jsonl", rft_rows())
+    train = write_jsonl(tmp_path / "t.jsonl", rft_rows())
     method = {
         "type": "reinforcement",
         "reinforcement": {
