@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 
 from reinforge.errors import ReinforgeError
 from reinforge.train.rlhf import ComparisonRequest, FunctionLabeller, GraderLabeller, QueueLabeller
-from tests.helpers import micro_model, prompt_rows, write_jsonl
+from tests.helpers import micro_model, prompt_rows, wait_for, write_jsonl
 
 
 def requests(n: int) -> list[ComparisonRequest]:
@@ -34,10 +33,9 @@ def test_queue_labeller_waits_for_labels(tmp_path):
     result = {}
     worker = threading.Thread(target=lambda: result.setdefault("labels", q.label(reqs, 1)))
     worker.start()
-    time.sleep(0.3)
-    sent = [
-        json.loads(x) for x in (tmp_path / "queue" / "requests" / "round-1.jsonl").read_text().splitlines()
-    ]
+    sent_file = tmp_path / "queue" / "requests" / "round-1.jsonl"
+    wait_for(lambda: sent_file.exists() and len(sent_file.read_text().splitlines()) == len(reqs), every=0.05)
+    sent = [json.loads(x) for x in sent_file.read_text().splitlines()]
     assert [r["responses"] for r in sent] == [r.responses for r in reqs]
     assert "labels" not in result  # still waiting: nothing labelled yet
     # the web UI exports a pair and a ranking; an unrelated label is ignored
