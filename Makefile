@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the CPU build that lies on this machine's disk: any other spec can pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: install bwrap demo demo-rlhf test test-slow lint format bench bench-gpu clean
+.PHONY: install bwrap demo demo-rlhf test test-slow lint format bench bench-gpu clean typecheck
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 not found; set PY=/path/to/python3.11"; exit 1; }
@@ -44,7 +44,12 @@ bwrap:
 
 test: $(STAMP) bwrap
 	$(BIN)/ruff check reinforge tests benchmarks
+	$(BIN)/ruff format --check reinforge tests benchmarks
 	$(BIN)/python -m pytest -q -x --durations=15 --doctest-modules reinforge tests
+
+# mypy over the package (its config: [tool.mypy] in pyproject.toml)
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow tests
