@@ -9,9 +9,10 @@ the spec, else ``REINFORGE_GRADER_BASE_URL`` or ``OPENAI_BASE_URL`` and ``OPENAI
 * ``label_model``: the answer ``{"result": "<label>"}`` (or the bare label) must be one of ``labels``;
   the reward is 1 when it is in ``passing_labels``, else 0.
 
-Transient failures (connection, timeout, 408/409/429/5xx) are retried with exponential backoff and
-jitter; identical requests are answered from a cache; ``grade_batch`` runs up to ``concurrency``
-requests at once. Failures are recorded zeros: ``model_grader_server_error`` (with details),
+Transient failures (connection, timeout, a hung judge after ``timeout_s``, 408/409/429/5xx) are
+retried with exponential backoff and jitter, or after the judge's ``Retry-After`` when it sends one
+(``graders/retries.py``); identical requests are answered from a cache; ``grade_batch`` runs up to
+``concurrency`` requests at once. Failures are recorded zeros: ``model_grader_server_error`` (with details),
 ``model_grader_refusal_error`` and ``model_grader_parse_error``. Token usage is summed per model in
 ``grader.token_usage``.
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import re
 import threading
 import time
@@ -38,9 +38,9 @@ from typing import Any
 
 from reinforge.graders.base import Grade, Grader, error_grade
 from reinforge.graders.local_judge import Completion, local_complete
+from reinforge.graders.retries import retry_delay, transient
 from reinforge.graders.templating import TemplateVariableError, compile_template
 
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens")
 _CACHE: OrderedDict[str, Completion] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -142,14 +142,6 @@ def parse_label(content: str, labels: Sequence[str]) -> str:
 # --- backends ---------------------------------------------------------------------------------------
 
 
-def _transient(e: Exception) -> bool:
-    import openai
-
-    if isinstance(e, openai.APIConnectionError | openai.RateLimitError | openai.InternalServerError):
-        return True
-    return isinstance(e, openai.APIStatusError) and e.status_code in RETRY_STATUS
-
-
 @lru_cache(maxsize=16)
 def _client(base_url: str | None, api_key: str | None, timeout_s: float):
     from openai import OpenAI
@@ -220,10 +212,10 @@ class ModelGrader(Grader):
                 resp = client.chat.completions.create(model=self.model, messages=messages, **params)
                 break
             except Exception as e:
-                if not _transient(e) or attempt == self.max_retries:
-                    raise ServerError(f"{type(e).__name__}: {e}"[:1000]) from None
-                delay = min(8.0, self.backoff_s * 2**attempt) * (0.5 + random.random())
-                time.sleep(delay)
+                if not transient(e) or attempt == self.max_retries:
+                    tries = f" (after {attempt + 1} attempts)" if attempt else ""
+                    raise ServerError(f"{type(e).__name__}: {e}"[:1000] + tries) from None
+                time.sleep(retry_delay(e, attempt, self.backoff_s))
         msg = resp.choices[0].message
         usage = {}
         if resp.usage is not None:

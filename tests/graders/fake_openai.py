@@ -4,6 +4,9 @@ The judge's answer depends on the last message's text, so tests can steer it:
 ``Reference answer: X ... Model answer: Y`` -> ``{"result": 1.0 if X == Y else 0.0}``;
 ``Statement: ...`` -> positive when it contains "love", negative when "hate", else neutral;
 ``REFUSE`` -> a refusal; ``GARBAGE`` -> unparseable text; ``FLAKY`` -> HTTP 500 for the first two calls.
+Faults for any request: ``replies`` (``(status, headers)`` pairs) are answered first, in order, with an
+error body; while ``hang`` is set, requests get no answer until it is cleared. ``arrived`` holds each
+request's ``time.monotonic()`` as the server saw it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -18,6 +22,10 @@ class FakeOpenAI:
     def __init__(self):
         self.requests: list[dict] = []
         self.flaky_left = 2
+        self.replies: list[tuple[int, dict[str, str]]] = []
+        self.hang = threading.Event()  # set: requests wait until it is cleared (or the server closes)
+        self.released = threading.Event()
+        self.arrived: list[float] = []
         self.lock = threading.Lock()
         fake = self
 
@@ -28,12 +36,23 @@ class FakeOpenAI:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake.lock:
+                    fake.arrived.append(time.monotonic())
                     fake.requests.append(
                         {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
                     )
-                status, payload = fake.answer(self.path, body)
+                    scripted = fake.replies.pop(0) if fake.replies else None
+                while fake.hang.is_set() and not fake.released.wait(0.05):
+                    pass
+                headers: dict[str, str] = {}
+                if scripted:
+                    status, headers = scripted
+                    payload: dict = {"error": {"message": f"scripted {status}", "type": "server_error"}}
+                else:
+                    status, payload = fake.answer(self.path, body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -51,6 +70,7 @@ class FakeOpenAI:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 

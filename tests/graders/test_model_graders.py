@@ -199,3 +199,46 @@ def test_run_reports_usage_for_a_cached_answer(server):
         second["metadata"]["token_usage"]["total_tokens"] == 15
         and second["metadata"]["scores"]["cached"] is True
     )
+
+
+# --- a judge at fault: 429 with Retry-After, 500s, a hang (the real HTTP server on loopback) -------------
+
+
+@pytest.mark.parametrize(
+    "headers, wait_s",
+    [
+        ({"Retry-After": "1"}, 1.0),  # seconds, as HTTP says
+        ({"retry-after-ms": "600", "Retry-After": "9"}, 0.6),  # OpenAI's finer header wins
+    ],
+)
+def test_rate_limited_judge_is_retried_after_the_wait_it_asks_for(server, headers, wait_s):
+    server.replies = [(429, headers)]
+    g = from_spec(with_server(SCORE_MODEL, server))  # backoff 0.01 s: only Retry-After explains the gap
+    grade = g.grade({"reference_answer": "a"}, make_sample("a"))
+    assert grade.ok and grade.reward == 1.0 and len(server.requests) == 2
+    assert server.arrived[1] - server.arrived[0] >= wait_s
+
+
+def test_judge_failing_every_retry_is_a_counted_server_error(server):
+    from reinforge.train.rollout import grader_error_fields
+
+    server.replies = [(500, {}), (503, {"Retry-After": "0"}), (429, {"Retry-After": "0"})] * 2
+    g = from_spec(with_server(SCORE_MODEL, server, max_retries=2, concurrency=1))
+    pairs = [({"reference_answer": r}, make_sample(r)) for r in ("a", "b", "c")]
+    grades = g.grade_batch(pairs)
+    assert [x.errors for x in grades[:2]] == [{"model_grader_server_error": True}] * 2
+    assert "429" in grades[0].metadata["model_grader_server_error_details"]
+    assert "after 3 attempts" in grades[0].metadata["model_grader_server_error_details"]
+    assert grades[2].ok and len(server.requests) == 7  # 3 + 3 failed tries, then the third row's answer
+    assert grader_error_fields(grades)["grader/errors"] == 2
+
+
+def test_hanging_judge_times_out_and_is_retried(server):
+    server.hang.set()
+    g = from_spec(with_server(SCORE_MODEL, server, max_retries=1, timeout_s=0.3))
+    grade = g.grade({"reference_answer": "a"}, make_sample("a"))
+    assert grade.errors == {"model_grader_server_error": True}
+    assert "timed out" in grade.metadata["model_grader_server_error_details"]
+    assert len(server.requests) == 2
+    server.hang.clear()
+    assert g.grade({"reference_answer": "b"}, make_sample("b")).ok  # the judge is back: graded again
