@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="API keys for `reinforge serve`.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+data_app = typer.Typer(help="Dataset tools: `data to-sft` (RFT rows -> SFT rows).", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 SetOpt = Annotated[
     list[str] | None,
@@ -234,6 +236,13 @@ def serve(
     ),
     workers: Annotated[int, typer.Option(help="Job worker processes.")] = 1,
     model: Annotated[list[str] | None, typer.Option(help="Extra local model directories to serve.")] = None,
+    allow_unsandboxed_python_graders: Annotated[
+        bool,
+        typer.Option(
+            help="Where bubblewrap cannot run, run python graders anyway, without the OS sandbox (unsafe "
+            "with untrusted keys); by default they are refused."
+        ),
+    ] = False,
 ) -> None:
     """Serve the OpenAI-compatible API, chat completions and feedback UI.
 
@@ -241,22 +250,74 @@ def serve(
     """
     from reinforge.serve.command import serve_command
 
-    serve_command(host=host, port=port, db=db, data_dir=data_dir, workers=workers, models=model or [])
+    serve_command(
+        host=host,
+        port=port,
+        db=db,
+        data_dir=data_dir,
+        workers=workers,
+        models=model or [],
+        allow_unsandboxed_python_graders=allow_unsandboxed_python_graders,
+    )
+
+
+DbOpt = Annotated[str | None, typer.Option(help="Database URL (default: SQLite under --data-dir).")]
+DataDirOpt = Annotated[Path, typer.Option(help="The server's data directory (as given to serve).")]
 
 
 @keys_app.command("create")
 @user_errors
 def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key.")],
-    db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite under --data-dir).")] = None,
-    data_dir: Annotated[Path, typer.Option(help="The server's data directory (as given to serve).")] = Path(
-        "reinforge-data"
-    ),
+    expires_in: Annotated[
+        str | None, typer.Option(help="Lifetime, e.g. 30d, 12h, 45m or 90s (default: no expiry).")
+    ] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="Admin scope: sees every key's jobs.")] = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = Path("reinforge-data"),
 ) -> None:
     """Create an API key; prints it as the last word."""
     from reinforge.serve.command import keys_create_command
 
-    keys_create_command(name=name, db=db, data_dir=data_dir)
+    keys_create_command(name=name, db=db, data_dir=data_dir, expires_in=expires_in, admin=admin)
+
+
+@keys_app.command("list")
+@user_errors
+def keys_list(db: DbOpt = None, data_dir: DataDirOpt = Path("reinforge-data")) -> None:
+    """List the keys (ids, names, scopes, expiry, state); the keys themselves are never stored."""
+    from reinforge.serve.command import keys_list_command
+
+    keys_list_command(db=db, data_dir=data_dir)
+
+
+@keys_app.command("revoke")
+@user_errors
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id (`keys list`).")],
+    db: DbOpt = None,
+    data_dir: DataDirOpt = Path("reinforge-data"),
+) -> None:
+    """Revoke a key: requests with it get 401 at once."""
+    from reinforge.serve.command import keys_revoke_command
+
+    keys_revoke_command(key_id=key_id, db=db, data_dir=data_dir)
+
+
+@data_app.command("to-sft")
+@user_errors
+def data_to_sft(
+    input: Annotated[Path, typer.Argument(help='RFT JSONL: {"messages": [...], <reference fields>}.')],
+    output: Annotated[Path, typer.Argument(help="SFT JSONL to write: the messages plus an assistant turn.")],
+    field: Annotated[
+        str, typer.Option(help="The reference field whose value becomes the assistant turn.")
+    ] = "answer",
+) -> None:
+    """Turn RFT rows into SFT rows: append an assistant turn holding each row's reference field."""
+    from reinforge.data.to_sft import convert_file
+
+    n = convert_file(input, output, field)
+    typer.echo(f"wrote {n} SFT rows to {output} (assistant turn = {field!r})", err=True)
 
 
 @app.command()

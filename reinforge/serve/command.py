@@ -1,9 +1,11 @@
-"""``reinforge serve`` and ``reinforge keys create``: thin wrappers over the app and the worker pool."""
+"""``reinforge serve`` and ``reinforge keys create|list|revoke``: thin wrappers over the app and the worker pool."""
 
 from __future__ import annotations
 
 import errno
 import socket
+import sys
+import time
 from pathlib import Path
 
 from reinforge.errors import ReinforgeError
@@ -36,12 +38,70 @@ def _db_url(db: str | None, data_dir: Path) -> str:
     return url
 
 
-def keys_create_command(name: str, db: str | None, data_dir: Path) -> str:
-    from reinforge.serve.db import create_key, make_engine
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-    key_id, key = create_key(make_engine(_db_url(db, data_dir)), name)
-    print(f"Created API key {key_id} ({name}); it is shown only once: {key}")
+
+def parse_duration(text: str, flag: str = "--expires-in") -> float:
+    """Seconds in ``30d``, ``12h``, ``45m`` or ``90s``.
+
+    >>> parse_duration("30d"), parse_duration("1.5h")
+    (2592000.0, 5400.0)
+    """
+    unit, number = text[-1:].lower(), text[:-1]
+    try:
+        seconds = float(number) * DURATION_UNITS[unit]
+    except (KeyError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise ReinforgeError(f"{flag} {text!r}: give a positive number and a unit (s, m, h or d), e.g. 30d")
+    return seconds
+
+
+def _engine(db: str | None, data_dir: Path):
+    from reinforge.serve.db import make_engine
+
+    return make_engine(_db_url(db, data_dir))
+
+
+def keys_create_command(
+    name: str, db: str | None, data_dir: Path, expires_in: str | None = None, admin: bool = False
+) -> str:
+    from reinforge.serve.db import create_key
+
+    seconds = parse_duration(expires_in) if expires_in else None
+    key_id, key = create_key(_engine(db, data_dir), name, expires_in=seconds, admin=admin)
+    scope = " admin" if admin else ""
+    until = f", expires in {expires_in}" if expires_in else ""
+    print(f"Created{scope} API key {key_id} ({name}{until}); it is shown only once: {key}")
     return key
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(t)) if t else "-"
+
+
+def keys_list_command(db: str | None, data_dir: Path) -> None:
+    """Every key (never the key itself): id, name, scope, created, expires (UTC), state."""
+    from reinforge.serve.db import list_keys
+
+    rows, now = list_keys(_engine(db, data_dir)), time.time()
+    print(f"{'ID':<30} {'NAME':<20} {'SCOPE':<6} {'CREATED':<17} {'EXPIRES':<17} STATE")
+    for k in rows:
+        expired = k.expires_at is not None and k.expires_at <= now
+        state = "revoked" if k.revoked_at else "expired" if expired else "active"
+        scope = "admin" if k.admin else "user"
+        print(
+            f"{k.id:<30} {k.name[:20]:<20} {scope:<6} {_when(k.created_at):<17} {_when(k.expires_at):<17} {state}"
+        )
+
+
+def keys_revoke_command(key_id: str, db: str | None, data_dir: Path) -> None:
+    from reinforge.serve.db import revoke_key
+
+    row = revoke_key(_engine(db, data_dir), key_id)
+    if row is None:
+        raise ReinforgeError(f"keys revoke {key_id}: no such key; `reinforge keys list` shows the key ids")
+    print(f"Revoked API key {key_id} ({row.name}); requests with it now get 401")
 
 
 def serve_command(
@@ -52,9 +112,11 @@ def serve_command(
     workers: int,
     models: list[str],
     max_upload_mb: int = 512,
+    allow_unsandboxed_python_graders: bool = False,
 ) -> None:
     import uvicorn
 
+    from reinforge.graders.sandbox_bwrap import server_policy
     from reinforge.serve.app import ServeSettings, create_app
     from reinforge.serve.db import make_engine, session_factory
     from reinforge.serve.worker import WorkerPool, recover_jobs
@@ -63,6 +125,9 @@ def serve_command(
         if not (Path(m) / "config.json").exists():
             raise ReinforgeError(f"--model {m}: not a model directory (no config.json)")
     with listen(host, port) as sock:
+        sandbox_note = server_policy(allow_unsandboxed_python_graders)  # before the workers inherit it
+        if sandbox_note:
+            print(f"reinforge serve: {sandbox_note}", file=sys.stderr)
         url = _db_url(db, data_dir)
         n = recover_jobs(session_factory(make_engine(url)), "Server restarted while the job was running")
         if n:

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from reinforge.serve.db import default_db_url, hash_key, lookup_key, make_engine, session_factory
+from reinforge.serve.db import default_db_url, lookup_key, make_engine, session_factory
 from reinforge.serve.errors import APIError
 from reinforge.serve.inference import ModelPool
 
@@ -27,7 +27,7 @@ class ServeSettings:
 
 
 class Service:
-    """One server's state: its data directory, database sessions, loaded models and known keys."""
+    """One server's state: its data directory, database sessions and loaded models."""
 
     def __init__(self, settings: ServeSettings):
         self.settings = settings
@@ -37,15 +37,23 @@ class Service:
         self.sf = session_factory(self.engine)
         self.pool = ModelPool()
         self.local_models = {Path(m).resolve().name: str(Path(m).resolve()) for m in settings.models}
-        self.key_cache: dict[str, str] = {}  # key hash -> owner
 
 
 def service(request: Request) -> Service:
     return request.app.state.service
 
 
-async def owner_of(request: Request) -> str:
-    """The id of the API key in ``Authorization: Bearer <key>``; 401 when it is missing or unknown."""
+@dataclass(frozen=True)
+class Caller:
+    """The API key a request came with: its id (the owner of what it creates) and its scope."""
+
+    id: str
+    admin: bool = False  # sees every key's jobs; may manage keys
+
+
+async def caller_of(request: Request) -> Caller:
+    """The key in ``Authorization: Bearer <key>``; 401 when it is missing, unknown, revoked or expired.
+    Looked up on every request (no cache), so a revocation holds at once."""
     auth = request.headers.get("authorization", "")
     key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
     if not key:
@@ -55,15 +63,21 @@ async def owner_of(request: Request) -> str:
             "`reinforge keys create --name NAME`)",
             code="invalid_api_key",
         )
-    svc, h = service(request), hash_key(key)
-    owner = svc.key_cache.get(h) or await run_in_threadpool(lookup_key, svc.engine, key)
-    if owner is None:
-        raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
-    svc.key_cache[h] = owner
-    return owner
+    row = await run_in_threadpool(lookup_key, service(request).engine, key)
+    if row is None:
+        raise APIError(
+            401, "Incorrect API key provided (unknown, revoked or expired).", code="invalid_api_key"
+        )
+    return Caller(row.id, bool(row.admin))
+
+
+async def owner_of(caller: Annotated[Caller, Depends(caller_of)]) -> str:
+    """The id of the request's API key: what it creates belongs to it."""
+    return caller.id
 
 
 Owner = Annotated[str, Depends(owner_of)]
+CallerDep = Annotated[Caller, Depends(caller_of)]
 Svc = Annotated[Service, Depends(service)]
 
 

@@ -5,7 +5,9 @@ user owns carries ``owner`` (the API key's id) and every query filters on it.
 
 >>> eng = make_engine("sqlite://")
 >>> key_id, key = create_key(eng, "alice")
->>> key.startswith("rf-") and lookup_key(eng, key) == key_id
+>>> key.startswith("rf-") and lookup_key(eng, key).id == key_id
+True
+>>> revoke_key(eng, key_id) is not None and lookup_key(eng, key) is None
 True
 """
 
@@ -51,6 +53,11 @@ class ApiKey(Base):
         String(64), unique=True, index=True
     )  # sha256; the key is never stored
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: never
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    admin: Mapped[bool | None] = mapped_column(
+        Boolean, nullable=True, default=False
+    )  # sees all jobs, manages keys
 
 
 class FileRow(Base):
@@ -189,19 +196,45 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(engine: Engine, name: str) -> tuple[str, str]:
-    """Store a new key's hash; return (key id, the key itself — shown once)."""
+def create_key(
+    engine: Engine, name: str, expires_in: float | None = None, admin: bool = False
+) -> tuple[str, str]:
+    """Store a new key's hash; return (key id, the key itself — shown once). ``expires_in``: seconds."""
     key = "rf-" + secrets.token_urlsafe(32)
-    key_id = new_id("key")
+    key_id, now = new_id("key"), time.time()
+    expires_at = now + expires_in if expires_in is not None else None
     with Session(engine) as s:
-        s.add(ApiKey(id=key_id, name=name, key_hash=hash_key(key), created_at=time.time()))
+        s.add(ApiKey(id=key_id, name=name, key_hash=hash_key(key), created_at=now, expires_at=expires_at,
+                     admin=admin))  # fmt: skip
         s.commit()
     return key_id, key
 
 
-def lookup_key(engine: Engine, key: str) -> str | None:
+def lookup_key(engine: Engine, key: str) -> ApiKey | None:
+    """The key's row while it is valid (known, not revoked, not expired); None otherwise. Read from the
+    database on every call, so a revocation or an expiry holds at once, in every server process."""
     with Session(engine) as s:
-        return s.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(key)))
+        row = s.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+    if row is None or row.revoked_at is not None:
+        return None
+    if row.expires_at is not None and row.expires_at <= time.time():
+        return None
+    return row
+
+
+def list_keys(engine: Engine) -> list[ApiKey]:
+    with Session(engine) as s:
+        return list(s.scalars(select(ApiKey).order_by(ApiKey.created_at)).all())
+
+
+def revoke_key(engine: Engine, key_id: str) -> ApiKey | None:
+    """Mark a key revoked (kept, so `keys list` shows it); None when there is no such key."""
+    with Session(engine, expire_on_commit=False) as s:
+        row = s.get(ApiKey, key_id)
+        if row is not None and row.revoked_at is None:
+            row.revoked_at = time.time()
+            s.commit()
+        return row
 
 
 def add_event(

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from reinforge.errors import ConfigError, ReinforgeError
 from reinforge.openai_compat import FILE_KINDS, job_config, job_method
-from reinforge.serve.context import Owner, Service, Svc, page
+from reinforge.serve.context import CallerDep, Owner, Service, Svc, page
 from reinforge.serve.db import CheckpointRow, EventRow, FileRow, Job, add_event, new_id
 from reinforge.serve.errors import APIError, not_found
 from reinforge.serve.models import resolve_model
@@ -90,9 +90,10 @@ def checkpoint_obj(c: CheckpointRow) -> dict:
     }
 
 
-def get_job(s: Session, owner: str, job_id: str) -> Job:
+def get_job(s: Session, owner: str, job_id: str, admin: bool = False) -> Job:
+    """The job when this key owns it (an admin key reads any); 404 otherwise, as if it did not exist."""
     j = s.get(Job, job_id)
-    if j is None or j.owner != owner:
+    if j is None or (j.owner != owner and not admin):
         raise not_found("fine-tuning job", job_id)
     return j
 
@@ -187,19 +188,20 @@ def create_job(req: JobCreate, svc: Svc, owner: Owner):
 
 
 @router.get("")
-def list_jobs(svc: Svc, owner: Owner, after: str | None = None, limit: int = 20):
+def list_jobs(svc: Svc, caller: CallerDep, after: str | None = None, limit: int = 20):
+    """This key's jobs; every key's jobs for an admin key."""
     with svc.sf() as s:
-        q = select(Job).where(Job.owner == owner)
+        q = select(Job) if caller.admin else select(Job).where(Job.owner == caller.id)
         if after:
-            q = q.where(Job.created_at < get_job(s, owner, after).created_at)
+            q = q.where(Job.created_at < get_job(s, caller.id, after, caller.admin).created_at)
         jobs = s.scalars(q.order_by(Job.created_at.desc()).limit(limit + 1)).all()
         return page([job_obj(j, result_files(s, j)) for j in jobs], limit)
 
 
 @router.get("/{job_id}")
-def retrieve_job(job_id: str, svc: Svc, owner: Owner):
+def retrieve_job(job_id: str, svc: Svc, caller: CallerDep):
     with svc.sf() as s:
-        j = get_job(s, owner, job_id)
+        j = get_job(s, caller.id, job_id, caller.admin)
         return job_obj(j, result_files(s, j))
 
 
@@ -251,7 +253,10 @@ def list_events(job_id: str, svc: Svc, owner: Owner, after: str | None = None, l
         get_job(s, owner, job_id)
         q = select(EventRow).where(EventRow.job_id == job_id)
         if after:
-            q = q.where(EventRow.seq < int(after.removeprefix("ftevent-")))
+            seq = after.removeprefix("ftevent-")
+            if not seq.isdigit():
+                raise APIError(400, f"after {after!r}: give an event id (ftevent-N)", param="after")
+            q = q.where(EventRow.seq < int(seq))
         rows = s.scalars(q.order_by(EventRow.seq.desc()).limit(limit + 1)).all()
         return page([event_obj(e) for e in rows], limit)
 
@@ -280,7 +285,7 @@ def list_checkpoints(job_id: str, svc: Svc, owner: Owner, after: str | None = No
         q = select(CheckpointRow).where(CheckpointRow.job_id == job_id)
         if after:
             a = s.get(CheckpointRow, after)
-            if a is not None:
+            if a is not None and a.job_id == job_id:
                 q = q.where(CheckpointRow.step < a.step)
         rows = [c for c in s.scalars(q.order_by(CheckpointRow.step.desc())).all() if Path(c.path).exists()]
         return page([checkpoint_obj(c) for c in rows[: limit + 1]], limit)

@@ -89,7 +89,7 @@ def test_keys_on_postgres(pg_db):
     postgres_url = pg_db
     eng = make_engine(postgres_url)
     key_id, key = create_key(eng, "pg")
-    assert lookup_key(eng, key) == key_id and lookup_key(eng, key + "x") is None
+    assert lookup_key(eng, key).id == key_id and lookup_key(eng, key + "x") is None
 
 
 def test_api_queue_and_recovery_on_postgres(pg_db, tmp_path):
