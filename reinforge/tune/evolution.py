@@ -160,7 +160,9 @@ class EvolutionSampler(Sampler):
         self.population, self.tournament, self.mutation_rate = population, tournament, mutation_rate
         self.sigma, self.crossover_rate, self.seed = sigma, crossover_rate, seed
         self.mutator_spec = mutator if isinstance(mutator, dict | str) or mutator is None else "custom"
-        self.mutator = mutator if hasattr(mutator, "mutate") else make_mutator(mutator)
+        self.mutator = (
+            make_mutator(mutator) if isinstance(mutator, dict | str) or mutator is None else mutator
+        )
 
     def spec(self) -> dict:
         spec = {
@@ -181,7 +183,7 @@ class EvolutionSampler(Sampler):
         if not done:
             return []
         penalty = [0.0 if t.feasible else 1e12 * sum(max(c, 0) for c in t.constraints or []) for t in done]
-        vals = to_minimize([t.values for t in done], ctx.directions) + [
+        vals = to_minimize([t.scored for t in done], ctx.directions) + [
             [p] * len(ctx.directions) for p in penalty
         ]
         return [done[i] for i in rank_order(vals.tolist())]

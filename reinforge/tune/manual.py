@@ -64,7 +64,8 @@ def show(target: str, overrides: list[str]) -> Study:
     """Print the table of trials; write the exports and plots beside the study's file."""
     study = open_study(target, overrides)
     print_table(study)
-    out = Path(target).with_suffix("") if Path(target).suffix == ".db" else Path(study.storage.path).parent
+    path = study.storage.path
+    out = Path(target).with_suffix("") if Path(target).suffix == ".db" or path is None else path.parent
     paths = write_outputs(study, out, None)
     print(f"wrote {', '.join(str(p) for p in paths)}")
     return study

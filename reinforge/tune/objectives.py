@@ -201,7 +201,7 @@ def estimate_cost(
     probe_examples: int = 4,
     seed: int = 0,
     clock: Callable[[], float] = time.perf_counter,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Extrapolate a study's graded examples, model calls, tokens, money and time from a timed pilot.
 
     The pilot first runs ``probes`` random configurations on ``probe_examples`` examples each: this

@@ -19,6 +19,7 @@ Each (member, segment) is recorded as a trial of the study, with ``member``, ``s
 
 from __future__ import annotations
 
+import math
 import random
 import shutil
 from collections.abc import Callable
@@ -63,7 +64,7 @@ class Member:
     index: int
     params: dict
     run_dir: Path
-    score: float | None = None
+    score: float = math.nan  # the last segment's (nan before the first)
     history: list[dict] = field(default_factory=list)  # one record per segment
 
 

@@ -31,7 +31,7 @@ def parameter_importance(study: Study) -> dict[str, float]:
     done = study.finished()
     if len(done) < 3:
         return {}
-    y = np.array([t.values[0] for t in done])
+    y = np.array([t.scored[0] for t in done])
     raw = {}
     for name, p in study.space.items():
         xs = [t.params.get(name) for t in done]
@@ -52,7 +52,7 @@ def plot_history(study: Study, path: str | Path) -> Path:
     done = study.finished()
     fig, ax = plt.subplots(figsize=(6, 4))
     xs = [t.number for t in done]
-    ys = [t.values[0] for t in done]
+    ys = [t.scored[0] for t in done]
     ax.scatter(xs, ys, s=12, label="trial")
     best, cur = [], None
     better = min if study.directions[0] == "minimize" else max
@@ -76,7 +76,7 @@ def plot_pareto(study: Study, path: str | Path) -> Path:
     front = {t.number for t in study.best_trials}
     fig, ax = plt.subplots(figsize=(6, 4))
     for on, color, label in ((False, "C0", "trial"), (True, "C3", "Pareto front")):
-        pts = [t.values for t in done if (t.number in front) == on]
+        pts = [t.scored for t in done if (t.number in front) == on]
         if pts:
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=16, color=color, label=label)
     ax.set_xlabel(f"{study.objective_names[0]} ({study.directions[0]})")

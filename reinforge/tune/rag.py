@@ -117,13 +117,11 @@ class RAGPipeline:
         kind = params.get("retriever", "bm25")
         if kind not in ("bm25", "dense", "hybrid"):
             raise ConfigError(f"retriever {kind!r}: choose bm25, dense or hybrid")
-        sparse = dense = None
         if kind in ("bm25", "hybrid"):
             sparse = np.stack([bm25.get_scores(tokenize(q)) for q in questions])
-        if kind in ("dense", "hybrid"):
-            dense = self.embed(questions) @ self.embed(chunks).T
-        if kind == "bm25":
-            return sparse, chunks, owners
+            if kind == "bm25":
+                return sparse, chunks, owners
+        dense = self.embed(questions) @ self.embed(chunks).T
         if kind == "dense":
             return dense, chunks, owners
         w = float(params.get("hybrid_weight", 0.5))

@@ -16,7 +16,7 @@ from typing import Any
 
 from reinforge.tune.executors import Executor, make_executor
 from reinforge.tune.sampler_base import Sampler, SearchExhausted
-from reinforge.tune.schedulers import WAIT, Scheduler, make_scheduler
+from reinforge.tune.schedulers import WAIT, Job, Scheduler, make_scheduler
 from reinforge.tune.space import Space
 from reinforge.tune.storage import Trial
 from reinforge.tune.study import Study, normalise_result
@@ -122,7 +122,7 @@ def optimize(
                         job = scheduler.next_job(study, can)
                     except SearchExhausted:
                         exhausted, job = True, (WAIT if scheduler.running else None)
-                    if job is None or job == WAIT:
+                    if not isinstance(job, Job):  # None (nothing left to start) or WAIT
                         break
                     if job.rung == 0 and job.trial.number not in prev_budget:
                         started += 1

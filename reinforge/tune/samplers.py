@@ -88,11 +88,11 @@ class OptunaSampler(Sampler):
         if algorithm not in self.ALGORITHMS:
             raise ConfigError(f"sampler {algorithm!r}: Optuna samplers here are {self.ALGORITHMS}")
         self.name, self.algorithm, self.seed, self.options = algorithm, algorithm, seed, options
-        self.ostudy = None
+        self.ostudy: optuna.Study | None = None
         self.live: dict[int, Any] = {}  # our trial number -> Optuna trial asked in this process
         self.known: set[int] = set()  # trial numbers Optuna has heard the end of
 
-    def _build(self, ctx: AskContext):
+    def _build(self, ctx: AskContext) -> optuna.Study:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         # A study resumed with trials already on record gets a seed moved past them: Optuna's
         # start-up draws come from the sampler's own generator, which adding old trials does not
@@ -106,9 +106,11 @@ class OptunaSampler(Sampler):
         }[self.algorithm]
         if self.algorithm in ("gp", "cmaes"):
             kw.setdefault("warn_independent_sampling", False)
-        self.ostudy = optuna.create_study(sampler=make(**kw), directions=ctx.directions)
+        # directions are minimize|maximize (Study checks them); Optuna's stubs want the Literal
+        self.ostudy = optuna.create_study(sampler=make(**kw), directions=ctx.directions)  # type: ignore[arg-type]
+        return self.ostudy
 
-    def _sync(self, ctx: AskContext) -> None:
+    def _sync(self, ctx: AskContext, ostudy: optuna.Study) -> None:
         """Give Optuna the finished trials it has not seen (from storage, other workers, a resume)."""
         for t in ctx.trials:
             if t.number in self.known or t.number in self.live or t.state == "running" or t.values is None:
@@ -121,7 +123,7 @@ class OptunaSampler(Sampler):
             state = TrialState.COMPLETE if t.state == "complete" else TrialState.PRUNED
             cons = {f"constraints:{i}": c for i, c in enumerate(t.constraints or [])}  # Optuna 5's format
             inter = {int(k): v for k, v in t.intermediate.items()} if len(ctx.directions) == 1 else {}
-            self.ostudy.add_trial(
+            ostudy.add_trial(
                 optuna.trial.create_trial(
                     params=params,
                     distributions=dists,
@@ -134,10 +136,9 @@ class OptunaSampler(Sampler):
             self.known.add(t.number)
 
     def ask(self, ctx: AskContext) -> dict[str, Any]:
-        if self.ostudy is None:
-            self._build(ctx)
-        self._sync(ctx)
-        otrial = self.ostudy.ask()
+        ostudy = self.ostudy if self.ostudy is not None else self._build(ctx)
+        self._sync(ctx, ostudy)
+        otrial = ostudy.ask()
         params: dict[str, Any] = {}
         for name, p in ctx.space.items():
             if not ctx.space.is_active(name, params):

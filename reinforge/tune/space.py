@@ -309,7 +309,7 @@ class Space(Mapping[str, Param]):
         """Every combination of each parameter's grid, with conditions respected."""
         configs: list[dict[str, Any]] = [{}]
         for name, p in self.params.items():
-            nxt = []
+            nxt: list[dict[str, Any]] = []
             for c in configs:
                 if self.is_active(name, c):
                     nxt.extend({**c, name: v} for v in p.grid(points))

@@ -53,6 +53,13 @@ class Trial:
         return None if self.values is None else self.values[0]
 
     @property
+    def scored(self) -> list[float]:
+        """``values`` of a trial known to be finished (one without values here is a caller's bug)."""
+        if self.values is None:
+            raise ValueError(f"trial {self.number} ({self.state}) has no values")
+        return self.values
+
+    @property
     def feasible(self) -> bool:
         return self.constraints is None or all(c <= 0 for c in self.constraints)
 

@@ -80,7 +80,7 @@ class Study:
         space: Space | Mapping,
         sampler: str | dict | Sampler = "bayes",
         directions: Sequence[str] | Mapping[str, str] = ("minimize",),
-        storage: str | Path | None = None,
+        storage: str | Path | Storage | None = None,
         name: str = "study",
         seed: int = 0,
         constraints: Sequence[str] | Callable | None = None,
@@ -116,6 +116,7 @@ class Study:
         if meta is None:
             self.storage.create_study(name, self.meta())
         self.lock = threading.RLock()
+        self.spent: dict[str, float] = {}  # what ``run`` spent: examples, tokens, cost, seconds, trials
 
     def meta(self) -> dict:
         return {
@@ -245,7 +246,7 @@ class Study:
         if len(self.directions) > 1:
             done = self.best_trials
         sign = 1 if self.directions[0] == "minimize" else -1
-        return min(done, key=lambda t: sign * t.values[0])
+        return min(done, key=lambda t: sign * t.scored[0])
 
     @property
     def best_trials(self) -> list[Trial]:
@@ -253,14 +254,15 @@ class Study:
         done = [t for t in self.finished() if t.feasible]
         if not done:
             return []
-        fronts = non_dominated_sort(to_minimize([t.values for t in done], self.directions).tolist())
+        fronts = non_dominated_sort(to_minimize([t.scored for t in done], self.directions).tolist())
         return [t for t, f in zip(done, fronts) if f == 0]
 
     def rows(self) -> list[dict]:
         out = []
         for t in self.trials:
             row = {"number": t.number, "state": t.state}
-            for n, v in zip(self.objective_names, t.values or [None] * len(self.objective_names)):
+            values = t.values if t.values is not None else [None] * len(self.objective_names)
+            for n, v in zip(self.objective_names, values):
                 row[n] = v
             row.update({f"params.{k}": v for k, v in t.params.items()})
             row.update(
