@@ -186,9 +186,9 @@ def get_queue_items(qid: str, svc: Svc, owner: Owner):
 def judge(item_id: int, req: Judgement, svc: Svc, owner: Owner):
     with svc.sf() as s:
         it = s.get(FeedbackItem, item_id)
-        if it is None:
+        queue = s.get(FeedbackQueue, it.queue_id) if it is not None else None
+        if queue is None or queue.owner != owner:  # not "no such queue 'fbq-…'": that names another's queue
             raise not_found("feedback item", str(item_id))
-        get_queue(s, owner, it.queue_id)
         n = len(it.responses)
         if req.ranking is not None and sorted(req.ranking) != list(range(n)):
             raise APIError(

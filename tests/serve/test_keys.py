@@ -89,7 +89,9 @@ def test_admin_key_sees_every_keys_jobs(served):
         headers=bearer(alice),
         json={"model": "tiny:addition:1m", "training_file": fid, "method": method},
     ).json()["id"]
-    assert [j["id"] for j in client.get("/v1/fine_tuning/jobs", headers=bearer(admin)).json()["data"]] == [job]
+    assert [j["id"] for j in client.get("/v1/fine_tuning/jobs", headers=bearer(admin)).json()["data"]] == [
+        job
+    ]
     assert client.get(f"/v1/fine_tuning/jobs/{job}", headers=bearer(admin)).status_code == 200
     assert client.get("/v1/fine_tuning/jobs", headers=bearer(bob)).json()["data"] == []
     assert client.get(f"/v1/fine_tuning/jobs/{job}", headers=bearer(bob)).status_code == 404
