@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -194,7 +195,7 @@ class HFBackend:
         """
         L = ids.shape[1]
         logits, state = dec.prefill(ids, mask, params.n, params.max_tokens)
-        step = None
+        step: Callable[[torch.Tensor, int], torch.Tensor] | None = None  # the static-shape decode step
         if graphs and params.max_tokens > 1:
             step = GraphedDecodeStep(dec, state, L)
         elif static_shapes or compiled:

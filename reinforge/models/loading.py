@@ -131,7 +131,7 @@ def load_model(name: str, dtype: str | None = None, device: str | None = None, t
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
     except OSError as e:
         raise ReinforgeError(f"model {name!r}: cannot load ({_one_line(e)})") from None
-    model.to(dev)
+    model.to(dev)  # type: ignore[arg-type]  # transformers' stub types to()'s first argument as the model
     model.train(trainable)
     if not trainable:
         model.requires_grad_(False)

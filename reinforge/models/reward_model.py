@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
 from reinforge.data.preferences import prompt_text
 from reinforge.errors import ReinforgeError
@@ -67,7 +67,7 @@ class RewardModel(nn.Module):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: PreTrainedModel,
         tokenizer,
         kind: BackboneKind,
         max_length: int = 256,

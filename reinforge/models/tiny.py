@@ -81,7 +81,7 @@ def build_model(size: str = "1m", seed: int = 0, vocab_size: int | None = None) 
         pad_token_id=0,
         eos_token_id=1,
         bos_token_id=None,
-        rope_theta=10000.0,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},  # transformers 5's rope_theta
     )
     torch.manual_seed(seed)
     return LlamaForCausalLM(config)

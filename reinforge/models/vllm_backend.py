@@ -76,7 +76,7 @@ class VLLMBackend:
                 seed=0,
             )
         self.llm = llm
-        self._pushed = None  # the weights' version counters at the last push
+        self._pushed: tuple[int, ...] | None = None  # the weights' version counters at the last push
 
     def _weights_version(self) -> tuple[int, ...]:
         # every in-place update (optimizer.step, load_state_dict) bumps a tensor's version counter
