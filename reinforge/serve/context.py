@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from reinforge.serve.db import default_db_url, lookup_key, make_engine, session_factory
 from reinforge.serve.errors import APIError
 from reinforge.serve.inference import ModelPool
+from reinforge.serve.sessions import COOKIE, csrf_problem, session_key
 
 
 @dataclass
@@ -52,10 +53,13 @@ class Caller:
 
 
 async def caller_of(request: Request) -> Caller:
-    """The key in ``Authorization: Bearer <key>``; 401 when it is missing, unknown, revoked or expired.
-    Looked up on every request (no cache), so a revocation holds at once."""
+    """The key in ``Authorization: Bearer <key>``, else the web UI's session cookie; 401 when it is
+    missing, unknown, revoked or expired. Looked up on every request (no cache), so a revocation holds
+    at once."""
     auth = request.headers.get("authorization", "")
     key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    if not key and COOKIE in request.cookies:
+        return await run_in_threadpool(session_caller, request)
     if not key:
         raise APIError(
             401,
@@ -69,6 +73,29 @@ async def caller_of(request: Request) -> Caller:
             401, "Incorrect API key provided (unknown, revoked or expired).", code="invalid_api_key"
         )
     return Caller(row.id, bool(row.admin))
+
+
+def session_caller(request: Request) -> Caller:
+    """The key a web-UI session cookie stands for (``serve/sessions.py``): 401 once the session is over
+    or its key is revoked or expired; 403 for a state change without the session's CSRF token or from
+    another origin."""
+    found = session_key(service(request).engine, request.cookies[COOKIE])
+    if found is None:
+        raise APIError(
+            401,
+            "Your web session has ended (logged out, expired, or its key revoked): log in again.",
+            code="invalid_api_key",
+        )
+    key, csrf = found
+    problem = csrf_problem(request.method, request.headers, csrf, own_origin(request))
+    if problem:
+        raise APIError(403, f"{request.method} with a session cookie refused: {problem}.", code="csrf_failed")
+    return Caller(key.id, bool(key.admin))
+
+
+def own_origin(request: Request) -> str:
+    """This server's origin as the browser sees it (``scheme://host[:port]``)."""
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 async def owner_of(caller: Annotated[Caller, Depends(caller_of)]) -> str:

@@ -214,7 +214,12 @@ def lookup_key(engine: Engine, key: str) -> ApiKey | None:
     """The key's row while it is valid (known, not revoked, not expired); None otherwise. Read from the
     database on every call, so a revocation or an expiry holds at once, in every server process."""
     with Session(engine) as s:
-        row = s.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+        return usable_key(s.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key))))
+
+
+def usable_key(row: ApiKey | None) -> ApiKey | None:
+    """``row`` while the key is valid (not revoked, not expired), else None: the one rule for keys and
+    for the web UI's sessions (``serve/sessions.py``)."""
     if row is None or row.revoked_at is not None:
         return None
     if row.expires_at is not None and row.expires_at <= time.time():

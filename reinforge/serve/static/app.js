@@ -11,35 +11,72 @@ const el = (tag, attrs = {}, ...kids) => {
   return e;
 };
 
-// ---------------------------------------------------------------- API key and fetch
-const params = new URLSearchParams(location.search);
-if (params.get("key")) localStorage.setItem("reinforge_key", params.get("key"));
-const apiKey = () => localStorage.getItem("reinforge_key") || "";
+// ---------------------------------------------------------------- session and fetch
+// The API key is typed once into the login form and sent only to /ui/login, which answers with an
+// HttpOnly, SameSite=Strict session cookie: no script can read it, and neither the URL nor the browser's
+// storage ever holds the key. The session's CSRF token lives in this page's memory and goes with every
+// state-changing request.
+const Session = {
+  csrf: null, who: "",
+
+  async check() {
+    const r = await fetch("/ui/session", { credentials: "same-origin" });
+    if (r.ok) { const s = await r.json(); this.csrf = s.csrf_token; this.who = s.name || s.key_id; }
+    else { this.csrf = null; this.who = ""; }
+    this.show();
+  },
+
+  show() {
+    $("#login-form").hidden = !!this.csrf;
+    $("#session").hidden = !this.csrf;
+    $("#session-who").textContent = this.csrf ? `signed in: ${this.who}` : "";
+  },
+
+  async login(key) {
+    $("#login-error").textContent = "";
+    const r = await fetch("/ui/login", { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ key }) });
+    if (!r.ok) { $("#login-error").textContent = await errorText(r); return; }
+    const s = await r.json();
+    this.csrf = s.csrf_token; this.who = s.name || s.key_id;
+    this.show();
+    route();
+  },
+
+  async logout() {
+    await fetch("/ui/logout", { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": this.csrf || "" } });
+    this.csrf = null; this.who = "";
+    this.show();
+  },
+};
+
+async function errorText(r) {
+  try { return (await r.json()).error.message; } catch (_) { return `${r.status}`; }
+}
 
 async function api(path, opts = {}) {
-  const headers = { Authorization: `Bearer ${apiKey()}`, ...(opts.headers || {}) };
+  const headers = { ...(opts.headers || {}) };
+  if (opts.method && opts.method !== "GET") headers["X-CSRF-Token"] = Session.csrf || "";
   if (opts.json !== undefined) { headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(opts.json); }
-  const r = await fetch(`/v1${path}`, { ...opts, headers });
+  const r = await fetch(`/v1${path}`, { ...opts, headers, credentials: "same-origin" });
   if (!r.ok) {
-    let msg = `${r.status}`;
-    try { msg = (await r.json()).error.message; } catch (_) { /* not JSON */ }
-    throw new Error(msg);
+    if (r.status === 401) { Session.csrf = null; Session.show(); }
+    throw new Error(await errorText(r));
   }
   return opts.raw ? r.text() : r.json();
 }
 
-$("#key-form").addEventListener("submit", (ev) => {
+$("#login-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  localStorage.setItem("reinforge_key", $("#key-input").value.trim());
+  const key = $("#key-input").value.trim();
   $("#key-input").value = "";
-  route();
+  Session.login(key);
 });
-function showKeyStatus() { $("#key-status").textContent = apiKey() ? "key set" : "no key"; }
+$("#logout").addEventListener("click", () => Session.logout());
 
 // ---------------------------------------------------------------- routing
 const pages = ["feedback", "jobs", "graders"];
 function route() {
-  showKeyStatus();
   const [page, arg] = (location.hash.slice(1) || "feedback").split("/");
   for (const p of pages) $(`#page-${p}`).hidden = p !== page;
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === page));
@@ -341,4 +378,4 @@ document.addEventListener("keydown", (ev) => {
   if (!$("#page-graders").hidden && ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { Graders.run(false); ev.preventDefault(); }
 });
 
-route();
+Session.check().then(route);
