@@ -191,7 +191,8 @@ class ReinforgeSide:
     def run(self, k: int) -> list[float]:
         from reinforge.models.generation import SamplingParams
         from reinforge.models.packed import PackedBatch
-        from reinforge.train.grpo import batch_indices, grpo_update
+        from reinforge.train.batching import batch_indices
+        from reinforge.train.grpo import grpo_update
         from reinforge.train.rollout import collect_rollout
 
         out = []
@@ -311,7 +312,8 @@ def bench_update(size: str, forwards: list[str], rollouts: int = 3, repeats: int
     """reinforge's ``grpo_update`` alone on the same fixed rollouts, for each log-prob forward: ``padded``,
     ``grouped`` (``grouped:k`` for k length buckets) or ``packed`` (the default)."""
     from reinforge.models.generation import SamplingParams
-    from reinforge.train.grpo import batch_indices, grpo_update
+    from reinforge.train.batching import batch_indices
+    from reinforge.train.grpo import grpo_update
     from reinforge.train.rollout import collect_rollout
 
     rows = addition_rows()

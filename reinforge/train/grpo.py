@@ -23,16 +23,14 @@ from reinforge.config import Config
 from reinforge.errors import ConfigError
 from reinforge.graders import as_grader
 from reinforge.graders.registry import GraderSpec
-from reinforge.models.chat import encode_prompt, prompt_messages
-from reinforge.models.generation import SamplingParams
 from reinforge.models.vllm_backend import make_backend
 from reinforge.tasks import get_task
-from reinforge.train.batching import batch_indices, load_prompt_rows, steps_for
+from reinforge.train.batching import load_prompt_rows, steps_for
 from reinforge.train.evaluate import evaluate
 from reinforge.train.hyperparameters import base_values, map_hyperparameters
 from reinforge.train.logprobs import RolloutLogps
 from reinforge.train.losses import LossType, aggregate_loss, clipped_policy_loss, group_advantages, kl_k3
-from reinforge.train.rollout import collect_rollout, grader_guard
+from reinforge.train.rollout import StepRollouts, grader_guard
 from reinforge.train.skeleton import Run
 from reinforge.train.warmup import load_model
 
@@ -316,11 +314,9 @@ def train_grpo(
             set_peft_model_state_dict(policy, load_file(str(last / "adapter" / "adapter_model.safetensors")))
         optimizer, scheduler = run.optimizer(policy, tok, total, cfg.schedule_steps)
         backend = make_backend(cfg.generation_backend, policy, tok, cfg.compile_decode)
-        prompt_cache = [encode_prompt(tok, prompt_messages(r)) for r in train_rows]
+        rollouts = StepRollouts(backend, grader, train_rows, tok, cfg)
 
         def run_eval(step: int) -> dict:
-            if not val_rows:
-                return {}
             res = evaluate(
                 backend,
                 tok,
@@ -338,19 +334,10 @@ def train_grpo(
         def state(step: int) -> dict:  # where the data stands, for a resumed run to check
             return {"data_position": step * cfg.prompts_per_step, "epoch_rows": len(train_rows)}
 
-        for step in run.steps(run_eval, state):
+        for step in run.steps(run_eval if val_rows else None, state):
             t0 = time.perf_counter()
-            # 1-2. rollout and score
-            idx = batch_indices(step, cfg.prompts_per_step, len(train_rows), cfg.seed)
-            rows = [train_rows[i] for i in idx]
-            sp = SamplingParams(
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
-                max_tokens=cfg.max_new_tokens,
-                n=cfg.group_size,
-                seed=cfg.seed * 1_000_003 + step,
-            )
-            roll = collect_rollout(backend, grader, rows, [prompt_cache[i] for i in idx], sp, backend.pad_id)
+            # 1-2. rollout and score: G samples for each of the step's B prompts
+            roll = rollouts(step, n=cfg.group_size)
             # 3-4. advantages and update
             upd = grpo_update(policy, ref, optimizer, roll, cfg, step_seed=cfg.seed * 7919 + step)
             scheduler.step()

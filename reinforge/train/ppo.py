@@ -28,10 +28,9 @@ from reinforge.config import Config
 from reinforge.errors import ConfigError
 from reinforge.graders import as_grader
 from reinforge.graders.reward_model import RewardModelGrader
-from reinforge.models.chat import encode_prompt, prompt_messages
-from reinforge.models.generation import HFBackend, SamplingParams
+from reinforge.models.generation import HFBackend
 from reinforge.tasks import get_task
-from reinforge.train.batching import batch_indices, load_prompt_rows, steps_for
+from reinforge.train.batching import load_prompt_rows, steps_for
 from reinforge.train.evaluate import evaluate_policy
 from reinforge.train.logprobs import completion_hidden, logps_from_hidden, per_token_logps
 from reinforge.train.losses import (
@@ -43,7 +42,7 @@ from reinforge.train.losses import (
     masked_mean,
     whiten,
 )
-from reinforge.train.rollout import collect_rollout, grader_guard
+from reinforge.train.rollout import StepRollouts, grader_guard
 from reinforge.train.skeleton import Run
 from reinforge.train.warmup import load_model
 
@@ -290,13 +289,10 @@ def train_ppo(
         if last is not None:
             ac.value_head.load_state_dict(torch.load(last / "value_head.pt"))
         optimizer, scheduler = run.optimizer(ac, tok, total)
+        rollouts = StepRollouts(HFBackend(policy, tok), grader, train_rows, tok, cfg)
         kl_ctl = AdaptiveKLController(run.state.get("beta", cfg.beta), cfg.kl_target or 1.0, cfg.kl_horizon)
-        backend = HFBackend(policy, tok)
-        prompt_cache = [encode_prompt(tok, prompt_messages(r)) for r in train_rows]
 
         def run_eval(step: int) -> dict:
-            if not val_rows:
-                return {}
             res = evaluate_policy(
                 policy,
                 ref,
@@ -319,19 +315,10 @@ def train_ppo(
                 rec["eval/eval_grader_mean"] = res["extra_reward_mean"]
             return rec
 
-        for step in run.steps(run_eval, lambda step: {"beta": kl_ctl.value}):
+        for step in run.steps(run_eval if val_rows else None, lambda step: {"beta": kl_ctl.value}):
             t0 = time.perf_counter()
-            # 1-2. rollout and score
-            idx = batch_indices(step, cfg.prompts_per_step, len(train_rows), cfg.seed)
-            sp = SamplingParams(
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
-                max_tokens=cfg.max_new_tokens,
-                n=1,
-                seed=cfg.seed * 1_000_003 + step,
-            )
-            rows, prompts = [train_rows[i] for i in idx], [prompt_cache[i] for i in idx]
-            roll = collect_rollout(backend, grader, rows, prompts, sp, backend.pad_id)
+            # 1-2. rollout and score: one completion for each of the step's prompts
+            roll = rollouts(step, n=1)
             # 3-5. rewards, advantages, update
             upd = ppo_update(ac, ref, optimizer, roll, cfg, kl_ctl.value, step_seed=cfg.seed * 7919 + step)
             scheduler.step()

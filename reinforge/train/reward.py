@@ -140,11 +140,14 @@ def train_reward_model(
         optimizer, scheduler = run.optimizer(rm, None, total)
 
         def run_eval(step: int) -> dict:
-            return {f"eval/{k}": v for k, v in evaluate_rm(rm, val_pairs).items()} if val_pairs else {}
+            return {f"eval/{k}": v for k, v in evaluate_rm(rm, val_pairs).items()}
 
         # the last step needs no checkpoint: final/ is written after the calibration below
         steps = run.steps(
-            run_eval, lambda step: {"units": len(units)}, val=("val_acc", "eval/accuracy"), save_last=False
+            run_eval if val_pairs else None,
+            lambda step: {"units": len(units)},
+            val=("val_acc", "eval/accuracy"),
+            save_last=False,
         )
         for step in steps:
             t0 = time.perf_counter()

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 import torch
 
 from reinforge.graders.base import Grade, Grader, GraderError, make_sample
+from reinforge.models.chat import encode_prompt, prompt_messages
 from reinforge.models.generation import GenerationBackend, SamplingParams
+from reinforge.train.batching import batch_indices
 
 
 @dataclass
@@ -96,6 +98,30 @@ def collect_rollout(
 # ------------------------------------------------------------------------------- a grader that fails
 
 GRADER_ERROR_PATIENCE = 3  # steps in a row over the limit that stop a run after its first step
+
+
+class StepRollouts:
+    """Phases 1-2 of an on-policy step (GRPO, PPO): ``rollouts(step, n)`` draws the step's
+    ``cfg.prompts_per_step`` train rows (:func:`batch_indices`), samples ``n`` completions of each at
+    ``cfg``'s temperature, top_p and max_new_tokens with a seed per step, and grades them. Every train
+    row's prompt is encoded once, here."""
+
+    def __init__(self, backend: GenerationBackend, grader: Grader, rows: list[dict], tokenizer, cfg):
+        self.backend, self.grader, self.rows, self.cfg = backend, grader, rows, cfg
+        self.prompt_ids = [encode_prompt(tokenizer, prompt_messages(r)) for r in rows]
+
+    def __call__(self, step: int, n: int) -> Rollout:
+        cfg = self.cfg
+        idx = batch_indices(step, cfg.prompts_per_step, len(self.rows), cfg.seed)
+        params = SamplingParams(
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_tokens=cfg.max_new_tokens,
+            n=n,
+            seed=cfg.seed * 1_000_003 + step,
+        )
+        rows, prompts = [self.rows[i] for i in idx], [self.prompt_ids[i] for i in idx]
+        return collect_rollout(self.backend, self.grader, rows, prompts, params, self.backend.pad_id)
 
 
 def first_error(grades: list[Grade]) -> tuple[str, str] | None:

@@ -146,10 +146,11 @@ def train_sft(
         device = next(model.parameters()).device
 
         def evaluate(step: int) -> dict:
-            return {"eval/loss": eval_loss(model, val_ex, pad_id)} if val_ex else {}
+            return {"eval/loss": eval_loss(model, val_ex, pad_id)}
 
         model.train()
-        for step in run.steps(evaluate, lambda step: {"units": len(units)}, val=("val", "eval/loss")):
+        state = lambda step: {"units": len(units)}  # noqa: E731
+        for step in run.steps(evaluate if val_ex else None, state, val=("val", "eval/loss")):
             t0 = time.perf_counter()
             # 1. a batch of (packed) rows
             batch = [units[i] for i in batch_indices(step, cfg.batch_size, len(units), cfg.seed)]

@@ -122,7 +122,7 @@ class Run:
 
     def steps(
         self,
-        evaluate: Callable[[int], dict[str, Any]],
+        evaluate: Callable[[int], dict[str, Any]] | None,
         state: Callable[[int], dict[str, Any]] = lambda step: {},
         *,
         val: tuple[str, str] = ("val", "eval/reward_mean"),
@@ -135,7 +135,8 @@ class Run:
         ``save_last`` is false, and when stopped; ``state(step)`` goes into its ``trainer_state.json``),
         and after the last step the final evaluation and ``final/``.
 
-        ``evaluate(step)`` returns the ``eval/...`` fields to log ({} for none); the bar shows the
+        ``evaluate(step)`` returns the ``eval/...`` fields to log ({} for none; ``evaluate=None``: a run
+        without validation data, whose evaluations are empty); the bar shows the
         latest ``val = (label, key)`` of them. ``save_last=False``: the trainer writes ``final/`` itself."""
         cfg, total = self.cfg, self.total
         self._val = val
@@ -184,8 +185,8 @@ class Run:
             latest = self.evals[-1].get(key, NAN) if self.evals else NAN
             self._bar.update(record["step"], {**bar, label: latest})
 
-    def _evaluate(self, evaluate: Callable[[int], dict[str, Any]], step: int) -> dict:
-        fields = evaluate(step)
+    def _evaluate(self, evaluate: Callable[[int], dict[str, Any]] | None, step: int) -> dict:
+        fields = evaluate(step) if evaluate is not None else {}
         rec = {"step": step, "kind": "eval", **fields} if fields else {}
         if rec:
             self.log(rec)
