@@ -2,7 +2,8 @@
 
 Exceptions, NaN/inf, non-numbers, rewards beyond ``max_abs_reward`` and limit breaches score 0
 with ``python_grader_runtime_error`` and its details; a worker that cannot start is a
-``python_grader_server_error``. Limits are reinforge's extension key ``limits`` (see
+``python_grader_server_error``. Workers run in bubblewrap's OS sandbox (see
+:mod:`~reinforge.graders.sandbox_bwrap`). Limits are reinforge's extension key ``limits`` (see
 :class:`~reinforge.graders.sandbox.SandboxLimits`); OpenAI's ``image_tag`` is accepted and ignored.
 
 >>> g = PythonGrader({"type": "python", "name": "p",
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 
 from reinforge.graders.base import Grade, Grader, error_grade
 from reinforge.graders.sandbox import MAX_SOURCE_BYTES, SandboxLimits, get_pool
+from reinforge.graders.sandbox_bwrap import unsandboxed_error
 
 LIMIT_KEYS = tuple(f.name for f in dataclasses.fields(SandboxLimits))
 
@@ -41,6 +43,13 @@ def source_errors(source: object, where: str = "source") -> list[str]:
     if "grade" not in names:
         return [f"{where}: defines no top-level `def grade(sample, item) -> float`"]
     return []
+
+
+def sandbox_errors(where: str = "type") -> list[str]:
+    """The check of this machine done at validation: a server that refuses unsandboxed python graders
+    (``reinforge serve`` without bubblewrap and without ``--allow-unsandboxed-python-graders``) refuses them."""
+    err = unsandboxed_error()
+    return [f"{where}: {err}"] if err else []
 
 
 def limits_from_spec(spec: dict) -> SandboxLimits:

@@ -119,9 +119,9 @@ def _errors(spec: Any, where: str) -> list[str]:
                 f"{where}.evaluation_metric: {spec['evaluation_metric']!r}; use one of {', '.join(METRICS)}"
             )
     if kind == "python":
-        from reinforge.graders.python_grader import LIMIT_KEYS, source_errors
+        from reinforge.graders.python_grader import LIMIT_KEYS, sandbox_errors, source_errors
 
-        errs += source_errors(spec["source"], f"{where}.source")
+        errs += source_errors(spec["source"], f"{where}.source") + sandbox_errors(f"{where}.type")
         limits = spec.get("limits") or {}
         if not isinstance(limits, dict):
             errs.append(f"{where}.limits: must be an object")

@@ -134,9 +134,13 @@ class Worker:
         refused = unsandboxed_error()
         if refused:
             raise RuntimeError(refused)
+        if not self.audit_hook:  # hostile code with neither the OS sandbox nor the hook could harm the host
+            raise RuntimeError(
+                f"the audit hook may be turned off only inside the OS sandbox ({bwrap_problem()})"
+            )
         warn_unsandboxed()
         self.tmpdir = tempfile.mkdtemp(prefix="reinforge-sandbox-")
-        return [sys.executable, "-I", "-B", str(WORKER_SCRIPT), self.tmpdir, limits, flags], self.tmpdir
+        return [sys.executable, "-I", "-B", str(WORKER_SCRIPT), self.tmpdir, limits, ""], self.tmpdir
 
     def start(self) -> None:
         argv, tmpdir = self.command()
@@ -215,8 +219,20 @@ class Worker:
         line, self.buf = self.buf.split(b"\n", 1)
         return line.decode(errors="replace")
 
+    def pending(self) -> bool:
+        """True when the worker wrote more than it was asked for (checked after a shard)."""
+        if self.buf:
+            return True
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout.fileno(), selectors.EVENT_READ)
+        ready = sel.select(0)
+        sel.close()
+        return bool(ready)
+
     def death_reason(self) -> str:
         code = self.proc.poll() if self.proc else None
+        if code is not None and code > 128 and self.layers.get("os_sandbox"):
+            code = 128 - code  # bwrap exits 128 + the signal that killed the worker
         if code is not None and code < 0:
             name = signal.Signals(-code).name
             hint = {"SIGKILL": " (memory or process limit)", "SIGXCPU": " (CPU time limit)"}.get(name, "")
@@ -315,6 +331,8 @@ class SandboxPool:
                     i += 1
                     break
                 i += 1
+        if w.alive() and w.pending():  # lines beyond one per row: forged by the grader, never read later
+            w.kill()
 
     def close(self) -> None:
         for w in self.workers:

@@ -103,6 +103,20 @@ def bwrap_problem() -> str | None:
     return None
 
 
+def server_policy(allow_unsandboxed: bool) -> str | None:
+    """``reinforge serve``'s policy, for it and its job workers; the line to print at start, if any."""
+    set_unsandboxed_policy("allow" if allow_unsandboxed else "refuse")
+    problem = bwrap_problem()
+    if problem is None:
+        return None
+    if allow_unsandboxed:
+        return (
+            f"WARNING: --allow-unsandboxed-python-graders: {problem}, so python graders run WITHOUT the OS "
+            "sandbox; every key holder's grader code can read what this server's user can read"
+        )
+    return f"python graders are refused: {problem} (--allow-unsandboxed-python-graders overrides, unsafely)"
+
+
 def unsandboxed_error() -> str | None:
     """Why a python grader may not run here (policy ``refuse`` and no bwrap), else None."""
     problem = bwrap_problem()

@@ -175,16 +175,34 @@ def _drop_root(tmpdir):
 
 
 def _arm_cpu_limit(cpu_s):
-    """Soft CPU limit = CPU used so far + this row's allowance (SIGXCPU raises GradeTimeout)."""
+    """Soft CPU limit = CPU used so far + this row's allowance, rounded up to the whole seconds the
+    kernel counts, so a row gets at least ``cpu_s`` (SIGXCPU raises GradeTimeout)."""
     used = resource.getrusage(resource.RUSAGE_SELF)
-    now = int(used.ru_utime + used.ru_stime)
-    resource.setrlimit(resource.RLIMIT_CPU, (now + max(1, math.ceil(cpu_s)), resource.RLIM_INFINITY))
+    soft = math.ceil(used.ru_utime + used.ru_stime + max(1.0, cpu_s))
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
+
+
+def _end_leftover_processes():
+    """Kill and reap whatever the grader forked, so nothing outlives its batch (nor sees the next grader).
+
+    Only inside the OS sandbox: in its own PID namespace ``kill(-1)`` reaches only the grader's
+    processes (never init, nor this worker); elsewhere it would reach every process of the user.
+    """
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
 
 
 def _install_audit_hook(tmpdir):
     root = os.path.realpath(tmpdir)
     inside = root + os.sep
-    arm_code = _arm_cpu_limit.__code__
+    arm_code, end_code = _arm_cpu_limit.__code__, _end_leftover_processes.__code__
     realpath, getframe, fspath = os.path.realpath, sys._getframe, os.fspath
 
     def allowed_path(path):
@@ -199,6 +217,8 @@ def _install_audit_hook(tmpdir):
         return p == root or p.startswith(inside) or p == "/dev/null"
 
     def hook(event, args):
+        if event == "os.kill" and getframe(1).f_code is end_code:
+            return
         if event in BLOCKED_EVENTS or event.startswith("ctypes."):
             raise PermissionError(f"sandbox: {event} is not allowed")
         if event == "open":
@@ -308,13 +328,15 @@ def main():
         float(limits["cpu_s"]),
         float(limits["max_abs_reward"]),
     )
-    grade = None
+    grade, me = None, os.getpid()
     while True:
         line = proto_in.readline()
         if not line:
             return
         msg = json.loads(line)
-        if msg["op"] == "load":
+        if msg["op"] == "load":  # another grader: nothing of the last one may linger
+            if layers["os_sandbox"]:
+                _end_leftover_processes()
             namespace = {"__name__": "grader", "__builtins__": __builtins__}
             try:
                 _arm_cpu_limit(cpu_s)
@@ -330,6 +352,8 @@ def main():
             except BaseException as e:  # noqa: B036 - grader code may raise anything
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 reply = {"ok": False, "e": _details(e)}
+            if os.getpid() != me:  # a child the grader forked never speaks the protocol
+                os._exit(0)
             _write_all(out_fd, (json.dumps(reply) + "\n").encode())
             continue
         for sample, item in msg["rows"]:
@@ -347,9 +371,13 @@ def main():
                 data = json.dumps(out)
             except Exception:
                 data = json.dumps({"e": "could not encode the result"})
+            if os.getpid() != me:
+                os._exit(0)
             _write_all(out_fd, (data + "\n").encode())
             if os.listdir(tmpdir):
                 _clean(tmpdir)
+        if layers["os_sandbox"]:  # per batch: a batch holds one grader's rows
+            _end_leftover_processes()
 
 
 if __name__ == "__main__":
