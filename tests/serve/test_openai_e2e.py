@@ -144,6 +144,7 @@ def test_graders_run_and_validate(client):
     bad = client.fine_tuning.alpha.graders.run(grader=STRING_CHECK, model_sample="56", item={"answer": "57"})
     assert (ok.reward, bad.reward) == (1.0, 0.0)
     assert ok.metadata.type == "string_check" and ok.metadata.errors.invalid_variable_error is False
-    assert client.fine_tuning.alpha.graders.validate(grader=STRING_CHECK).grader is not None
+    valid = client.fine_tuning.alpha.graders.validate(grader=STRING_CHECK).grader
+    assert (valid.type, valid.name, valid.reference) == ("string_check", "exact", "{{item.answer}}")
     with pytest.raises(openai.BadRequestError):
         client.fine_tuning.alpha.graders.validate(grader={"type": "string_check", "name": "x", "input": "a"})
