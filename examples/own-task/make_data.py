@@ -1,4 +1,5 @@
-"""Write the own-task example's data: reverse a made-up word, e.g. "reverse: stone" -> "enots".
+"""Write the own-task example's data: the earliest letter of a made-up word in alphabetical order, e.g.
+"first letter in abc order: stone" -> "e".
 
 RFT rows as OpenAI's RFT takes them: the prompt as messages, the answer in a reference field that the
 grader reads (and that SFT can learn from: `assistant_field: answer`). Words are random lowercase
@@ -20,7 +21,7 @@ def word(rng: random.Random) -> str:
 
 
 def row(w: str) -> dict:
-    return {"messages": [{"role": "user", "content": f"reverse: {w}"}], "answer": w[::-1]}
+    return {"messages": [{"role": "user", "content": f"first letter in abc order: {w}"}], "answer": min(w)}
 
 
 def main(n_train: int = 2000, n_valid: int = 100, seed: int = 0) -> None:
