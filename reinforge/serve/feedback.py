@@ -187,7 +187,8 @@ def judge(item_id: int, req: Judgement, svc: Svc, owner: Owner):
     with svc.sf() as s:
         it = s.get(FeedbackItem, item_id)
         queue = s.get(FeedbackQueue, it.queue_id) if it is not None else None
-        if queue is None or queue.owner != owner:  # not "no such queue 'fbq-…'": that names another's queue
+        # a 404 for the item, not "no such queue 'fbq-…'": that names another's queue
+        if it is None or queue is None or queue.owner != owner:
             raise not_found("feedback item", str(item_id))
         n = len(it.responses)
         if req.ranking is not None and sorted(req.ranking) != list(range(n)):
