@@ -55,7 +55,6 @@ def settings(quick: bool) -> dict:
 def run_demo_rlhf(output_dir: Path, quick: bool = False) -> dict:
     import torch
 
-    from reinforge.train.warmup import load_model
     from reinforge.tasks import get_task
     from reinforge.train.dpo import DPOConfig, train_dpo
     from reinforge.train.ppo import PPOConfig, train_ppo
@@ -64,6 +63,7 @@ def run_demo_rlhf(output_dir: Path, quick: bool = False) -> dict:
     from reinforge.train.rlhf import GraderLabeller, sample_comparisons
     from reinforge.train.run import write_summary
     from reinforge.train.sft_trainer import SFTConfig, train_sft
+    from reinforge.train.warmup import load_model
 
     t0 = time.time()
     out = Path(output_dir)
