@@ -223,6 +223,7 @@ class Worker:
         """True when the worker wrote more than it was asked for (checked after a shard)."""
         if self.buf:
             return True
+        assert self.proc is not None and self.proc.stdout is not None, "pending() before start()"
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout.fileno(), selectors.EVENT_READ)
         ready = sel.select(0)
