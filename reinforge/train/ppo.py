@@ -126,7 +126,7 @@ class PPOConfig(Config):
 class ActorCritic(nn.Module):
     """The policy (a causal LM) plus a value head, on the policy's decoder or on a separate critic."""
 
-    def __init__(self, policy: nn.Module, critic: nn.Module | None = None):
+    def __init__(self, policy: Any, critic: Any = None):  # HF causal LMs (``config``, ``save_pretrained``)
         super().__init__()
         self.policy, self.critic = policy, critic
         hidden = policy.config.hidden_size

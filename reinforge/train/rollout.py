@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -106,7 +107,8 @@ class StepRollouts:
     ``cfg``'s temperature, top_p and max_new_tokens with a seed per step, and grades them. Every train
     row's prompt is encoded once, here."""
 
-    def __init__(self, backend: GenerationBackend, grader: Grader, rows: list[dict], tokenizer, cfg):
+    def __init__(self, backend: Any, grader: Grader, rows: list[dict], tokenizer, cfg):
+        # backend: a GenerationBackend with the ``pad_id`` its rollouts are packed with (HF, vLLM)
         self.backend, self.grader, self.rows, self.cfg = backend, grader, rows, cfg
         self.prompt_ids = [encode_prompt(tokenizer, prompt_messages(r)) for r in rows]
 

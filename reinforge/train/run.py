@@ -53,6 +53,9 @@ class MetricsLog:
             f.flush()
             os.fsync(f.fileno())
 
+    def close(self) -> None:
+        """Nothing to flush: :meth:`log` syncs each record to disk as it writes it."""
+
     def records(self, kind: str | None = None) -> list[dict]:
         rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
         return [r for r in rows if kind is None or r.get("kind") == kind]

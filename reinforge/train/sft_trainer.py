@@ -83,7 +83,7 @@ def load_sft_rows(cfg: SFTConfig) -> tuple[list[dict], list[dict]]:
         if not cfg.validation_file and cfg.validation_split:
             train, val = split_rows(train, cfg.validation_split, cfg.seed)
         return train, val
-    task = get_task(cfg.task)
+    task = get_task(cfg.task or "")  # the config requires train_file or task
     n_val = round(cfg.train_examples * (cfg.validation_split or 0))
     return (
         sft_rows(task.make_rows(cfg.train_examples, seed=cfg.seed, split="train")),

@@ -60,7 +60,7 @@ class Run:
 
     def __init__(
         self,
-        cfg: Config,
+        cfg: Any,  # a trainer's Config: model, output_dir, seed, the optimizer's and the cadence's fields
         algorithm: str,
         name: str,
         resume: bool,
@@ -68,7 +68,7 @@ class Run:
         should_stop: Callable[[], bool] | None = None,
         sinks: list[MetricSink] | None = None,
     ):
-        self.cfg: Any = cfg
+        self.cfg = cfg
         self.algorithm, self.name = algorithm, name
         self.on_step, self.should_stop = on_step, should_stop
         self.is_main = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
@@ -93,9 +93,7 @@ class Run:
     def __exit__(self, *exc) -> None:
         self._close_bar()
         for sink in self.sinks:
-            close = getattr(sink, "close", None)
-            if close is not None:
-                close()
+            sink.close()
 
     # ------------------------------------------------------------------------------------ set-up
 
