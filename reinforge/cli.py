@@ -243,6 +243,21 @@ def serve(
             "with untrusted keys); by default they are refused."
         ),
     ] = False,
+    max_upload_mb: Annotated[int, typer.Option(min=1, help="Largest file upload (413 beyond).")] = 512,
+    max_json_mb: Annotated[int, typer.Option(min=1, help="Largest JSON request body (413 beyond).")] = 4,
+    max_active_jobs_per_key: Annotated[
+        int, typer.Option(min=1, help="Queued, running or paused jobs per key (429 beyond).")
+    ] = 4,
+    grader_runs_per_minute: Annotated[
+        int, typer.Option(min=1, help="graders/run calls a minute per key (429 + Retry-After beyond).")
+    ] = 600,
+    chat_per_minute: Annotated[
+        int, typer.Option(min=1, help="Chat completions a minute per key (429 + Retry-After beyond).")
+    ] = 120,
+    request_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds for a request's head to arrive, and the longest gap in a body.")
+    ] = 15.0,
+    keep_alive: Annotated[int, typer.Option(min=1, help="Seconds an idle keep-alive connection stays open.")] = 5,
 ) -> None:
     """Serve the OpenAI-compatible API, chat completions and feedback UI.
 
@@ -258,6 +273,15 @@ def serve(
         workers=workers,
         models=model or [],
         allow_unsandboxed_python_graders=allow_unsandboxed_python_graders,
+        max_upload_mb=max_upload_mb,
+        limits={
+            "max_json_bytes": max_json_mb * 1024 * 1024,
+            "max_active_jobs_per_key": max_active_jobs_per_key,
+            "grader_runs_per_minute": grader_runs_per_minute,
+            "chat_per_minute": chat_per_minute,
+            "request_timeout_s": request_timeout,
+            "keep_alive_s": keep_alive,
+        },
     )
 
 

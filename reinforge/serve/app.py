@@ -31,6 +31,7 @@ from fastapi import FastAPI
 from reinforge.serve import chat, feedback, files, graders, jobs, models, ui
 from reinforge.serve.context import ServeSettings, Service
 from reinforge.serve.errors import install_handlers
+from reinforge.serve.limits import BodyLimit
 
 __all__ = ["ServeSettings", "create_app"]
 
@@ -41,5 +42,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     install_handlers(app)
     for module in (files, models, jobs, graders, chat, feedback, ui):
         app.include_router(module.router)
+    # uploads (multipart) up to max_upload_bytes plus the form's overhead, other bodies max_json_bytes
+    app.add_middleware(
+        BodyLimit, json_bytes=settings.max_json_bytes, upload_bytes=settings.max_upload_bytes + 2**20
+    )
     app.mount("/static", ui.static_files(), name="static")
     return app

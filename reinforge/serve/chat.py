@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from reinforge.errors import ReinforgeError
 from reinforge.models.chat import encode_prompt
 from reinforge.models.generation import SamplingParams
-from reinforge.serve.context import Owner, Service, Svc
+from reinforge.serve.context import Owner, Service, Svc, rate_limited
 from reinforge.serve.db import new_id
 from reinforge.serve.errors import APIError
 from reinforge.serve.inference import LoadedModel, completion_response
@@ -59,7 +59,7 @@ async def loaded(svc: Service, owner: str, model_id: str) -> LoadedModel:
         raise APIError(400, str(e), param="model") from None
 
 
-@router.post("/completions")
+@router.post("/completions", dependencies=[rate_limited("chat", "chat_per_minute")])
 async def chat(req: ChatCompletion, svc: Svc, owner: Owner):
     if not req.messages:
         raise APIError(400, "messages: must be a non-empty list", param="messages")

@@ -7,6 +7,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from reinforge.errors import ReinforgeError
 
@@ -113,13 +114,16 @@ def serve_command(
     models: list[str],
     max_upload_mb: int = 512,
     allow_unsandboxed_python_graders: bool = False,
+    limits: dict[str, Any] | None = None,
 ) -> None:
+    """``limits``: ServeSettings fields (body sizes, jobs per key, rates, timeouts) to change."""
     import uvicorn
 
     from reinforge.graders.sandbox_bwrap import server_policy
     from reinforge.serve.app import ServeSettings, create_app
     from reinforge.serve.db import make_engine, session_factory
-    from reinforge.serve.worker import WorkerPool, recover_jobs
+    from reinforge.serve.limits import uvicorn_limits
+    from reinforge.serve.pool import WorkerPool, recover_jobs
 
     for m in models:
         if not (Path(m) / "config.json").exists():
@@ -132,17 +136,23 @@ def serve_command(
         n = recover_jobs(session_factory(make_engine(url)), "Server restarted while the job was running")
         if n:
             print(f"requeued {n} interrupted job(s); they resume from their last checkpoints")
-        app = create_app(
-            ServeSettings(
-                data_dir=data_dir, db_url=url, models=models, max_upload_bytes=max_upload_mb * 1024 * 1024
-            )
+        settings = ServeSettings(
+            data_dir=data_dir,
+            db_url=url,
+            models=models,
+            max_upload_bytes=max_upload_mb * 1024 * 1024,
+            **(limits or {}),
         )
+        app = create_app(settings)
         pool = WorkerPool(url, Path(data_dir).resolve(), workers)
         pool.start()
         print(
             f"reinforge serve: http://{host}:{port}/  (API at /v1, {workers} worker(s), data in {data_dir})"
         )
         try:
-            uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+            server_limits = uvicorn_limits(
+                settings.request_timeout_s, settings.keep_alive_s, settings.max_connections
+            )
+            uvicorn.Server(uvicorn.Config(app, log_level="warning", **server_limits)).run(sockets=[sock])
         finally:
             pool.stop()

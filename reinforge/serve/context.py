@@ -6,6 +6,7 @@ and ``svc: Svc`` (the :class:`Service` that ``create_app`` put on ``app.state``)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from reinforge.serve.db import default_db_url, lookup_key, make_engine, session_factory
 from reinforge.serve.errors import APIError
 from reinforge.serve.inference import ModelPool
+from reinforge.serve.limits import RateLimiter
 from reinforge.serve.sessions import COOKIE, csrf_problem, session_key
 
 
@@ -25,6 +27,13 @@ class ServeSettings:
     db_url: str | None = None
     models: list[str] = field(default_factory=list)  # extra local model directories
     max_upload_bytes: int = 512 * 1024 * 1024
+    max_json_bytes: int = 4 * 1024 * 1024  # a JSON request's body (uploads have max_upload_bytes): else 413
+    max_active_jobs_per_key: int = 4  # queued, running or paused jobs a key may hold: else 429
+    grader_runs_per_minute: int = 600  # /v1/fine_tuning/alpha/graders/run, per key: else 429 + Retry-After
+    chat_per_minute: int = 120  # /v1/chat/completions, per key: else 429 + Retry-After
+    request_timeout_s: float = 15.0  # a request's head must arrive within it, and no body gap be longer
+    keep_alive_s: int = 5  # an idle keep-alive connection is closed after it
+    max_connections: int = 1000  # open connections; beyond it uvicorn answers 503
 
 
 class Service:
@@ -38,6 +47,7 @@ class Service:
         self.sf = session_factory(self.engine)
         self.pool = ModelPool()
         self.local_models = {Path(m).resolve().name: str(Path(m).resolve()) for m in settings.models}
+        self.rates = RateLimiter()
 
 
 def service(request: Request) -> Service:
@@ -106,6 +116,26 @@ async def owner_of(caller: Annotated[Caller, Depends(caller_of)]) -> str:
 Owner = Annotated[str, Depends(owner_of)]
 CallerDep = Annotated[Caller, Depends(caller_of)]
 Svc = Annotated[Service, Depends(service)]
+
+
+def rate_limited(group: str, setting: str):
+    """A dependency spending one of the caller's ``settings.<setting>`` calls a minute on ``group``;
+    429 with ``Retry-After`` (whole seconds) when none is left."""
+
+    async def check(caller: CallerDep, svc: Svc) -> None:
+        per_minute = getattr(svc.settings, setting)
+        wait = svc.rates.take(caller.id, group, per_minute)
+        if wait > 0:
+            raise APIError(
+                429,
+                f"Rate limit: {per_minute} {group} requests a minute per key (serve --{setting.replace('_', '-')}); "
+                f"retry in {math.ceil(wait)} s",
+                code="rate_limit_exceeded",
+                type="requests",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+
+    return Depends(check)
 
 
 def page(items: list[dict], limit: int) -> dict:

@@ -23,8 +23,10 @@ class APIError(Exception):
         param: str | None = None,
         code: str | None = None,
         type: str = "invalid_request_error",
+        headers: dict[str, str] | None = None,
     ):
         self.status, self.message, self.param, self.code, self.type = status, message, param, code, type
+        self.headers = headers
 
 
 def error_body(
@@ -37,12 +39,17 @@ def not_found(what: str, id_: str) -> APIError:
     return APIError(404, f"No such {what}: '{id_}'", param="id", code="not_found")
 
 
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+
+
 def install_handlers(app: FastAPI) -> None:
     """Every error the app answers, in OpenAI's shape."""
 
     @app.exception_handler(APIError)
     async def _api_error(_req: Request, e: APIError):
-        return JSONResponse(error_body(e.message, e.type, e.param, e.code), status_code=e.status)
+        return JSONResponse(
+            error_body(e.message, e.type, e.param, e.code), status_code=e.status, headers=e.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, e: RequestValidationError):
@@ -57,6 +64,7 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, e: StarletteHTTPException):
         return JSONResponse(
-            error_body(str(e.detail), code="not_found" if e.status_code == 404 else None),
+            error_body(str(e.detail), code=HTTP_CODES.get(e.status_code)),
             status_code=e.status_code,
+            headers=e.headers,
         )

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from reinforge.errors import ReinforgeError
 from reinforge.graders import registry
-from reinforge.serve.context import Owner
+from reinforge.serve.context import Owner, rate_limited
 from reinforge.serve.errors import APIError
 
 router = APIRouter(prefix="/v1/fine_tuning/alpha/graders")
@@ -50,7 +50,7 @@ class GraderValidate(BaseModel):
     grader: dict[str, Any]
 
 
-@router.post("/run")
+@router.post("/run", dependencies=[rate_limited("grader", "grader_runs_per_minute")])
 async def grader_run(req: GraderRun, owner: Owner):
     item = dict(req.item or {})
     if req.reference_answer is not None:

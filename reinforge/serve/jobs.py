@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from reinforge.errors import ConfigError, ReinforgeError
@@ -21,7 +21,7 @@ from reinforge.serve.context import CallerDep, Owner, Service, Svc, page
 from reinforge.serve.db import CheckpointRow, EventRow, FileRow, Job, add_event, new_id
 from reinforge.serve.errors import APIError, not_found
 from reinforge.serve.models import resolve_model
-from reinforge.serve.states import ACTIONS, ASK_WORKER, INITIAL, SUCCEEDED, move, refusal
+from reinforge.serve.states import ACTIONS, ASK_WORKER, INITIAL, SUCCEEDED, TERMINAL, move, refusal
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs")
 
@@ -131,6 +131,23 @@ def job_files(svc: Service, owner: str, req: JobCreate, kind: str) -> dict[str, 
     return files
 
 
+def check_active_jobs(svc: Service, owner: str) -> None:
+    """429 when the key already holds ``max_active_jobs_per_key`` queued, running or paused jobs."""
+    limit = svc.settings.max_active_jobs_per_key
+    with svc.sf() as s:
+        active = s.scalar(
+            select(func.count()).select_from(Job).where(Job.owner == owner, Job.status.not_in(TERMINAL))
+        )
+    if (active or 0) >= limit:
+        raise APIError(
+            429,
+            f"This key has {active} active fine-tuning jobs (queued, running or paused); the limit is {limit} "
+            "(serve --max-active-jobs-per-key): wait for one to finish, or cancel one",
+            code="rate_limit_exceeded",
+            type="requests",
+        )
+
+
 @router.post("")
 def create_job(req: JobCreate, svc: Svc, owner: Owner):
     try:
@@ -147,6 +164,7 @@ def create_job(req: JobCreate, svc: Svc, owner: Owner):
             code="model_not_available",
         )
     files = job_files(svc, owner, req, kind)
+    check_active_jobs(svc, owner)
     job_id, seed = new_id("ftjob"), req.seed if req.seed is not None else 0
     run_dir = svc.data_dir / "jobs" / job_id
     train, val = files["training_file"], files.get("validation_file")
