@@ -77,6 +77,15 @@ def clean_env(tmpdir: str) -> dict[str, str]:
     }
 
 
+def _readable(fd: int, timeout: float) -> bool:
+    """True when ``fd`` has data (or EOF) within ``timeout`` seconds."""
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    ready = sel.select(timeout)
+    sel.close()
+    return bool(ready)
+
+
 class Spawner:
     """Starts processes from one long-lived thread of this process.
 
@@ -202,11 +211,7 @@ class Worker:
             wait = deadline - time.monotonic()
             if wait <= 0:
                 return None
-            sel = selectors.DefaultSelector()
-            sel.register(fd, selectors.EVENT_READ)
-            ready = sel.select(wait)
-            sel.close()
-            if not ready:
+            if not _readable(fd, wait):
                 return None
             chunk = os.read(fd, 1 << 16)
             if not chunk:  # EOF: the worker died; reap it so death_reason can tell why
@@ -224,11 +229,7 @@ class Worker:
         if self.buf:
             return True
         assert self.proc is not None and self.proc.stdout is not None, "pending() before start()"
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout.fileno(), selectors.EVENT_READ)
-        ready = sel.select(0)
-        sel.close()
-        return bool(ready)
+        return _readable(self.proc.stdout.fileno(), 0)
 
     def death_reason(self) -> str:
         code = self.proc.poll() if self.proc else None
