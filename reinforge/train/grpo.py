@@ -14,10 +14,12 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import model_validator
+from safetensors.torch import load_file
 
 from reinforge.config import Config
 from reinforge.errors import ConfigError
@@ -167,13 +169,15 @@ def load_grader(cfg: GRPOConfig, reward_fn=None):
     raise ConfigError("grader: give a grader (OpenAI grader JSON or a path) or a task with a built-in grader")
 
 
-def build_policy(cfg: GRPOConfig, weights_from: str | None = None):
-    """(policy, reference or None, tokenizer). LoRA: the reference is the base with adapters disabled."""
+def build_policy(cfg: GRPOConfig, last: Path | None = None):
+    """(policy, reference or None, tokenizer), resumed from checkpoint ``last`` when given: its full
+    weights, or with LoRA its adapters onto the base. LoRA: the reference is the base, adapters off."""
     dtype = None if cfg.dtype == "auto" else cfg.dtype
+    weights_from = str(last) if last is not None and cfg.lora is None else None
     policy, tok = load_model(weights_from or cfg.model, dtype=dtype, device=cfg.device, trainable=True)
     ref = None
     if cfg.lora is not None:
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict  # peft: LoRA runs only
 
         lcfg = LoraConfig(
             r=cfg.lora.r,
@@ -183,6 +187,8 @@ def build_policy(cfg: GRPOConfig, weights_from: str | None = None):
             task_type="CAUSAL_LM",
         )
         policy = get_peft_model(policy, lcfg)
+        if last is not None:
+            set_peft_model_state_dict(policy, load_file(str(last / "adapter" / "adapter_model.safetensors")))
     elif cfg.beta > 0:
         ref, _ = (
             load_model(cfg.model, dtype=dtype, device=cfg.device)
@@ -305,13 +311,7 @@ def train_grpo(
         guard = grader_guard(cfg, grader, train_rows, val_rows, reward_fn)  # a template typo stops here
         total = steps_for(cfg.steps, cfg.epochs, len(train_rows), cfg.prompts_per_step)
         torch.manual_seed(cfg.seed)
-        last = run.last  # resume: full weights from the checkpoint, or its LoRA adapters onto the base
-        policy, ref, tok = build_policy(cfg, str(last) if last is not None and cfg.lora is None else None)
-        if last is not None and cfg.lora is not None:
-            from peft import set_peft_model_state_dict  # peft: LoRA runs only
-            from safetensors.torch import load_file
-
-            set_peft_model_state_dict(policy, load_file(str(last / "adapter" / "adapter_model.safetensors")))
+        policy, ref, tok = build_policy(cfg, run.last)
         optimizer, scheduler = run.optimizer(policy, tok, total, cfg.schedule_steps)
         backend = make_backend(cfg.generation_backend, policy, tok, cfg.compile_decode)
         rollouts = StepRollouts(backend, grader, train_rows, tok, cfg)
