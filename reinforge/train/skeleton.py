@@ -14,8 +14,11 @@ A trainer shows only its algorithm (``sft_trainer.py`` is the shortest)::
 
 Where the next services plug in: an experiment tracker (tensorboard, wandb, mlflow) is one more
 :class:`MetricSink` in ``sinks`` (it sees every record ``metrics.jsonl`` sees, and is closed with the
-run); under ``torch.distributed`` every rank runs the same loop, and only rank 0 (``is_main``) writes
-records, the summary, the plot and the table.
+run); a config key naming trackers would be turned into sinks here, in ``Run.__init__``, so no trainer
+changes. Under ``torch.distributed`` every rank runs the same loop and the same cadence (the stop
+signal must then be agreed across ranks, in :meth:`Run.steps`); only rank 0 (``is_main``) sends
+records to the sinks and writes ``final/``, the summary, the plot and the table; a sharded model's
+checkpoint gathering belongs in the one ``save_and_prune`` call of :meth:`Run.steps`.
 """
 
 from __future__ import annotations
