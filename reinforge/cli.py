@@ -255,9 +255,12 @@ def serve(
         int, typer.Option(min=1, help="Chat completions a minute per key (429 + Retry-After beyond).")
     ] = 120,
     request_timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds for a request's head to arrive, and the longest gap in a body.")
+        float,
+        typer.Option(min=0.1, help="Seconds for a request's head to arrive, and the longest gap in a body."),
     ] = 15.0,
-    keep_alive: Annotated[int, typer.Option(min=1, help="Seconds an idle keep-alive connection stays open.")] = 5,
+    keep_alive: Annotated[
+        int, typer.Option(min=1, help="Seconds an idle keep-alive connection stays open.")
+    ] = 5,
 ) -> None:
     """Serve the OpenAI-compatible API, chat completions and feedback UI.
 
