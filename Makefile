@@ -45,6 +45,7 @@ bwrap:
 test: $(STAMP) bwrap
 	$(BIN)/ruff check reinforge tests benchmarks
 	$(BIN)/ruff format --check reinforge tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -x --durations=15 --doctest-modules reinforge tests
 
 # mypy over the package (its config: [tool.mypy] in pyproject.toml)
