@@ -16,3 +16,7 @@ class ConfigError(ReinforgeError):
 
 class DataError(ReinforgeError):
     """A dataset file is missing or malformed; the message starts with ``file:line:``."""
+
+
+class StorageError(ReinforgeError):
+    """The disk refused a write (full, over quota, read-only); what was saved before stays intact."""

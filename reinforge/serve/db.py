@@ -13,11 +13,14 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -34,6 +37,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 
@@ -190,6 +194,51 @@ def add_missing_columns(eng: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+DB_RETRY_S = 120.0  # how long a worker waits for its database to come back before it gives up
+T = TypeVar("T")
+
+
+def db_unreachable(e: BaseException) -> bool:
+    """Whether ``e`` says the database could not be reached (a restart, a failover, a dropped
+    connection) rather than that a query was wrong. A SQLite file is never unreachable: its locks wait
+    in ``busy_timeout``."""
+    if not isinstance(e, DBAPIError):
+        return False
+    if e.connection_invalidated:
+        return True
+    return isinstance(e, OperationalError) and type(e.orig).__module__.split(".")[0] != "sqlite3"
+
+
+def retry_db(fn: Callable[[], T], patience_s: float | None = DB_RETRY_S) -> T:
+    """``fn()``, tried again while the database is unreachable, for up to ``patience_s`` seconds (None:
+    until it answers). ``fn`` opens its own session, so a transaction cut off midway is redone whole;
+    the engine's ``pool_pre_ping`` replaces the connections that died with the server."""
+    deadline = None if patience_s is None else time.monotonic() + patience_s
+    delay, warned = 0.1, False
+    while True:
+        try:
+            return fn()
+        except DBAPIError as e:
+            if not db_unreachable(e) or (deadline is not None and time.monotonic() + delay > deadline):
+                raise
+            if not warned:
+                why = (str(e.orig).strip().splitlines() or [""])[0][:200]
+                print(f"reinforge: database unreachable ({why}); retrying", file=sys.stderr, flush=True)
+                warned = True
+            time.sleep(delay)
+            delay = min(2 * delay, 2.0)
+
+
+def db_retried(method: Callable[..., T]) -> Callable[..., T]:
+    """A function whose whole body is :func:`retry_db`'d (it must open its own sessions)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        return retry_db(lambda: method(*args, **kwargs))
+
+    return wrapper
 
 
 def hash_key(key: str) -> str:

@@ -48,19 +48,30 @@ def upload_file(svc: Svc, owner: Owner, file: UploadFile = File(...), purpose: s
     fid = new_id("file")
     path = svc.data_dir / "files" / f"{fid}.jsonl"
     limit, size = svc.settings.max_upload_bytes, 0
-    with path.open("wb") as out:
-        while chunk := file.file.read(1 << 20):
-            size += len(chunk)
-            if size > limit:
-                out.close()
-                path.unlink(missing_ok=True)
-                raise APIError(
-                    413,
-                    f"{file.filename}: larger than the upload limit of {limit} bytes",
-                    param="file",
-                    code="file_too_large",
-                )
-            out.write(chunk)
+    try:
+        with path.open("wb") as out:
+            while chunk := file.file.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    out.close()
+                    path.unlink(missing_ok=True)
+                    raise APIError(
+                        413,
+                        f"{file.filename}: larger than the upload limit of {limit} bytes",
+                        param="file",
+                        code="file_too_large",
+                    )
+                out.write(chunk)
+    except OSError as e:  # a full disk: nothing half-written is kept
+        path.unlink(missing_ok=True)
+        raise APIError(
+            507,
+            f"{file.filename}: the server could not store the file ({e.strerror or e}); nothing was kept. "
+            "Try again once the server's disk has room.",
+            param="file",
+            code="storage_error",
+            type="server_error",
+        ) from None
     name = file.filename or "upload.jsonl"
     kind, rows = "raw", 0
     if purpose == "fine-tune":

@@ -7,36 +7,50 @@ API never trains; for a running job it only writes ``control`` ("cancel" / "paus
 ``CANCEL_GRACE_S`` ends the worker process; the server starts a fresh one. The worker trains the config
 resolved when the job was created (``job.config``, see ``reinforge.openai_compat``).
 
-A worker that dies (killed, crashed, server restarted) leaves its job ``running``; the server puts such a
-job back in the queue with ``resume`` set, so the next worker continues from its last checkpoint, or marks
-it ``failed`` with the reason after ``MAX_ATTEMPTS``.
+A worker that dies (``kill -9``, a crash, a server restart) leaves its job ``running``; the server puts it
+back in the queue (``serve/pool.py``) and the next worker continues from the last checkpoint, dropping
+the metrics of the steps after it, which it redoes: no step is lost or counted twice. A database restart
+stalls a worker (each of its database calls is retried, ``db.retry_db``) instead of failing its job; a
+full disk fails the job with ``storage_error``, its checkpoints intact.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import threading
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from reinforge.errors import ReinforgeError
+from reinforge.errors import ReinforgeError, StorageError
 from reinforge.graders.base import GraderError
 from reinforge.openai_compat import job_config, run_training, stored_config
-from reinforge.serve.db import CheckpointRow, FileRow, Job, add_event, make_engine, new_id, session_factory
+from reinforge.serve.db import (
+    CheckpointRow,
+    EventRow,
+    FileRow,
+    Job,
+    add_event,
+    db_retried,
+    make_engine,
+    new_id,
+    retry_db,
+    session_factory,
+)
 from reinforge.serve.states import CANCELLED, FAILED, PAUSED, QUEUED, RUNNING, SUCCEEDED, check, move
 
 CANCEL_GRACE_S = 5.0
-MAX_ATTEMPTS = 3
 HEARTBEAT_S = 1.0
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}  # the disk refused a write
 
 # reinforge metric names -> OpenAI's names in metrics events and checkpoint metrics
 OPENAI_METRICS = {
@@ -107,6 +121,25 @@ def register_checkpoints(s: Session, job: Job, metrics_by_step: dict[int, dict])
         add_event(s, job.id, f"Checkpoint created at step {step}")
 
 
+def resume_step(run_dir: Path) -> int:
+    """The step a resumed run continues after: its newest finished checkpoint's (0: none, it starts over)."""
+    from reinforge.train.checkpoint import latest_checkpoint
+
+    last = latest_checkpoint(run_dir)
+    return int(last.name.split("-")[1]) if last else 0
+
+
+def forget_steps_after(s: Session, job_id: str, step: int) -> list[int]:
+    """Delete the job's metrics events of steps after ``step`` (a resumed run trains them again, so
+    they would show twice); returns those steps."""
+    rows = s.scalars(select(EventRow).where(EventRow.job_id == job_id, EventRow.type == "metrics")).all()
+    step_of = {r: int((r.data or {}).get("step") or 0) for r in rows}
+    late = [r for r in rows if step_of[r] > step]
+    for r in late:
+        s.delete(r)
+    return sorted({step_of[r] for r in late})
+
+
 def legacy_config(sf: sessionmaker, job_id: str) -> dict:
     """The config of a job created before configs were stored with jobs: resolved from its method now."""
     with sf() as s:
@@ -143,6 +176,10 @@ class JobRun:
         m.update(openai_metrics(rec))
         if "perf/tokens_per_s" in rec and "perf/step_seconds" in rec:
             self.tokens += int(rec["perf/tokens_per_s"] * rec["perf/step_seconds"])
+        self.record_step(rec)
+
+    @db_retried
+    def record_step(self, rec: dict) -> None:
         with self.sf() as s:
             job = s.get(Job, self.job_id)
             kind = rec.get("kind", "train")
@@ -153,6 +190,7 @@ class JobRun:
             job.heartbeat_at = time.time()
             s.commit()
 
+    @db_retried
     def should_stop(self) -> bool:
         with self.sf() as s:
             job = s.get(Job, self.job_id)
@@ -168,30 +206,46 @@ class JobRun:
     def watch(self) -> None:
         cancel_seen: float | None = None
         while not self.done.wait(HEARTBEAT_S):
-            with self.sf() as s:
-                job = s.get(Job, self.job_id)
-                if job.worker != self.token:
-                    continue
-                job.heartbeat_at = time.time()
-                if job.control == "cancel":
-                    cancel_seen = cancel_seen or time.time()
-                    if time.time() - cancel_seen > CANCEL_GRACE_S:
-                        move(job, CANCELLED)
-                        job.worker = None
-                        add_event(s, self.job_id, "Job cancelled (training stopped mid-step)")
-                        s.commit()
-                        os._exit(3)
-                s.commit()
+            cancel_seen = self.beat(cancel_seen)
 
-    def run(self) -> None:
+    @db_retried
+    def beat(self, cancel_seen: float | None) -> float | None:
+        """One heartbeat; returns when a cancel was first seen (None: not yet)."""
+        with self.sf() as s:
+            job = s.get(Job, self.job_id)
+            if job.worker != self.token:
+                return cancel_seen
+            job.heartbeat_at = time.time()
+            if job.control == "cancel":
+                cancel_seen = cancel_seen or time.time()
+                if time.time() - cancel_seen > CANCEL_GRACE_S:
+                    move(job, CANCELLED)
+                    job.worker = None
+                    add_event(s, self.job_id, "Job cancelled (training stopped mid-step)")
+                    s.commit()
+                    os._exit(3)
+            s.commit()
+        return cancel_seen
+
+    @db_retried
+    def start(self) -> tuple[bool, dict, dict | None]:
+        """The job's start event; on resume, the metrics of the steps after the checkpoint it resumes
+        from are dropped, since they are trained again. Returns (resume, method, stored config)."""
         with self.sf() as s:
             job = s.get(Job, self.job_id)
             resume = job.resume or (Path(job.run_dir) / "metrics.jsonl").exists()
-            add_event(
-                s, job.id, f"Resuming job (attempt {job.attempts})" if resume else "Fine-tuning job started"
-            )
+            if resume:
+                step = resume_step(Path(job.run_dir))
+                redone = forget_steps_after(s, job.id, step)
+                again = f"; steps {min(redone)}-{max(redone)} are trained again" if redone else ""
+                add_event(s, job.id, f"Resuming job (attempt {job.attempts}) from step {step}{again}")
+            else:
+                add_event(s, job.id, "Fine-tuning job started")
             s.commit()
-            method, stored = job.method, job.config
+            return resume, job.method, job.config
+
+    def run(self) -> None:
+        resume, method, stored = self.start()
         threading.Thread(target=self.watch, daemon=True).start()
         try:
             cfg = stored_config(method, stored or legacy_config(self.sf, self.job_id))
@@ -201,8 +255,16 @@ class JobRun:
             self.finish(
                 None, {"code": "grader_error", "message": str(e), "param": "method.reinforcement.grader"}
             )
+        except StorageError as e:  # a full disk while checkpointing: the earlier checkpoints are intact
+            self.finish(None, {"code": "storage_error", "message": str(e), "param": None})
         except ReinforgeError as e:
             self.finish(None, {"code": "invalid_training_config", "message": str(e), "param": None})
+        except OSError as e:
+            if e.errno not in STORAGE_ERRNOS:
+                traceback.print_exc()
+            code = "storage_error" if e.errno in STORAGE_ERRNOS else "internal_error"
+            self.finish(None, {"code": code, "message": f"{e.filename or type(e).__name__}: {e.strerror or e}",
+                               "param": None})  # fmt: skip
         except Exception as e:  # noqa: BLE001 - a job failure is recorded, never lost
             traceback.print_exc()
             self.finish(
@@ -211,6 +273,7 @@ class JobRun:
         finally:
             self.done.set()
 
+    @db_retried
     def finish(self, summary: dict | None, error: dict | None) -> None:
         steps = (summary or {}).get("steps")
         with self.sf() as s:
@@ -259,107 +322,6 @@ class JobRun:
             s.commit()
 
 
-# ---------------------------------------------------------------------------------------------- recovery
-
-
-def requeue_or_fail(s: Session, job: Job, why: str) -> None:
-    """A job whose worker is gone: back to the queue (resume from checkpoint), or failed after MAX_ATTEMPTS."""
-    job.worker, job.heartbeat_at = None, None
-    if job.control == "cancel":
-        move(job, CANCELLED)
-        add_event(s, job.id, f"Job cancelled ({why})")
-    elif job.control == "pause":
-        move(job, PAUSED)
-        job.control, job.resume = None, True
-        add_event(s, job.id, f"Job paused ({why})")
-    elif job.attempts >= MAX_ATTEMPTS:
-        move(job, FAILED)
-        job.error = {
-            "code": "worker_lost",
-            "message": f"{why}; gave up after {job.attempts} attempts",
-            "param": None,
-        }
-        add_event(s, job.id, f"Job failed: {job.error['message']}", level="error")
-    else:
-        move(job, QUEUED)
-        job.resume = True
-        add_event(
-            s, job.id, f"{why}; the job is queued again and resumes from its last checkpoint", level="warn"
-        )
-
-
-def recover_jobs(
-    sf: sessionmaker, why: str, token_prefix: str | None = None, stale_after: float | None = None
-) -> int:
-    """Requeue running jobs whose worker is gone: all (server start), one worker's, or stale heartbeats."""
-    n = 0
-    with sf() as s:
-        for job in s.scalars(select(Job).where(Job.status == RUNNING)).all():
-            if token_prefix is not None and not (job.worker or "").startswith(token_prefix):
-                continue
-            if stale_after is not None and job.heartbeat_at and time.time() - job.heartbeat_at < stale_after:
-                continue
-            requeue_or_fail(s, job, why)
-            n += 1
-        s.commit()
-    return n
-
-
-class WorkerPool:
-    """Starts ``n`` worker processes and restarts any that dies, requeueing the job it held."""
-
-    def __init__(self, db_url: str, data_dir: Path, n: int):
-        self.db_url, self.data_dir, self.n = db_url, data_dir, n
-        self.procs: dict[int, subprocess.Popen] = {}
-        self.stopping = threading.Event()
-        self.sf = session_factory(make_engine(db_url))
-
-    def spawn(self, i: int) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "reinforge.serve.worker",
-            "--db",
-            self.db_url,
-            "--data-dir",
-            str(self.data_dir),
-            "--name",
-            f"w{i}",
-        ]
-        self.procs[i] = subprocess.Popen(cmd)
-
-    def start(self) -> None:
-        for i in range(self.n):
-            self.spawn(i)
-        threading.Thread(target=self._supervise, daemon=True).start()
-
-    def _supervise(self) -> None:
-        last_sweep = time.time()
-        while not self.stopping.wait(1.0):
-            for i, p in list(self.procs.items()):
-                if p.poll() is not None and not self.stopping.is_set():
-                    recover_jobs(
-                        self.sf,
-                        f"worker process exited with code {p.returncode}",
-                        token_prefix=f"w{i}:{p.pid}:",
-                    )
-                    self.spawn(i)
-            if time.time() - last_sweep > 10:
-                recover_jobs(self.sf, "worker heartbeat lost", stale_after=60)
-                last_sweep = time.time()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs.values():
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
-
 def die_with_parent() -> None:
     """Linux: the kernel kills this process when its parent (the server) dies, so no orphan keeps training."""
     try:
@@ -380,7 +342,7 @@ def worker_main(db_url: str, data_dir: str, name: str, poll_s: float = 0.3) -> N
         if os.getppid() != parent:
             return
         token = f"{name}:{os.getpid()}:{secrets.token_hex(4)}"
-        job_id = claim_next(sf, token)
+        job_id = retry_db(partial(claim_next, sf, token), patience_s=None)
         if job_id is None:
             stop.wait(poll_s)
             continue

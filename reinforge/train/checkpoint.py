@@ -8,6 +8,7 @@ anything the trainer adds).
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import time
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reinforge.errors import ReinforgeError
+from reinforge.errors import StorageError
 
 
 def rng_state() -> dict[str, Any]:
@@ -51,19 +52,33 @@ def save_pretrained_model(model, tokenizer, path: Path) -> None:
 
 def write_dir_atomically(final: Path, write: Callable[[Path], None], what: str, intact: str) -> Path:
     """Run ``write(tmp)`` into ``<final>.tmp/``, then rename it to ``final``: a kill mid-write never
-    leaves a half-written directory where a finished one is expected. A full disk (any ``OSError``)
-    becomes one clear error, and the directory already at ``final`` stays as it was."""
+    leaves a half-written directory where a finished one is expected. A full disk (an ``OSError``, or
+    torch's C++ writer failing with no space left) becomes one clear error, the ``.tmp`` directory is
+    removed, and the directory already at ``final`` stays as it was."""
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
         write(tmp)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:
+        full = isinstance(e, RuntimeError) and disk_full(tmp)  # torch.save says only "iostream error"
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ReinforgeError(f"{final}: could not write {what} ({e.strerror or e}); {intact}") from None
+        if isinstance(e, RuntimeError) and not full:
+            raise
+        reason = "No space left on device" if full else (getattr(e, "strerror", None) or str(e))
+        raise StorageError(f"{final}: could not write {what} ({reason}); {intact}") from None
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final
+
+
+def disk_full(path: Path, slack: int = 64 * 1024) -> bool:
+    """Whether the file system holding ``path`` has (almost) no room left."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < slack
 
 
 def save_final(run_dir: Path, model, tokenizer) -> Path:

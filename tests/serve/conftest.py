@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.serve.helpers import start_server
+from tests.serve.helpers import Postgres, SmallDisk, start_server
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +17,49 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def api_key(server) -> str:
     return server.new_key("alice")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server shared by the session's tests (skipped when PostgreSQL is not installed)."""
+    yield from own_postgres()
+
+
+@pytest.fixture
+def fresh_postgres():
+    """A PostgreSQL server of the test's own, which it may stop and start."""
+    yield from own_postgres()
+
+
+def own_postgres():
+    pytest.importorskip("psycopg2")
+    pg = Postgres.create()
+    if pg is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    try:
+        yield pg
+    finally:
+        pg.remove()
+
+
+@pytest.fixture
+def pg_db(postgres, request) -> str:
+    """A fresh database on the shared server for each test."""
+    import psycopg2
+
+    name = "t_" + request.node.name.lower()[:40].replace("[", "_").replace("]", "_")
+    conn = psycopg2.connect(postgres.url.replace("postgresql://", "postgres://"))
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return postgres.url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs at tmp_path/disk (skipped where it cannot be mounted; root can); resizable."""
+    disk = SmallDisk.mount(tmp_path / "disk", "1m")
+    if disk is None:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield disk
+    disk.unmount()

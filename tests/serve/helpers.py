@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from tests.helpers import write_jsonl
 
 ADDITION_ROWS = [
     ("12+15", "27"),
@@ -133,3 +139,120 @@ def add_running_job(
                   run_dir=str(run_dir)))  # fmt: skip
         s.commit()
     return "ftjob-1"
+
+
+# ---------------------------------------------------------------- jobs through a real server
+
+
+def api(server: Server, key: str) -> httpx.Client:
+    return httpx.Client(base_url=server.url + "/v1", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def long_job(c: httpx.Client, tmp_path: Path, steps: int, **extra) -> str:
+    """An RFT job of ``steps`` quick steps on the tiny addition model; ``extra``: reinforge settings."""
+    path = write_jsonl(tmp_path / "train.jsonl", rft_rows())
+    fid = c.post(
+        "/files", files={"file": ("train.jsonl", path.read_bytes())}, data={"purpose": "fine-tune"}
+    ).json()["id"]
+    r = c.post(
+        "/fine_tuning/jobs",
+        json={
+            "model": "tiny:addition:1m",
+            "training_file": fid,
+            "method": {
+                "type": "reinforcement",
+                "reinforcement": {
+                    "grader": STRING_CHECK,
+                    "hyperparameters": {"batch_size": 2, "compute_multiplier": 0.25},
+                },
+                "reinforge": {"steps": steps, "max_new_tokens": 4, "beta": 0.0, **extra},
+            },
+        },
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+def train_steps(c: httpx.Client, job_id: str) -> list[int]:
+    data = c.get(f"/fine_tuning/jobs/{job_id}/metrics").json()["data"]
+    return [d["step"] for d in data if d.get("kind") == "train"]
+
+
+def status(c: httpx.Client, job_id: str) -> str:
+    return c.get(f"/fine_tuning/jobs/{job_id}").json()["status"]
+
+
+# ---------------------------------------------------------------- a PostgreSQL server of our own
+
+
+@dataclass
+class Postgres:
+    """A throwaway PostgreSQL server from Debian's ``postgresql`` package, on loopback, which a test may
+    stop and start (a database restart). PostgreSQL refuses to run as root: as root it runs as
+    ``nobody`` in a directory nobody owns (pytest's tmp_path sits under a 0700 root directory, so this
+    directory lives beside it, and :meth:`remove` deletes it)."""
+
+    bindir: str
+    root: str
+    port: int
+
+    @classmethod
+    def create(cls) -> Postgres | None:
+        """None when PostgreSQL is not installed."""
+        initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not initdb:
+            return None
+        pg = cls(os.path.dirname(initdb[-1]), tempfile.mkdtemp(prefix="reinforge-pg-"), free_port())
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            os.chown(pg.root, nobody.pw_uid, nobody.pw_gid)
+        pg.ctl("initdb", "-o", "-U reinforge --auth=trust -E UTF8")
+        pg.start()
+        return pg
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://reinforge@127.0.0.1:{self.port}/postgres"
+
+    def ctl(self, *args: str) -> None:
+        as_user = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+        cmd = [*as_user, f"{self.bindir}/pg_ctl", "-D", os.path.join(self.root, "data"), *args]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.ctl("-l", os.path.join(self.root, "log"), "-w", "-t", "60", "-o", opts, "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast`` ends every connection (as a restart does); ``immediate`` is a crash."""
+        self.ctl("-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        try:
+            self.stop("immediate")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class SmallDisk:
+    """A directory on a tmpfs of its own, so that writes there really fail with ENOSPC."""
+
+    path: Path
+
+    @classmethod
+    def mount(cls, path: Path, size: str) -> SmallDisk | None:
+        """None when this process may not mount (not root, or no mount namespace rights)."""
+        path.mkdir(parents=True, exist_ok=True)
+        cmd = ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)]
+        if os.geteuid() != 0 or subprocess.run(cmd, capture_output=True).returncode != 0:
+            return None
+        return cls(path)
+
+    def resize(self, size: str) -> None:
+        subprocess.run(
+            ["mount", "-o", f"remount,size={size}", str(self.path)], check=True, capture_output=True
+        )
+
+    def unmount(self) -> None:
+        subprocess.run(["umount", "-l", str(self.path)], capture_output=True)

@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tests.helpers import wait_for, write_jsonl
-from tests.serve.helpers import STRING_CHECK, add_running_job, rft_rows, start_server
-
-
-def api(server, key):
-    return httpx.Client(base_url=server.url + "/v1", headers={"Authorization": f"Bearer {key}"}, timeout=30)
-
-
-def long_job(c: httpx.Client, tmp_path, steps: int, **extra) -> str:
-    path = write_jsonl(tmp_path / "train.jsonl", rft_rows())
-    fid = c.post(
-        "/files", files={"file": ("train.jsonl", path.read_bytes())}, data={"purpose": "fine-tune"}
-    ).json()["id"]
-    r = c.post(
-        "/fine_tuning/jobs",
-        json={
-            "model": "tiny:addition:1m",
-            "training_file": fid,
-            "method": {
-                "type": "reinforcement",
-                "reinforcement": {
-                    "grader": STRING_CHECK,
-                    "hyperparameters": {"batch_size": 2, "compute_multiplier": 0.25},
-                },
-                "reinforge": {"steps": steps, "max_new_tokens": 4, "beta": 0.0, **extra},
-            },
-        },
-    )
-    assert r.status_code == 200, r.text
-    return r.json()["id"]
-
-
-def train_steps(c: httpx.Client, job_id: str) -> list[int]:
-    data = c.get(f"/fine_tuning/jobs/{job_id}/metrics").json()["data"]
-    return [d["step"] for d in data if d.get("kind") == "train"]
-
-
-def status(c: httpx.Client, job_id: str) -> str:
-    return c.get(f"/fine_tuning/jobs/{job_id}").json()["status"]
+from tests.serve.helpers import (
+    STRING_CHECK,
+    add_running_job,
+    api,
+    long_job,
+    rft_rows,
+    start_server,
+    status,
+    train_steps,
+)
 
 
 def test_pause_resume_cancel(server, api_key, tmp_path):

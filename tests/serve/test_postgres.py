@@ -1,13 +1,7 @@
-"""Storage on a real PostgreSQL server, started by this test from Debian's ``postgresql`` package (skipped if absent)."""
+"""Storage on a real PostgreSQL server (the ``pg_db`` fixture: Debian's ``postgresql`` package; skipped if absent)."""
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
 import time
 
 import httpx
@@ -15,74 +9,9 @@ import pytest
 
 from reinforge.serve.db import create_key, lookup_key, make_engine
 from tests.helpers import wait_for, write_jsonl
-from tests.serve.helpers import STRING_CHECK, free_port, rft_rows, start_server
+from tests.serve.helpers import STRING_CHECK, rft_rows, start_server
 
 pytestmark = pytest.mark.postgres
-BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    if not BIN:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    pytest.importorskip("psycopg2")
-    bindir = os.path.dirname(BIN[-1])
-    # PostgreSQL refuses to run as root: as root, run it as `nobody` in a directory nobody owns (pytest's
-    # tmp_path sits under a 0700 root directory, so this one directory lives beside it and is removed after).
-    root = tempfile.mkdtemp(prefix="reinforge-pg-")
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        os.chown(root, nobody.pw_uid, nobody.pw_gid)
-        as_user = ["runuser", "-u", "nobody", "--"]
-    data, port = os.path.join(root, "data"), free_port()
-    try:
-        subprocess.run(
-            [*as_user, f"{bindir}/initdb", "-D", data, "-U", "reinforge", "--auth=trust", "-E", "UTF8"],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        subprocess.run(
-            [
-                *as_user,
-                f"{bindir}/pg_ctl",
-                "-D",
-                data,
-                "-l",
-                os.path.join(root, "log"),
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        yield f"postgresql://reinforge@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*as_user, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
-            capture_output=True,
-            timeout=60,
-        )
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def pg_db(postgres_url, request) -> str:
-    """A fresh database on the shared server for each test."""
-    import psycopg2
-
-    name = "t_" + request.node.name.lower()[:40].replace("[", "_").replace("]", "_")
-    conn = psycopg2.connect(postgres_url.replace("postgresql://", "postgres://"))
-    conn.autocommit = True
-    conn.cursor().execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return postgres_url.rsplit("/", 1)[0] + "/" + name
 
 
 def test_keys_on_postgres(pg_db):
@@ -98,7 +27,8 @@ def test_api_queue_and_recovery_on_postgres(pg_db, tmp_path):
 
     from reinforge.serve.app import ServeSettings, create_app
     from reinforge.serve.db import Job, session_factory
-    from reinforge.serve.worker import claim_next, recover_jobs
+    from reinforge.serve.pool import recover_jobs
+    from reinforge.serve.worker import claim_next
 
     postgres_url = pg_db
     client = TestClient(create_app(ServeSettings(data_dir=tmp_path, db_url=postgres_url)))

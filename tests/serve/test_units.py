@@ -10,7 +10,8 @@ from sqlalchemy import text
 
 from reinforge.serve.db import Job, make_engine, session_factory
 from reinforge.serve.feedback import preference_rows
-from reinforge.serve.worker import MAX_ATTEMPTS, openai_metrics, recover_jobs
+from reinforge.serve.pool import MAX_ATTEMPTS, recover_jobs
+from reinforge.serve.worker import openai_metrics
 
 
 @pytest.mark.parametrize(
