@@ -16,7 +16,6 @@ from typing import Any, Literal
 import torch
 from pydantic import model_validator
 
-from reinforge.config import Config
 from reinforge.data.preferences import PreferencePair, load_preferences, to_pairs
 from reinforge.errors import ReinforgeError
 from reinforge.models.chat import encode_prompt
@@ -25,11 +24,12 @@ from reinforge.train.batching import batch_indices, split_rankings, steps_for
 from reinforge.train.evaluate import evaluate_policy
 from reinforge.train.logprobs import per_token_logps
 from reinforge.train.losses import dpo_loss, ipo_loss, pairwise_accuracy, pairwise_correct
+from reinforge.train.optim_config import OptimSettings
 from reinforge.train.skeleton import Run
 from reinforge.train.warmup import load_model
 
 
-class DPOConfig(Config):
+class DPOConfig(OptimSettings):
     """Every knob of a DPO run."""
 
     model: str = "tiny:sentiment:1m"  # the SFT policy; also the reference
@@ -41,14 +41,9 @@ class DPOConfig(Config):
     loss: Literal["sigmoid", "ipo", "sigmoid_norm"] = "sigmoid"  # DPO, IPO, or DPO on per-token averages
     beta: float = 0.1  # strength of the implicit KL regularisation (IPO's tau)
     label_smoothing: float = 0.0  # conservative DPO: the probability a label is flipped
-    epochs: float = 1.0  # passes over the training data when steps is not set
-    steps: int | None = None  # total steps; default: epochs over the training data
     batch_size: int = 16  # pairs per step
     learning_rate: float = 5e-6  # AdamW peak learning rate
     lr_schedule: Literal["constant", "linear", "cosine"] = "linear"  # decay after the warm-up
-    warmup_steps: int = 0  # steps of linear warm-up from 0
-    weight_decay: float = 0.0  # AdamW weight decay
-    max_grad_norm: float = 1.0  # clip the gradient norm to this
     max_prompt_tokens: int = 256  # prompt tokens kept (the start is cut)
     max_response_tokens: int = 256  # response tokens kept (the end is cut)
     # -- evaluation (with a task: sample on its validation prompts, grade, measure KL to the reference)

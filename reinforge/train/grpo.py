@@ -32,6 +32,7 @@ from reinforge.train.evaluate import evaluate
 from reinforge.train.hyperparameters import base_values, map_hyperparameters
 from reinforge.train.logprobs import RolloutLogps
 from reinforge.train.losses import LossType, aggregate_loss, clipped_policy_loss, group_advantages, kl_k3
+from reinforge.train.optim_config import OptimSettings
 from reinforge.train.rollout import StepRollouts, grader_guard
 from reinforge.train.skeleton import Run
 from reinforge.train.warmup import load_model
@@ -44,7 +45,7 @@ class LoraSettings(Config):
     target_modules: list[str] | str = "all-linear"  # "all-linear" or module names to adapt
 
 
-class GRPOConfig(Config):
+class GRPOConfig(OptimSettings):
     """Every knob of an RFT run. YAML keys are these field names; OpenAI's names go under ``hyperparameters``."""
 
     # -- model and data
@@ -67,15 +68,9 @@ class GRPOConfig(Config):
     max_new_tokens: int = 16  # most tokens generated per completion
     temperature: float = 1.0  # sampling temperature of the rollouts
     top_p: float = 1.0  # nucleus sampling: sample from the smallest token set with this probability
-    # -- optimisation
-    steps: int | None = None  # total steps; default: epochs over the training prompts
-    schedule_steps: int | None = None  # steps the LR schedule spans; default: steps (PBT/ASHA: the total)
-    epochs: float = 1.0  # passes over the training data when steps is not set
+    # -- optimisation (steps, epochs, the schedule, weight decay, clipping: OptimSettings)
     learning_rate: float = 1e-5  # AdamW peak learning rate
-    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay after the warm-up
-    warmup_steps: int = 0  # steps of linear warm-up from 0
-    weight_decay: float = 0.0  # AdamW weight decay
-    max_grad_norm: float = 1.0  # clip the gradient norm to this
+    schedule_steps: int | None = None  # steps the LR schedule spans; default: steps (PBT/ASHA: the total)
     inner_epochs: int = 1  # passes over each rollout batch (mu in the GRPO paper)
     num_minibatches: int = 1  # optimizer steps per inner epoch
     beta: float = 0.04  # KL coefficient; 0 skips the reference model entirely

@@ -24,7 +24,6 @@ from pydantic import model_validator
 from torch import nn
 from transformers import AutoModelForCausalLM
 
-from reinforge.config import Config
 from reinforge.errors import ConfigError
 from reinforge.graders import as_grader
 from reinforge.graders.reward_model import RewardModelGrader
@@ -42,12 +41,13 @@ from reinforge.train.losses import (
     masked_mean,
     whiten,
 )
+from reinforge.train.optim_config import OptimSettings
 from reinforge.train.rollout import StepRollouts, grader_guard
 from reinforge.train.skeleton import Run
 from reinforge.train.warmup import load_model
 
 
-class PPOConfig(Config):
+class PPOConfig(OptimSettings):
     """Every knob of a PPO run."""
 
     # -- model, data and reward
@@ -75,14 +75,8 @@ class PPOConfig(Config):
     max_new_tokens: int = 32  # most tokens generated per completion
     temperature: float = 1.0  # sampling temperature of the rollouts
     top_p: float = 1.0  # nucleus sampling: sample from the smallest token set with this probability
-    # -- optimisation
-    steps: int | None = None  # default: epochs over the training prompts
-    epochs: float = 1.0  # passes over the training data when steps is not set
+    # -- optimisation (steps, epochs, the schedule, weight decay, clipping: OptimSettings)
     learning_rate: float = 1e-5  # AdamW peak learning rate
-    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay after the warm-up
-    warmup_steps: int = 0  # steps of linear warm-up from 0
-    weight_decay: float = 0.0  # AdamW weight decay
-    max_grad_norm: float = 1.0  # clip the gradient norm to this
     ppo_epochs: int = 4  # passes over each rollout batch
     num_minibatches: int = 4  # optimizer steps per pass
     clip_eps: float = 0.2  # policy ratio clip

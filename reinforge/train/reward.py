@@ -15,18 +15,18 @@ from typing import Any, Literal
 import torch
 from pydantic import model_validator
 
-from reinforge.config import Config
 from reinforge.data.preferences import PreferencePair, Ranking, load_preferences, to_pairs
 from reinforge.errors import ReinforgeError
 from reinforge.models.loading import pick_device
 from reinforge.models.reward_model import RewardModel
 from reinforge.train.batching import batch_indices, split_rankings, steps_for
 from reinforge.train.losses import bradley_terry_loss, pairwise_accuracy, plackett_luce_loss
+from reinforge.train.optim_config import OptimSettings
 from reinforge.train.skeleton import Run
 from reinforge.train.warmup import resolve_model
 
 
-class RMConfig(Config):
+class RMConfig(OptimSettings):
     """Every knob of a reward-model run."""
 
     model: str = "minilm"  # backbone: minilm, a local HF dir (e.g. the SFT model), or tiny:<task>:<size>
@@ -41,13 +41,9 @@ class RMConfig(Config):
     max_length: int = 256  # tokens of prompt + response
     freeze_backbone: bool = False  # train the head only (fast with a pretrained encoder on CPU)
     epochs: float = 2.0  # passes over the training data when steps is not set
-    steps: int | None = None  # default: epochs over the training data
     batch_size: int = 32  # pairs (or rankings) per step
     learning_rate: float = 5e-5  # AdamW peak learning rate
     lr_schedule: Literal["constant", "linear", "cosine"] = "linear"  # decay after the warm-up
-    warmup_steps: int = 0  # steps of linear warm-up from 0
-    weight_decay: float = 0.0  # AdamW weight decay
-    max_grad_norm: float = 1.0  # clip the gradient norm to this
     eval_interval: int = 50  # steps between validations (0: only at the end)
     save_interval: int = 200  # steps between checkpoints (0: only at the end)
     keep_checkpoints: int = 1  # newest checkpoints kept

@@ -20,18 +20,18 @@ from typing import Any, Literal
 import torch
 from pydantic import model_validator
 
-from reinforge.config import Config
 from reinforge.data.rft import load_rft_rows, split_rows
 from reinforge.data.to_sft import read_as_sft
 from reinforge.errors import DataError
 from reinforge.tasks import get_task, sft_rows
 from reinforge.train.batching import batch_indices, steps_for
+from reinforge.train.optim_config import OptimSettings
 from reinforge.train.sft import pad_batch, sft_loss, tokenize_chat
 from reinforge.train.skeleton import Run
 from reinforge.train.warmup import load_model
 
 
-class SFTConfig(Config):
+class SFTConfig(OptimSettings):
     """Every knob of an SFT run."""
 
     model: str = "tiny:sentiment:1m:sft_steps=0"  # local HF dir, hub id, or tiny:<task>:<size>[:sft_steps=0]
@@ -46,14 +46,9 @@ class SFTConfig(Config):
     seed: int = 0  # seed of data order, sampling and initialisation
     max_length: int = 512  # tokens per (packed) row; longer examples are cut
     packing: bool = False  # pack several examples into each max_length row
-    epochs: float = 1.0  # passes over the training data when steps is not set
-    steps: int | None = None  # total steps; default: epochs over the training data
     batch_size: int = 32  # rows per step
     learning_rate: float = 2e-5  # AdamW peak learning rate
     lr_schedule: Literal["constant", "linear", "cosine"] = "cosine"  # decay after the warm-up
-    warmup_steps: int = 0  # steps of linear warm-up from 0
-    weight_decay: float = 0.0  # AdamW weight decay
-    max_grad_norm: float = 1.0  # clip the gradient norm to this
     eval_interval: int = 50  # steps between validations (0: none in between)
     save_interval: int = 200  # steps between checkpoints (0: only at the end)
     keep_checkpoints: int = 1  # newest checkpoints kept
