@@ -29,12 +29,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from reinforge.config import format_validation_error
-from reinforge.data.preferences import load_preferences, to_pairs
 from reinforge.errors import ConfigError
-from reinforge.train.dpo import DPOConfig, train_dpo
+from reinforge.models.loading import load_tokenizer
+from reinforge.train.batching import steps_for
+from reinforge.train.dpo import DPOConfig, load_pairs, train_dpo
 from reinforge.train.grpo import GRPOConfig, train_grpo
 from reinforge.train.hyperparameters import base_values, map_hyperparameters
-from reinforge.train.sft_trainer import SFTConfig, train_sft
+from reinforge.train.sft_trainer import SFTConfig, load_sft_rows, step_units, train_sft
+from reinforge.train.warmup import resolve_model
 
 # method.type -> (trainer config, trainer); every trainer has the call shape
 # ``train(cfg, resume, on_step, should_stop) -> summary``
@@ -78,7 +80,7 @@ def job_config(
     n_train_rows: int,
 ) -> TrainerConfig:
     """The trainer config of one job, with about three checkpoints over the steps the trainer will run
-    (``n_train_rows`` rows of ``train_file``; DPO counts the pairs its rows expand to). Raises
+    (:func:`planned_steps`; ``train_file`` holds ``n_train_rows`` rows). Raises
     ConfigError naming the offending key under ``method.``."""
     kind = method_type(method)
     cls = METHODS[kind][0]
@@ -107,15 +109,27 @@ def job_config(
         grader_error = any(err["loc"][:1] == ("grader",) for err in e.errors())
         where = "method.reinforcement" if grader_error else "method"
         raise ConfigError(format_validation_error(e, where, cls)) from None
-    if kind == "dpo":  # DPO trains on pairs: a ranking of K responses is K(K-1)/2 of them
-        n_train_rows = len(to_pairs(load_preferences(train_file)))
-    rows_per_step = cfg.prompts_per_step if isinstance(cfg, GRPOConfig) else cfg.batch_size
-    total = cfg.steps or max(1, math.ceil(cfg.epochs * n_train_rows / rows_per_step))  # as the trainer counts
+    total = planned_steps(cfg, n_train_rows)
     if "save_interval" not in extra:  # about three checkpoints per job, like OpenAI's per-epoch ones
         cfg.save_interval = max(1, math.ceil(total / 3))
     if kind != "reinforcement" and "eval_interval" not in extra:  # RFT keeps its own validation cadence
         cfg.eval_interval = max(1, math.ceil(total / 10))
     return cfg
+
+
+def planned_steps(cfg: TrainerConfig, n_train_rows: int) -> int:
+    """The steps the trainer will run for ``cfg`` (``n_train_rows`` rows in its ``train_file``): ``steps_for``
+    over what the trainer batches, as it counts it: prompts (RFT), the pairs its rows expand to after
+    its split (DPO: a ranking of K responses is K(K-1)/2 pairs), rows or, with ``packing``, packed rows
+    (SFT: the model's tokenizer packs them)."""
+    if isinstance(cfg, GRPOConfig):
+        return steps_for(cfg.steps, cfg.epochs, n_train_rows, cfg.prompts_per_step)
+    if isinstance(cfg, DPOConfig):
+        return steps_for(cfg.steps, cfg.epochs, len(load_pairs(cfg)[0]), cfg.batch_size)
+    if cfg.packing and not cfg.steps:
+        tok = load_tokenizer(resolve_model(cfg.model))
+        n_train_rows = len(step_units(cfg, tok, load_sft_rows(cfg)[0]))
+    return steps_for(cfg.steps, cfg.epochs, n_train_rows, cfg.batch_size)
 
 
 def stored_config(method: dict[str, Any], stored: dict[str, Any]) -> TrainerConfig:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from reinforge.config import load_config
 from reinforge.errors import ConfigError
-from reinforge.openai_compat import SERVICE_RUN, job_config, stored_config
+from reinforge.openai_compat import SERVICE_RUN, job_config, planned_steps, run_training, stored_config
 from reinforge.train.dpo import DPOConfig
 from reinforge.train.grpo import GRPOConfig
 from reinforge.train.sft_trainer import SFTConfig
@@ -72,6 +73,21 @@ def test_sft_and_dpo_jobs_train_at_the_cli_defaults(files, kind, cls, data):
         {"type": kind, kind: {"hyperparameters": hp}}, "tiny:addition:1m", files[data], None, "j", 0, 12
     )
     assert (job.learning_rate, job.epochs) == (2 * cli.learning_rate, 3.0)
+
+
+def test_a_packed_sft_jobs_cadence_counts_the_steps_the_trainer_runs(files, tiny_untrained_dir, tmp_path):
+    # packing puts several of the 12 short rows into each 48-token row and the trainer steps over those;
+    # the service counted rows (12 / batch 2 = 6 steps), so it checkpointed every 2 steps, not about 3 times
+    method = {
+        "type": "supervised",
+        "supervised": {"hyperparameters": {"batch_size": 2}},
+        "reinforge": {"packing": True, "max_length": 48},
+    }
+    cfg = job_config(method, str(tiny_untrained_dir), files["chat"], None, str(tmp_path / "run"), 0, 12)
+    summary = run_training(cfg, False, lambda rec: None, lambda: False)
+    assert 1 < summary["steps"] == planned_steps(cfg, 12) < 6
+    assert cfg.save_interval == math.ceil(summary["steps"] / 3)
+    assert cfg.eval_interval == math.ceil(summary["steps"] / 10)
 
 
 def test_stored_config_round_trips(files):

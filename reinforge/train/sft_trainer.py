@@ -104,6 +104,19 @@ def pack_examples(examples: list[tuple[list[int], list[int]]], max_length: int, 
     return rows
 
 
+def tokenize_rows(tok, rows: list[dict], max_length: int) -> list[tuple[list[int], list[int]]]:
+    """(ids, labels) of each chat row, cut to ``max_length`` tokens."""
+    pairs = (tokenize_chat(tok, r["messages"]) for r in rows)
+    return [(ids[:max_length], labels[:max_length]) for ids, labels in pairs]
+
+
+def step_units(cfg: SFTConfig, tok, train_rows: list[dict]) -> list[tuple[list[int], list[int]]]:
+    """What a step's batch is drawn from: the tokenized rows or, with ``packing``, the packed rows; the
+    step count is ``steps_for`` over these (the service sizes a job's cadence with this too)."""
+    examples = tokenize_rows(tok, train_rows, cfg.max_length)
+    return pack_examples(examples, cfg.max_length, cfg.seed) if cfg.packing else examples
+
+
 @torch.no_grad()
 def eval_loss(model, examples, pad_id: int, batch_size: int = 64) -> float:
     model.eval()
@@ -132,10 +145,8 @@ def train_sft(
         dtype = None if cfg.dtype == "auto" else cfg.dtype
         model, tok = load_model(str(run.last or cfg.model), dtype=dtype, device=cfg.device, trainable=True)
         pad_id = tok.pad_token_id
-        cut = lambda e: (e[0][: cfg.max_length], e[1][: cfg.max_length])  # noqa: E731
-        train_ex = [cut(tokenize_chat(tok, r["messages"])) for r in train_rows]
-        val_ex = [cut(tokenize_chat(tok, r["messages"])) for r in val_rows]
-        units = pack_examples(train_ex, cfg.max_length, cfg.seed) if cfg.packing else train_ex
+        units = step_units(cfg, tok, train_rows)
+        val_ex = tokenize_rows(tok, val_rows, cfg.max_length)
         total = steps_for(cfg.steps, cfg.epochs, len(units), cfg.batch_size)
         optimizer, scheduler = run.optimizer(model, tok, total)
         device = next(model.parameters()).device
@@ -171,7 +182,7 @@ def train_sft(
             run.log(rec, bar={"loss": rec["loss/sft"]})
         return run.finish(
             {
-                "train_examples": len(train_ex),
+                "train_examples": len(train_rows),
                 "rows_per_epoch": len(units),
                 "packing": cfg.packing,
                 "baseline_val_loss": run.eval_value("eval/loss", first=True),
