@@ -18,15 +18,15 @@ from reinforge.models.chat import encode_prompt
 from reinforge.models.generation import SamplingParams
 from reinforge.serve.context import Owner, Service, Svc, rate_limited
 from reinforge.serve.db import new_id
-from reinforge.serve.errors import APIError
+from reinforge.serve.errors import APIError, documented
 from reinforge.serve.inference import LoadedModel, completion_response
 from reinforge.serve.models import resolve_model
 
-router = APIRouter(prefix="/v1/chat")
+router = APIRouter(prefix="/v1/chat", responses=documented(400, 401, 403, 404, 413, 429))
 
 
 class ChatCompletion(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)  # strict: "1" is not n=1, as the schema says
     model: str
     messages: list[dict[str, Any]]
     temperature: float = 1.0
@@ -59,7 +59,13 @@ async def loaded(svc: Service, owner: str, model_id: str) -> LoadedModel:
         raise APIError(400, str(e), param="model") from None
 
 
-@router.post("/completions", dependencies=[rate_limited("chat", "chat_per_minute")])
+@router.post(
+    "/completions",
+    dependencies=[rate_limited("chat", "chat_per_minute")],
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "A completion, or its chunks with stream"}
+    },
+)
 async def chat(req: ChatCompletion, svc: Svc, owner: Owner):
     if not req.messages:
         raise APIError(400, "messages: must be a non-empty list", param="messages")

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
+from fastapi import Path as PathParam
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from reinforge.serve.db import default_db_url, lookup_key, make_engine, session_factory
@@ -62,12 +64,17 @@ class Caller:
     admin: bool = False  # sees every key's jobs; may manage keys
 
 
-async def caller_of(request: Request) -> Caller:
+# declares the key in the OpenAPI schema (clients and fuzzers see it); the check is caller_of's own
+BEARER = HTTPBearer(auto_error=False, description="An API key: `reinforge keys create --name NAME`")
+
+
+async def caller_of(
+    request: Request, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+) -> Caller:
     """The key in ``Authorization: Bearer <key>``, else the web UI's session cookie; 401 when it is
     missing, unknown, revoked or expired. Looked up on every request (no cache), so a revocation holds
     at once."""
-    auth = request.headers.get("authorization", "")
-    key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    key = bearer.credentials.strip() if bearer is not None else ""
     if not key and COOKIE in request.cookies:
         return await run_in_threadpool(session_caller, request)
     if not key:
@@ -114,6 +121,10 @@ async def owner_of(caller: Annotated[Caller, Depends(caller_of)]) -> str:
 
 
 Owner = Annotated[str, Depends(owner_of)]
+# query and path numbers the database can hold: anything else is a 400 naming the parameter, not a 500
+Limit = Annotated[int, Query(ge=1, le=10_000, description="Items per page")]
+Seq = Annotated[int, Query(ge=0, le=2**62)]
+RowId = Annotated[int, PathParam(ge=0, le=2**62)]
 CallerDep = Annotated[Caller, Depends(caller_of)]
 Svc = Annotated[Service, Depends(service)]
 

@@ -9,10 +9,15 @@ and Starlette's HTTP errors into that body.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 
 class APIError(Exception):
@@ -33,6 +38,39 @@ def error_body(
     message: str, type: str = "invalid_request_error", param: str | None = None, code: str | None = None
 ) -> dict:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """What every refusal answers (documented in the OpenAPI schema through :func:`documented`)."""
+
+    error: ErrorDetail
+
+
+STATUS_MEANINGS = {
+    400: "Invalid request: the message names the parameter, the rule and the fix",
+    401: "Missing, unknown, revoked or expired API key",
+    403: "A web-session state change without its CSRF token, or from another origin",
+    404: "No such object for this key (another key's objects are 404 too)",
+    413: "Request body over the server's limit (serve --max-json-mb / --max-upload-mb)",
+    429: "Over a per-key limit: a rate (with Retry-After) or active jobs",
+    507: "The server could not store the upload (a full disk); nothing was kept",
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a router: each status it may answer, in OpenAI's error shape.
+
+    >>> sorted(documented(401, 404))
+    [401, 404]
+    """
+    return {s: {"model": ErrorBody, "description": STATUS_MEANINGS[s]} for s in statuses}
 
 
 def not_found(what: str, id_: str) -> APIError:
@@ -62,9 +100,21 @@ def install_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, e: StarletteHTTPException):
+    async def _http(req: Request, e: StarletteHTTPException):
+        headers = e.headers
+        if e.status_code == 405:  # Starlette's Allow names one route's methods, not the path's
+            headers = {**(headers or {}), "Allow": ", ".join(sorted(path_methods(req)))}
         return JSONResponse(
             error_body(str(e.detail), code=HTTP_CODES.get(e.status_code)),
             status_code=e.status_code,
-            headers=e.headers,
+            headers=headers,
         )
+
+
+def path_methods(request: Request) -> set[str]:
+    """Every method some route answers at the request's path."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return methods

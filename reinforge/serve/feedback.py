@@ -25,12 +25,12 @@ from starlette.concurrency import run_in_threadpool
 
 from reinforge.models.chat import encode_prompt
 from reinforge.models.generation import SamplingParams
-from reinforge.serve.context import Owner, Service, Svc
+from reinforge.serve.context import Owner, RowId, Service, Svc
 from reinforge.serve.db import FeedbackItem, FeedbackQueue, new_id
-from reinforge.serve.errors import APIError, not_found
+from reinforge.serve.errors import APIError, documented, not_found
 from reinforge.serve.models import resolve_model
 
-router = APIRouter(prefix="/v1/feedback")
+router = APIRouter(prefix="/v1/feedback", responses=documented(400, 401, 403, 404, 413))
 
 
 def preference_rows(
@@ -51,7 +51,7 @@ def preference_rows(
 
 
 class QueueCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: "32" is not 32, as the schema says
     name: str = "feedback"
     items: list[dict[str, Any]] | None = None  # uploaded set: [{"prompt", "responses": [...]}]
     prompts: list[Any] | None = None  # or prompts (strings or message lists) answered by `models`
@@ -62,7 +62,7 @@ class QueueCreate(BaseModel):
 
 
 class Judgement(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     ranking: list[int] | None = None
     thumbs: dict[str, int] | None = None
     comment: str | None = None
@@ -183,7 +183,7 @@ def get_queue_items(qid: str, svc: Svc, owner: Owner):
 
 
 @router.post("/items/{item_id}")
-def judge(item_id: int, req: Judgement, svc: Svc, owner: Owner):
+def judge(item_id: RowId, req: Judgement, svc: Svc, owner: Owner):
     with svc.sf() as s:
         it = s.get(FeedbackItem, item_id)
         queue = s.get(FeedbackQueue, it.queue_id) if it is not None else None
@@ -209,7 +209,9 @@ def judge(item_id: int, req: Judgement, svc: Svc, owner: Owner):
         return item_obj(it)
 
 
-@router.get("/queues/{qid}/export")
+@router.get(
+    "/queues/{qid}/export", response_class=Response, responses={200: {"content": {"application/jsonl": {}}}}
+)
 def export(qid: str, svc: Svc, owner: Owner):
     with svc.sf() as s:
         get_queue(s, owner, qid)

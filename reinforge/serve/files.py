@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Literal
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import FileResponse
@@ -11,12 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reinforge.errors import ReinforgeError
-from reinforge.serve.context import Owner, Svc, page
+from reinforge.serve.context import Limit, Owner, Svc, page
 from reinforge.serve.db import FileRow, new_id
-from reinforge.serve.errors import APIError, not_found
+from reinforge.serve.errors import APIError, documented, not_found
 from reinforge.serve.uploads import validate_upload
 
-router = APIRouter(prefix="/v1/files")
+router = APIRouter(prefix="/v1/files", responses=documented(400, 401, 403, 404, 413, 507))
 PURPOSES = ("fine-tune", "user_data", "evals", "batch")
 
 
@@ -102,9 +103,9 @@ def list_files(
     svc: Svc,
     owner: Owner,
     purpose: str | None = None,
-    limit: int = 10000,
+    limit: Limit = 10000,
     after: str | None = None,
-    order: str = "desc",
+    order: Literal["asc", "desc"] = "desc",
 ):
     with svc.sf() as s:
         q = select(FileRow).where(FileRow.owner == owner)
@@ -124,7 +125,11 @@ def retrieve_file(fid: str, svc: Svc, owner: Owner):
         return file_obj(get_file(s, owner, fid))
 
 
-@router.get("/{fid}/content")
+@router.get(
+    "/{fid}/content",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
 def file_content(fid: str, svc: Svc, owner: Owner):
     with svc.sf() as s:
         f = get_file(s, owner, fid)

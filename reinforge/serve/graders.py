@@ -17,15 +17,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from reinforge.errors import ReinforgeError
 from reinforge.graders import registry
 from reinforge.serve.context import Owner, rate_limited
-from reinforge.serve.errors import APIError
+from reinforge.serve.errors import APIError, documented
 
-router = APIRouter(prefix="/v1/fine_tuning/alpha/graders")
+router = APIRouter(prefix="/v1/fine_tuning/alpha/graders", responses=documented(400, 401, 403, 413, 429))
 
 
 def validate_grader(spec: dict) -> dict:
@@ -40,6 +40,7 @@ def run_grader(spec: dict, model_sample: str, item: dict | None) -> dict:
 
 
 class GraderRun(BaseModel):
+    model_config = ConfigDict(strict=True)  # a number sent as a string is refused, as the schema says
     grader: dict[str, Any]
     model_sample: str
     item: dict[str, Any] | None = None
@@ -47,6 +48,7 @@ class GraderRun(BaseModel):
 
 
 class GraderValidate(BaseModel):
+    model_config = ConfigDict(strict=True)
     grader: dict[str, Any]
 
 

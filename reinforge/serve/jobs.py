@@ -17,17 +17,17 @@ from sqlalchemy.orm import Session
 
 from reinforge.errors import ConfigError, ReinforgeError
 from reinforge.openai_compat import FILE_KINDS, job_config, job_method
-from reinforge.serve.context import CallerDep, Owner, Service, Svc, page
+from reinforge.serve.context import CallerDep, Limit, Owner, Seq, Service, Svc, page
 from reinforge.serve.db import CheckpointRow, EventRow, FileRow, Job, add_event, new_id
-from reinforge.serve.errors import APIError, not_found
+from reinforge.serve.errors import APIError, documented, not_found
 from reinforge.serve.models import resolve_model
 from reinforge.serve.states import ACTIONS, ASK_WORKER, INITIAL, SUCCEEDED, TERMINAL, move, refusal
 
-router = APIRouter(prefix="/v1/fine_tuning/jobs")
+router = APIRouter(prefix="/v1/fine_tuning/jobs", responses=documented(400, 401, 403, 404, 413, 429))
 
 
 class JobCreate(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)  # strict: "1" is not seed=1, as the schema says
     model: str
     training_file: str
     validation_file: str | None = None
@@ -206,7 +206,7 @@ def create_job(req: JobCreate, svc: Svc, owner: Owner):
 
 
 @router.get("")
-def list_jobs(svc: Svc, caller: CallerDep, after: str | None = None, limit: int = 20):
+def list_jobs(svc: Svc, caller: CallerDep, after: str | None = None, limit: Limit = 20):
     """This key's jobs; every key's jobs for an admin key."""
     with svc.sf() as s:
         q = select(Job) if caller.admin else select(Job).where(Job.owner == caller.id)
@@ -266,13 +266,13 @@ def resume_job(job_id: str, svc: Svc, owner: Owner):
 
 
 @router.get("/{job_id}/events")
-def list_events(job_id: str, svc: Svc, owner: Owner, after: str | None = None, limit: int = 20):
+def list_events(job_id: str, svc: Svc, owner: Owner, after: str | None = None, limit: Limit = 20):
     with svc.sf() as s:
         get_job(s, owner, job_id)
         q = select(EventRow).where(EventRow.job_id == job_id)
         if after:
             seq = after.removeprefix("ftevent-")
-            if not seq.isdigit():
+            if not (seq.isascii() and seq.isdigit() and len(seq) <= 18):
                 raise APIError(400, f"after {after!r}: give an event id (ftevent-N)", param="after")
             q = q.where(EventRow.seq < int(seq))
         rows = s.scalars(q.order_by(EventRow.seq.desc()).limit(limit + 1)).all()
@@ -280,7 +280,7 @@ def list_events(job_id: str, svc: Svc, owner: Owner, after: str | None = None, l
 
 
 @router.get("/{job_id}/metrics")
-def list_metrics(job_id: str, svc: Svc, owner: Owner, since: int = 0):
+def list_metrics(job_id: str, svc: Svc, owner: Owner, since: Seq = 0):
     """reinforge extension: every metrics record after event sequence ``since``, oldest first."""
     with svc.sf() as s:
         j = get_job(s, owner, job_id)
@@ -297,7 +297,7 @@ def list_metrics(job_id: str, svc: Svc, owner: Owner, since: int = 0):
 
 
 @router.get("/{job_id}/checkpoints")
-def list_checkpoints(job_id: str, svc: Svc, owner: Owner, after: str | None = None, limit: int = 10):
+def list_checkpoints(job_id: str, svc: Svc, owner: Owner, after: str | None = None, limit: Limit = 10):
     with svc.sf() as s:
         get_job(s, owner, job_id)
         q = select(CheckpointRow).where(CheckpointRow.job_id == job_id)

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from reinforge.errors import ConfigError
 from reinforge.serve.context import Owner, Service, Svc
 from reinforge.serve.db import CheckpointRow, Job
-from reinforge.serve.errors import not_found
+from reinforge.serve.errors import documented, not_found
 from reinforge.train.warmup import parse_tiny_id
 
-router = APIRouter(prefix="/v1/models")
+router = APIRouter(prefix="/v1/models", responses=documented(401, 403, 404))
 BUILTIN_MODELS = ["tiny:addition:1m", "tiny:addition:4m"]
 
 
