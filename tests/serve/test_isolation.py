@@ -23,6 +23,7 @@ LISTING = "listing"  # B's list never names A's objects
 BODY_REF = "body"  # the body names A's objects (BODY_REFS): B is refused, 400 or 404
 OWN = "own"  # creates an object of the caller's own and reads no one else's
 NO_OBJECTS = "none"  # stateless or public: holds no tenant's objects
+ADMIN = "admin"  # key management: 403 for every key without the admin scope
 
 ROUTES = {
     ("POST", "/v1/files"): OWN,
@@ -49,6 +50,9 @@ ROUTES = {
     ("GET", "/v1/feedback/queues/{qid}"): OBJECT,
     ("POST", "/v1/feedback/items/{item_id}"): OBJECT,
     ("GET", "/v1/feedback/queues/{qid}/export"): OBJECT,
+    ("GET", "/v1/keys"): ADMIN,
+    ("POST", "/v1/keys"): ADMIN,
+    ("DELETE", "/v1/keys/{key_id}"): ADMIN,
     ("GET", "/"): NO_OBJECTS,  # the page itself
     ("GET", "/health"): NO_OBJECTS,
     ("POST", "/ui/login"): NO_OBJECTS,  # trades a key for a session of that same key
@@ -97,7 +101,8 @@ def tenants(tmp_path_factory):
     d = tmp_path_factory.mktemp("iso")
     app = create_app(ServeSettings(data_dir=d))
     client, svc = TestClient(app), app.state.service
-    ha, hb = ({"Authorization": f"Bearer {create_key(svc.engine, n)[1]}"} for n in ("alice", "bob"))
+    (a_id, a_key), (_, b_key) = create_key(svc.engine, "alice"), create_key(svc.engine, "bob")
+    ha, hb = {"Authorization": f"Bearer {a_key}"}, {"Authorization": f"Bearer {b_key}"}
     body = "".join(json.dumps(r) + "\n" for r in rft_rows()).encode()
 
     def upload(h):
@@ -106,7 +111,7 @@ def tenants(tmp_path_factory):
         )
         return r.json()["id"]
 
-    a = {"file": upload(ha), "b_file": upload(hb)}
+    a = {"file": upload(ha), "b_file": upload(hb), "key_id": a_id}
     method = {"type": "reinforcement", "reinforcement": {"grader": STRING_CHECK}}
     job = client.post(
         "/v1/fine_tuning/jobs", headers=ha, json={"model": "tiny:addition:1m", "training_file": a["file"], "method": method}
@@ -186,6 +191,23 @@ def test_listings_never_name_other_tenants_objects(tenants):
     # a cursor naming A's object is as unknown to B as the object itself
     for path, obj in (("/v1/files", "file"), ("/v1/fine_tuning/jobs", "job")):
         assert client.get(path, params={"after": a[obj]}, headers=hb).status_code == 404
+
+
+def test_key_management_needs_the_admin_scope(tenants):
+    client, ha, hb, a = tenants
+    for (method, path), kind in ROUTES.items():
+        if kind == ADMIN:
+            url = path.replace("{key_id}", a["key_id"])
+            r = client.request(
+                method, url, headers=hb, json={"name": "x", "admin": True} if method == "POST" else None
+            )
+            assert r.status_code == 403 and r.json()["error"]["code"] == "admin_required", (
+                method,
+                url,
+                r.text,
+            )
+            assert a["key_id"] not in r.text
+    assert client.get("/v1/files", headers=ha).status_code == 200  # B's DELETE revoked nothing
 
 
 def test_references_in_bodies_to_other_tenants_objects_are_refused(tenants):

@@ -76,6 +76,22 @@ def test_key_command_errors_are_one_line(tmp_path, args, words):
     assert len(r.output.strip().splitlines()) == 1
 
 
+def test_admin_api_lists_creates_and_revokes_keys(served):
+    data_dir, client = served
+    (_, admin), (user_id, user) = new_key(data_dir, "--admin"), new_key(data_dir)
+    made = client.post("/v1/keys", headers=bearer(admin), json={"name": "ci", "expires_in": 3600})
+    assert (
+        made.status_code == 200
+        and client.get("/v1/models", headers=bearer(made.json()["key"])).status_code == 200
+    )
+    listed = client.get("/v1/keys", headers=bearer(admin)).json()["data"]
+    assert {k["id"] for k in listed} >= {user_id, made.json()["id"]} and all("key" not in k for k in listed)
+    assert client.get("/v1/keys", headers=bearer(user)).status_code == 403  # not an admin
+    assert client.delete(f"/v1/keys/{user_id}", headers=bearer(admin)).json()["revoked_at"] is not None
+    assert client.get("/v1/models", headers=bearer(user)).status_code == 401  # at once
+    assert client.delete("/v1/keys/key-nope", headers=bearer(admin)).status_code == 404
+
+
 def test_admin_key_sees_every_keys_jobs(served):
     data_dir, client = served
     (_, alice), (_, bob), (_, admin) = new_key(data_dir), new_key(data_dir), new_key(data_dir, "--admin")
