@@ -10,9 +10,10 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from reinforge import cli_keys
 from reinforge.errors import ReinforgeError
@@ -90,52 +91,28 @@ def user_errors(fn):
     return wrapper
 
 
-def _train(algo: str, config: Path, overrides: list[str] | None, resume: bool) -> None:
-    from reinforge.train.registry import run_from_cli
-
-    run_from_cli(algo, config, overrides or [], resume)
-
-
-@app.command()
-@user_errors
-def rft(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
-    """Reinforcement fine-tuning (GRPO) of a policy against a grader."""
-    _train("rft", config, set, resume)
+# `reinforge ALGO CONFIG.yaml [--set KEY=VALUE] [--resume]`: each runs its trainer via train/registry.py
+TRAIN_COMMANDS = {
+    "rft": "Reinforcement fine-tuning (GRPO) of a policy against a grader.",
+    "sft": "Supervised fine-tuning on chat messages (loss on assistant tokens).",
+    "rm": "Train a reward model on preference pairs, rankings or thumbs.",
+    "ppo": "PPO against a reward model or grader, KL penalty to the reference.",
+    "dpo": "Direct preference optimisation (and variants) on preference pairs.",
+    "rlhf": "The RLHF loop: SFT, then rounds of (label -> reward model -> PPO).",
+}
 
 
-@app.command()
-@user_errors
-def sft(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
-    """Supervised fine-tuning on chat messages (loss on assistant tokens)."""
-    _train("sft", config, set, resume)
+def _train_command(algo: str, help: str) -> None:
+    @app.command(algo, help=help)
+    @user_errors
+    def train(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
+        from reinforge.train.registry import run_from_cli
+
+        run_from_cli(algo, config, set or [], resume)
 
 
-@app.command()
-@user_errors
-def rm(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
-    """Train a reward model on preference pairs, rankings or thumbs."""
-    _train("rm", config, set, resume)
-
-
-@app.command()
-@user_errors
-def ppo(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
-    """PPO against a reward model or grader, KL penalty to the reference."""
-    _train("ppo", config, set, resume)
-
-
-@app.command()
-@user_errors
-def dpo(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
-    """Direct preference optimisation (and variants) on preference pairs."""
-    _train("dpo", config, set, resume)
-
-
-@app.command()
-@user_errors
-def rlhf(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
-    """The RLHF loop: SFT, then rounds of (label -> reward model -> PPO)."""
-    _train("rlhf", config, set, resume)
+for _algo, _help in TRAIN_COMMANDS.items():
+    _train_command(_algo, _help)
 
 
 @app.command("config")
@@ -201,29 +178,76 @@ def grade(
     grade_command(grader=grader, input=input, output=output, validate=validate, workers=workers)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+class _ConfigOrVerb(TyperGroup):
+    """``tune CONFIG.yaml ...`` is ``tune run CONFIG.yaml ...``: a first argument that is no verb is a config."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's vendored click.Context
+        if args and args[0] not in self.commands and args[0] != "--help":
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+tune_app = typer.Typer(
+    cls=_ConfigOrVerb,
+    no_args_is_help=True,
+    help="Tune prompts and hyperparameters. Run a study: `tune CONFIG.yaml` (the same as `tune run "
+    "CONFIG.yaml`). By hand: `tune ask STUDY`, `tune tell STUDY TRIAL VALUE`, `tune show STUDY`, where "
+    "STUDY is the study's YAML config or its SQLite file.",
+)
+app.add_typer(tune_app, name="tune")
+StudyArg = Annotated[
+    str, typer.Argument(metavar="STUDY", help="The study's YAML config, or its SQLite file (FILE.db[:NAME]).")
+]
+
+
+@tune_app.command("run")
 @user_errors
-def tune(
-    ctx: typer.Context,
-    args: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="CONFIG.yaml | ask|tell|show STUDY [TRIAL VALUE]",
-            help="A study's YAML config to run it; or by hand: ask/tell/show, where STUDY is the study's "
-            "YAML config or its SQLite file, TRIAL the number `ask` printed, VALUE the score (0.8, or "
-            "0.8,120 for two objectives).",
-        ),
-    ],
+def tune_run(
+    config: ConfigArg,
     set: SetOpt = None,
     resume: ResumeOpt = False,
     yes: Annotated[
         bool, typer.Option("--yes", help="Start even when the cost estimate exceeds the budget.")
     ] = False,
 ) -> None:
-    """Tune prompts and hyperparameters. Run a study: `tune CONFIG.yaml`; by hand: `tune ask|tell|show`."""
-    from reinforge.tune.command import tune_command
+    """Run the study CONFIG.yaml describes: print the best trials, write trials.csv, plots, best.yaml."""
+    from reinforge.tune.command import run_study
 
-    tune_command(list(args) + list(ctx.args), overrides=set or [], resume=resume, yes=yes)
+    run_study(config, overrides=set or [], resume=resume, yes=yes)
+
+
+@tune_app.command("ask")
+@user_errors
+def tune_ask(study: StudyArg, set: SetOpt = None) -> None:
+    """Start the next trial and print its parameters (the study is created on first use)."""
+    from reinforge.tune import manual
+
+    manual.ask(study, set or [])
+
+
+@tune_app.command("tell", context_settings={"ignore_unknown_options": True})  # VALUE may be -0.5
+@user_errors
+def tune_tell(
+    study: StudyArg,
+    trial: Annotated[str, typer.Argument(metavar="TRIAL", help="The trial number `ask` printed.")],
+    value: Annotated[
+        str, typer.Argument(metavar="VALUE", help="The score: 0.8, or 0.8,120 for two objectives.")
+    ],
+    set: SetOpt = None,
+) -> None:
+    """Record a trial's score."""
+    from reinforge.tune import manual
+
+    manual.tell(study, trial, value, set or [])
+
+
+@tune_app.command("show")
+@user_errors
+def tune_show(study: StudyArg, set: SetOpt = None) -> None:
+    """Print the table of trials; write the exports and plots beside the study's file."""
+    from reinforge.tune import manual
+
+    manual.show(study, set or [])
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""``reinforge tune``: run a study from YAML, or the manual ask/tell mode.
+"""``reinforge tune CONFIG.yaml``: run a study from YAML; the CLI's ``tune ask|tell|show`` verbs call
+:mod:`~reinforge.tune.manual`.
 
 - ``reinforge tune CONFIG.yaml [--set k=v] [--resume] [--yes]``: estimate the cost, run the study with
   a progress bar, print the best trials, write ``trials.csv``, ``trials.json``, plots and ``best.yaml``.
@@ -19,7 +20,6 @@ from typing import Any
 
 from reinforge.config import load_config, read_yaml
 from reinforge.errors import ReinforgeError
-from reinforge.tune import manual
 from reinforge.tune.factory import ScoreRenamer, build_objective, build_study, check_estimate
 from reinforge.tune.report import print_table, rich_progress, write_outputs
 from reinforge.tune.run import Budget, optimize
@@ -77,27 +77,6 @@ def run_config(cfg: TuneConfig, config_path: Path | None, resume: bool, yes: boo
     return study
 
 
-def tune_command(args: list[str], overrides: list[str], resume: bool, yes: bool) -> Any:
-    """Dispatch ``reinforge tune`` by its first argument: a verb (ask, tell, show) or a config file."""
-    usage = "usage: reinforge tune CONFIG.yaml | ask STUDY | tell STUDY TRIAL VALUE | show STUDY"
-    if not args:
-        raise ReinforgeError(usage)
-    verb = args[0]
-    if verb == "ask":
-        if len(args) != 2:
-            raise ReinforgeError("usage: reinforge tune ask STUDY (a study .db file or its config .yaml)")
-        return manual.ask(args[1], overrides)
-    if verb == "tell":
-        if len(args) != 4:
-            raise ReinforgeError(
-                "usage: reinforge tune tell STUDY TRIAL VALUE (VALUE: 0.8, or 0.8,120 for two objectives)"
-            )
-        return manual.tell(args[1], args[2], args[3], overrides)
-    if verb == "show":
-        if len(args) != 2:
-            raise ReinforgeError("usage: reinforge tune show STUDY")
-        return manual.show(args[1], overrides)
-    if len(args) != 1:
-        raise ReinforgeError(usage)
-    cfg = load_config(TuneConfig, args[0], overrides)
-    return run_config(cfg, Path(args[0]), resume, yes)
+def run_study(path: Path, overrides: list[str], resume: bool, yes: bool) -> Any:
+    """``reinforge tune CONFIG.yaml``: load the config (with ``--set`` overrides) and run it."""
+    return run_config(load_config(TuneConfig, path, overrides), path, resume, yes)

@@ -78,6 +78,8 @@ def test_ask_tell_manual_mode(tmp_path):
     assert r.exit_code == 2 and "1 objectives" in r.output
     r = tune("tell", str(db), "9", "1")
     assert r.exit_code == 2 and "no trial 9" in r.output
+    r = tune("tell", str(db), "1", "-0.5")  # a negative score is VALUE, not an unknown option
+    assert r.exit_code == 0 and "complete" in r.output, r.output
     for i in range(2, 6):  # the sampler keeps proposing from the told history
         assert f"trial {i}" in tune("ask", str(db)).output
         assert tune("tell", str(db), str(i), str(i)).exit_code == 0
