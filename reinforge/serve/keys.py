@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from reinforge.serve.context import CallerDep, Svc
+from reinforge.serve.context import Caller, CallerDep, Svc
 from reinforge.serve.db import ApiKey, create_key, list_keys, revoke_key
 from reinforge.serve.errors import APIError, documented, not_found
 
@@ -36,7 +36,7 @@ def key_obj(k: ApiKey) -> dict:
     }
 
 
-def require_admin(caller) -> None:
+def require_admin(caller: Caller) -> None:
     if not caller.admin:
         raise APIError(
             403,
