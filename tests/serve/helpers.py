@@ -124,6 +124,19 @@ STRING_CHECK = {
 }
 
 
+def quick_rft_method(grader: dict = STRING_CHECK, **reinforge) -> dict:
+    """A job's ``method`` for quick RFT on the tiny addition model: 2 prompts x 2 samples per step;
+    ``reinforge``: the reinforge-specific settings (steps, max_new_tokens, beta, ...)."""
+    return {
+        "type": "reinforcement",
+        "reinforcement": {
+            "grader": grader,
+            "hyperparameters": {"batch_size": 2, "compute_multiplier": 0.25},
+        },
+        "reinforge": reinforge,
+    }
+
+
 def add_running_job(
     sf, train: Path, method: dict, model_dir, run_dir: Path, config: dict | None = None
 ) -> str:
@@ -159,14 +172,7 @@ def long_job(c: httpx.Client, tmp_path: Path, steps: int, **extra) -> str:
         json={
             "model": "tiny:addition:1m",
             "training_file": fid,
-            "method": {
-                "type": "reinforcement",
-                "reinforcement": {
-                    "grader": STRING_CHECK,
-                    "hyperparameters": {"batch_size": 2, "compute_multiplier": 0.25},
-                },
-                "reinforge": {"steps": steps, "max_new_tokens": 4, "beta": 0.0, **extra},
-            },
+            "method": quick_rft_method(steps=steps, max_new_tokens=4, beta=0.0, **extra),
         },
     )
     assert r.status_code == 200, r.text

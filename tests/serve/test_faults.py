@@ -28,24 +28,17 @@ from reinforge.serve.worker import JobRun
 from reinforge.train.checkpoint import latest_checkpoint
 from tests.helpers import wait_for, write_jsonl
 from tests.serve.helpers import (
-    STRING_CHECK,
     add_running_job,
     api,
     long_job,
+    quick_rft_method,
     rft_rows,
     start_server,
     status,
     train_steps,
 )
 
-RFT = {
-    "type": "reinforcement",
-    "reinforcement": {
-        "grader": STRING_CHECK,
-        "hyperparameters": {"batch_size": 2, "compute_multiplier": 0.25},
-    },
-    "reinforge": {"max_new_tokens": 4, "beta": 0.0},
-}
+RFT = quick_rft_method(max_new_tokens=4, beta=0.0)
 
 
 def checkpoint_steps(c, job_id: str) -> list[int]:

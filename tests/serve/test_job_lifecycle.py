@@ -10,6 +10,7 @@ from tests.serve.helpers import (
     add_running_job,
     api,
     long_job,
+    quick_rft_method,
     rft_rows,
     start_server,
     status,
@@ -119,14 +120,7 @@ def test_grader_failing_every_grade_fails_the_job_in_its_worker(tiny_addition_di
 
     sf = session_factory(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
     train = write_jsonl(tmp_path / "t.jsonl", rft_rows())
-    method = {
-        "type": "reinforcement",
-        "reinforcement": {
-            "grader": RETURNS_STR,
-            "hyperparameters": {"batch_size": 2, "compute_multiplier": 0.25},
-        },
-        "reinforge": {"max_new_tokens": 4},
-    }
+    method = quick_rft_method(RETURNS_STR, max_new_tokens=4)
     add_running_job(sf, train, method, tiny_addition_dir, tmp_path / "run")
     JobRun(sf, "ftjob-1", "w0:1:x", tmp_path).run()
     with sf() as s:

@@ -9,7 +9,7 @@ import pytest
 
 from reinforge.serve.db import create_key, lookup_key, make_engine
 from tests.helpers import wait_for, write_jsonl
-from tests.serve.helpers import STRING_CHECK, rft_rows, start_server
+from tests.serve.helpers import STRING_CHECK, quick_rft_method, rft_rows, start_server
 
 pytestmark = pytest.mark.postgres
 
@@ -72,14 +72,7 @@ def test_job_runs_end_to_end_on_postgres(pg_db, tmp_path):
             json={
                 "model": "tiny:addition:1m",
                 "training_file": fid,
-                "method": {
-                    "type": "reinforcement",
-                    "reinforcement": {
-                        "grader": STRING_CHECK,
-                        "hyperparameters": {"batch_size": 2, "compute_multiplier": 0.25},
-                    },
-                    "reinforge": {"steps": 2, "beta": 0.0},
-                },
+                "method": quick_rft_method(steps=2, beta=0.0),
             },
         ).json()
         t0 = time.time()

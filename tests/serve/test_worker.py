@@ -8,20 +8,13 @@ from reinforge.openai_compat import job_config
 from reinforge.serve.db import Job, make_engine, session_factory
 from reinforge.serve.worker import JobRun
 from tests.helpers import write_jsonl
-from tests.serve.helpers import STRING_CHECK, add_running_job, rft_rows
+from tests.serve.helpers import add_running_job, quick_rft_method, rft_rows
 
 
 def test_worker_trains_the_stored_config(tiny_addition_dir, tmp_path):
     sf = session_factory(make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
     train = write_jsonl(tmp_path / "t.jsonl", rft_rows())
-    method = {
-        "type": "reinforcement",
-        "reinforcement": {
-            "grader": STRING_CHECK,
-            "hyperparameters": {"batch_size": 2, "compute_multiplier": 0.25},
-        },
-        "reinforge": {"max_new_tokens": 4, "beta": 0.0},
-    }
+    method = quick_rft_method(max_new_tokens=4, beta=0.0)
     run_dir = tmp_path / "run"
     cfg = job_config(method, str(tiny_addition_dir), str(train), None, str(run_dir), 0, 6)
     assert cfg.steps is None  # the method alone would train 3 steps (6 rows, 2 per step)
