@@ -1,17 +1,63 @@
-"""OpenAI-format RFT datasets: ``{"messages": [...], <any reference fields>}`` per line.
+"""OpenAI-format RFT datasets: ``{"messages": [...], "tools": [...]?, <any reference fields>}`` per line.
 
-Every row is checked up front; the first bad line fails with ``file:line: what is wrong``.
+Every row is checked up front; the first bad line fails with ``file:line: what is wrong``. ``tools`` is
+OpenAI's ``ChatCompletionTool`` list (``{"type": "function", "function": {"name", "description"?,
+"parameters"?, "strict"?}}``).
+
+>>> tool_schema_problem({"type": "function", "function": {"name": "add two"}})
+".function.name: 'add two' must match ^[a-zA-Z0-9_-]{1,64}$ (OpenAI's tool names)"
 """
 
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 from reinforge.data.jsonl import iter_jsonl
 from reinforge.errors import DataError
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_FUNCTION_KEYS = {"name": str, "description": str, "parameters": dict, "strict": bool}
+
+
+def tool_schema_problem(tool) -> str | None:
+    """What is wrong with one ChatCompletionTool, as ``.key: rule`` (or ``: rule``), or None."""
+    if (
+        not isinstance(tool, dict)
+        or tool.get("type") != "function"
+        or not isinstance(tool.get("function"), dict)
+    ):
+        return ': must be {"type": "function", "function": {"name": ..., "parameters": {...}}}'
+    fn = tool["function"]
+    for key, kind in _FUNCTION_KEYS.items():
+        if key in fn and not isinstance(fn[key], kind):
+            return f".function.{key}: must be a {'JSON object' if kind is dict else kind.__name__}"
+    name = fn.get("name")
+    if not isinstance(name, str) or not TOOL_NAME.match(name):
+        return f".function.name: {name!r} must match {TOOL_NAME.pattern} (OpenAI's tool names)"
+    params = fn.get("parameters", {"type": "object"})
+    if params.get("type", "object") != "object" or not isinstance(params.get("properties", {}), dict):
+        return ".function.parameters: must be a JSON Schema of type 'object' with a 'properties' object"
+    return None
+
+
+def check_tools(tools, where: str) -> None:
+    """A row's ``tools``: a list of ChatCompletionTools with unique names."""
+    if not isinstance(tools, list):
+        raise DataError(f'{where}: \'tools\' must be a list of {{"type": "function", "function": {{...}}}}')
+    names = set()
+    for i, tool in enumerate(tools):
+        problem = tool_schema_problem(tool)
+        if problem:
+            raise DataError(f"{where}: tools[{i}]{problem}")
+        name = tool["function"]["name"]
+        if name in names:
+            raise DataError(
+                f"{where}: tools[{i}].function.name: {name!r} is given twice; names must be unique"
+            )
+        names.add(name)
 
 
 def check_messages(messages, where: str, need_prompt: bool = True) -> None:
@@ -39,6 +85,8 @@ def load_rft_rows(path: str | Path) -> list[dict]:
                 f"{where}: row has no 'messages' (RFT rows are {{\"messages\": [...], <reference fields>}})"
             )
         check_messages(row["messages"], where)
+        if "tools" in row:
+            check_tools(row["tools"], where)
         rows.append(row)
     if not rows:
         raise DataError(f"{path}: no rows")
