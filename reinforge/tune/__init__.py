@@ -12,7 +12,7 @@ from reinforge.tune.executors import LocalExecutor, RayExecutor
 from reinforge.tune.run import Budget, optimize, run
 from reinforge.tune.samplers import GridSampler, OptunaSampler, QuasiRandomSampler, RandomSampler, Sampler
 from reinforge.tune.schedulers import ASHA, Hyperband, PairedStopping, Scheduler, SuccessiveHalving
-from reinforge.tune.space import Bool, Choice, Float, Int, Space, Text
+from reinforge.tune.space import Bool, Choice, Float, Int, Space, Subset, Text, nest
 from reinforge.tune.storage import Trial
 from reinforge.tune.study import Study
 
@@ -28,6 +28,8 @@ __all__ = [
     "Bool",
     "Choice",
     "Text",
+    "Subset",
+    "nest",
     "Sampler",
     "RandomSampler",
     "QuasiRandomSampler",

@@ -5,8 +5,9 @@ Steady state and stateless: each ``ask`` rebuilds the population from the histor
 ``population`` finished trials (elitism: a good configuration stays until better ones push it out)
 — then picks two parents by tournament, crosses them per parameter, and mutates each parameter
 with probability ``mutation_rate``. Numbers move by a Gaussian step in the parameter's unit scale;
-choices are redrawn; texts go to the mutator, which sees the parent's graded failures (GEPA-style
-reflection when the mutator is an LLM). Several objectives rank by Pareto front, then crowding.
+choices are redrawn; a subset gains, loses or swaps an option (crossover mixes both parents'
+options); texts go to the mutator, which sees the parent's graded failures (GEPA-style reflection
+when the mutator is an LLM). Several objectives rank by Pareto front, then crowding.
 
 >>> from reinforge.tune.space import Space, Float
 >>> from reinforge.tune.sampler_base import AskContext
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 
 from reinforge.tune.pareto import rank_order, to_minimize
 from reinforge.tune.sampler_base import AskContext, Sampler, config_key
-from reinforge.tune.space import Choice, Float, Int, Space, Text
+from reinforge.tune.space import Choice, Float, Int, Space, Subset, Text
 from reinforge.tune.storage import Trial
 
 
@@ -217,6 +218,8 @@ class EvolutionSampler(Sampler):
         for name, p in space.items():
             if name in a and name in b and isinstance(p, Text) and a[name] != b[name] and rng.random() < 0.5:
                 child[name] = self.mutator.crossover(a[name], b[name], rng)
+            elif name in a and name in b and isinstance(p, Subset):
+                child[name] = p.cross(a[name], b[name], rng)
             elif name in a or name in b:
                 child[name] = rng.choice([x[name] for x in (a, b) if name in x])
         return child
@@ -231,6 +234,8 @@ class EvolutionSampler(Sampler):
                 out[name] = self.mutator.mutate(value, failures, rng) if rng.random() < 0.7 else p.sample(rng)
             elif isinstance(p, Choice):
                 out[name] = p.sample(rng)
+            elif isinstance(p, Subset):  # add, remove or swap one option
+                out[name] = p.mutate(value, rng)
             elif isinstance(p, Int | Float):
                 u = min(max(p.to_unit(value) + rng.gauss(0.0, self.sigma), 0.0), 0.999999)
                 out[name] = p.from_unit(u)

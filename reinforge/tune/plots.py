@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reinforge.tune.space import Choice
+from reinforge.tune.space import Choice, Subset
 from reinforge.tune.study import Study
 
 
@@ -37,6 +37,8 @@ def parameter_importance(study: Study) -> dict[str, float]:
         xs = [t.params.get(name) for t in done]
         if isinstance(p, Choice):
             xs = [p.values.index(x) if x in p.values else -1 for x in xs]
+        elif isinstance(p, Subset):  # a subset's rank among the allowed ones
+            xs = [p.to_unit(x) if p.contains(x) else None for x in xs]
         pairs = [(x, v) for x, v in zip(xs, y) if x is not None]
         if len(pairs) < 3 or len({x for x, _ in pairs}) < 2:
             raw[name] = 0.0

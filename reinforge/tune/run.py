@@ -17,7 +17,7 @@ from typing import Any
 from reinforge.tune.executors import Executor, make_executor
 from reinforge.tune.sampler_base import Sampler, SearchExhausted
 from reinforge.tune.schedulers import WAIT, Job, Scheduler, make_scheduler
-from reinforge.tune.space import Space
+from reinforge.tune.space import Space, nest
 from reinforge.tune.storage import Trial
 from reinforge.tune.study import Study, normalise_result
 
@@ -45,7 +45,9 @@ SPEND_KEYS = {"examples": "examples_graded", "tokens": "tokens_spent", "cost_usd
 
 def timed(objective: Callable, params: dict, budget: int | None, number: int) -> tuple[Any, float]:
     """Evaluate and time one trial. An objective with ``wants_trial = True`` also gets ``trial=number``
-    (a trainer keys its run directory by it, so a promoted or resumed trial finds its own checkpoint)."""
+    (a trainer keys its run directory by it, so a promoted or resumed trial finds its own checkpoint).
+    Dotted parameter names reach the objective as nested dicts (:func:`~reinforge.tune.space.nest`)."""
+    params = nest(params)
     kwargs = {"trial": number} if getattr(objective, "wants_trial", False) else {}
     t0 = time.perf_counter()
     out = objective(params, **kwargs) if budget is None else objective(params, budget, **kwargs)

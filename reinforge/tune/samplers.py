@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 from reinforge.errors import ConfigError
 from reinforge.tune.evolution import EvolutionSampler
 from reinforge.tune.sampler_base import AskContext, Sampler, SearchExhausted, config_key
-from reinforge.tune.space import Space
+from reinforge.tune.space import Space, Subset
 from reinforge.tune.storage import Trial
 
 
@@ -115,11 +115,7 @@ class OptunaSampler(Sampler):
         for t in ctx.trials:
             if t.number in self.known or t.number in self.live or t.state == "running" or t.values is None:
                 continue
-            dists = {n: ctx.space[n].distribution() for n in t.params if n in ctx.space}
-            params = {
-                n: v for n, v in t.params.items() if n in dists and v in getattr(dists[n], "choices", [v])
-            }
-            dists = {n: dists[n] for n in params}
+            params, dists = optuna_params(ctx.space, t.params)
             state = TrialState.COMPLETE if t.state == "complete" else TrialState.PRUNED
             cons = {f"constraints:{i}": c for i, c in enumerate(t.constraints or [])}  # Optuna 5's format
             inter = {int(k): v for k, v in t.intermediate.items()} if len(ctx.directions) == 1 else {}
@@ -144,7 +140,11 @@ class OptunaSampler(Sampler):
             if not ctx.space.is_active(name, params):
                 continue
             d = p.distribution()
-            if isinstance(d, FloatDistribution):
+            if isinstance(p, Subset):  # one boolean per option
+                params[name] = p.decode(
+                    otrial.suggest_categorical(b, [False, True]) for b in p.bit_names(name)
+                )
+            elif isinstance(d, FloatDistribution):
                 params[name] = otrial.suggest_float(name, d.low, d.high, log=d.log)
             elif isinstance(d, IntDistribution):
                 params[name] = otrial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
@@ -171,6 +171,22 @@ class OptunaSampler(Sampler):
 
     def spec(self) -> dict:
         return {"name": self.algorithm, "seed": self.seed, **self.options}
+
+
+def optuna_params(space: Space, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A stored trial's parameters as Optuna sees them, with their distributions: a Subset as one
+    boolean per option; values outside the space (an edited space on resume) are left out."""
+    out: dict[str, Any] = {}
+    dists: dict[str, Any] = {}
+    for n, v in params.items():
+        p = space.params.get(n)
+        if isinstance(p, Subset):
+            if p.contains(v):
+                out.update(bits := p.encode(n, v))
+                dists.update(dict.fromkeys(bits, p.distribution()))
+        elif p is not None and v in getattr(d := p.distribution(), "choices", [v]):
+            out[n], dists[n] = v, d
+    return out, dists
 
 
 def resolve_bayes(space: Space, n_objectives: int, n_trials: int | None) -> str:

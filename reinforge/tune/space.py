@@ -1,10 +1,15 @@
-"""Search spaces: ``Int``, ``Float``, ``Bool``, ``Choice`` and ``Text`` parameters, optionally conditional.
+"""Search spaces: ``Int``, ``Float``, ``Bool``, ``Choice``, ``Text`` and ``Subset`` parameters,
+optionally conditional (the types are in ``params.py`` and ``subset.py``).
 
 A space is an ordered mapping ``name -> Param``. A parameter with ``when={"other": value}`` is active
-only when an *earlier* parameter has that value (or one of a list of values); inactive parameters are
-left out of a configuration. Every parameter maps a unit number ``u`` in [0, 1) to a value
-(``from_unit``), which the random, quasi-random and evolution samplers share, and names its Optuna
-distribution for the Bayesian samplers.
+only when an *earlier* parameter has that value (or one of a list of values; for a Subset: holds one
+of them, e.g. a tool's description only when the tool is chosen); inactive parameters are left out
+of a configuration. Every parameter maps a unit number ``u`` in [0, 1) to a value (``from_unit``),
+which the random, quasi-random and evolution samplers share, and names its Optuna distribution for
+the Bayesian samplers.
+
+Dotted names group parameters (``agents.planner.prompt``, ``steps.route.method``): the objective gets
+them as nested dicts (:func:`nest`); storage, tables and ``best.yaml`` keep the dotted names.
 
 >>> space = Space({"k": Int(1, 10), "retriever": Choice(["bm25", "hybrid"]),
 ...                "alpha": Float(0.0, 1.0, when={"retriever": "hybrid"})})
@@ -12,186 +17,25 @@ distribution for the Bayesian samplers.
 ['k', 'retriever']
 >>> Space.from_dict({"lr": {"type": "float", "low": 1e-5, "high": 1e-2, "log": True}})["lr"].log
 True
+>>> nest({"agents.planner.prompt": "Plan.", "agents.planner.tools": ["calc"], "temperature": 0.2})
+{'agents': {'planner': {'prompt': 'Plan.', 'tools': ['calc']}}, 'temperature': 0.2}
+>>> nest({"sampling.temperature": 0.7})["sampling.temperature"]  # the dotted name still answers
+0.7
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
 from reinforge.errors import ConfigError
+from reinforge.tune.params import Bool, Choice, Float, Int, Param, Text
+from reinforge.tune.subset import Subset
 
-
-@dataclass
-class Param:
-    """One knob. Subclasses define ``from_unit``, ``to_unit``, ``grid`` and ``distribution``."""
-
-    when: dict[str, Any] | None = field(default=None, kw_only=True)  # active only if earlier params match
-
-    kind = "param"
-
-    def from_unit(self, u: float) -> Any:
-        """Map ``u`` in [0, 1) to a value (uniform in the parameter's own scale)."""
-        raise NotImplementedError
-
-    def to_unit(self, value: Any) -> float:
-        """Inverse of ``from_unit`` (the middle of the value's cell for discrete parameters)."""
-        raise NotImplementedError
-
-    def grid(self, n: int) -> list:
-        """At most ``n`` evenly spread values (all of them for small discrete parameters)."""
-        raise NotImplementedError
-
-    def distribution(self):
-        """The Optuna distribution the Bayesian samplers draw from."""
-        raise NotImplementedError
-
-    def sample(self, rng: random.Random) -> Any:
-        return self.from_unit(rng.random())
-
-    def to_dict(self) -> dict:
-        d = {"type": self.kind, **{k: v for k, v in self.__dict__.items() if k != "when"}}
-        if self.when:
-            d["when"] = self.when
-        return d
-
-
-@dataclass
-class Int(Param):
-    low: int
-    high: int
-    step: int = 1
-    log: bool = False
-    kind = "int"
-
-    def __post_init__(self):
-        if self.high < self.low:
-            raise ConfigError(f"low {self.low} > high {self.high}: a range needs low <= high; swap them")
-        if self.log and (self.low <= 0 or self.step != 1):
-            raise ConfigError(
-                f"log: true needs low > 0 and step 1 (low {self.low}, step {self.step}); fix them or drop log"
-            )
-
-    def _values(self) -> int:
-        return (self.high - self.low) // self.step + 1
-
-    def nearest(self, x: float) -> int:
-        """The value of this parameter closest to ``x``: clipped to the range, on the ``step`` grid.
-
-        >>> Int(4, 13, step=4).nearest(6.1), Int(4, 13, step=4).nearest(15)
-        (8, 12)
-        """
-        k = round((min(max(x, self.low), self.high) - self.low) / self.step)
-        return self.low + self.step * min(max(int(k), 0), self._values() - 1)
-
-    def contains(self, v: Any) -> bool:
-        return isinstance(v, int) and self.low <= v <= self.high and (v - self.low) % self.step == 0
-
-    def from_unit(self, u: float) -> int:
-        if self.log:
-            x = math.exp(
-                math.log(self.low - 0.5) + u * (math.log(self.high + 0.5) - math.log(self.low - 0.5))
-            )
-            return int(min(self.high, max(self.low, round(x))))
-        return self.low + self.step * min(int(u * self._values()), self._values() - 1)
-
-    def to_unit(self, value: int) -> float:
-        if self.log:
-            lo, hi = math.log(self.low - 0.5), math.log(self.high + 0.5)
-            return (math.log(value) - lo) / (hi - lo)
-        return ((value - self.low) / self.step + 0.5) / self._values()
-
-    def grid(self, n: int) -> list[int]:
-        if self._values() <= n:
-            return list(range(self.low, self.high + 1, self.step))
-        return sorted({self.from_unit((i + 0.5) / n) for i in range(n)})
-
-    def distribution(self):
-        from optuna.distributions import IntDistribution
-
-        return IntDistribution(self.low, self.high, log=self.log, step=self.step)
-
-
-@dataclass
-class Float(Param):
-    low: float
-    high: float
-    log: bool = False
-    kind = "float"
-
-    def __post_init__(self):
-        self.low, self.high = float(self.low), float(self.high)
-        if self.high < self.low:
-            raise ConfigError(f"low {self.low} > high {self.high}: a range needs low <= high; swap them")
-        if self.log and self.low <= 0:
-            raise ConfigError(f"log: true needs low > 0 (low {self.low}); raise low or drop log")
-
-    def from_unit(self, u: float) -> float:
-        if self.log:  # exp(log(x)) may round past a bound
-            x = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
-            return min(max(x, self.low), self.high)
-        return self.low + u * (self.high - self.low)
-
-    def to_unit(self, value: float) -> float:
-        if self.high == self.low:
-            return 0.5
-        if self.log:
-            return (math.log(value) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
-        return (value - self.low) / (self.high - self.low)
-
-    def grid(self, n: int) -> list[float]:
-        return [self.from_unit(i / (n - 1)) for i in range(n)] if n > 1 else [self.from_unit(0.5)]
-
-    def distribution(self):
-        from optuna.distributions import FloatDistribution
-
-        return FloatDistribution(self.low, self.high, log=self.log)
-
-
-@dataclass
-class Choice(Param):
-    values: list
-    kind = "choice"
-
-    def __post_init__(self):
-        if not self.values:
-            raise ConfigError("Choice([]): give at least one value")
-
-    def from_unit(self, u: float) -> Any:
-        return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
-
-    def to_unit(self, value: Any) -> float:
-        return (self.values.index(value) + 0.5) / len(self.values) if value in self.values else 0.5
-
-    def grid(self, n: int) -> list:
-        return list(self.values)
-
-    def distribution(self):
-        from optuna.distributions import CategoricalDistribution
-
-        return CategoricalDistribution(list(self.values))
-
-
-@dataclass
-class Bool(Choice):
-    values: list = field(default_factory=lambda: [False, True])
-    kind = "bool"
-
-    def to_dict(self) -> dict:
-        return {"type": "bool", **({"when": self.when} if self.when else {})}
-
-
-@dataclass
-class Text(Choice):
-    """A prompt or any free text. ``values`` are seed variants; the evolution sampler mutates and
-    crosses them (new texts appear), the other samplers choose among the seeds."""
-
-    kind = "text"
+__all__ = ["Param", "Int", "Float", "Bool", "Choice", "Text", "Subset", "Space", "param_from_dict", "nest"]
 
 
 PARAM_TYPES: dict[str, type[Param]] = {
@@ -200,6 +44,7 @@ PARAM_TYPES: dict[str, type[Param]] = {
     "bool": Bool,
     "choice": Choice,
     "text": Text,
+    "subset": Subset,
 }
 
 
@@ -211,7 +56,7 @@ def param_from_dict(name: str, spec: Any) -> Param:
         return Choice(spec)
     if not isinstance(spec, Mapping) or "type" not in spec:
         raise ConfigError(
-            f"space.{name}: expected a mapping with 'type' (int|float|bool|choice|text) or a list"
+            f"space.{name}: expected a mapping with 'type' (int|float|bool|choice|text|subset) or a list"
         )
     spec = dict(spec)
     kind = spec.pop("type")
@@ -253,7 +98,20 @@ class Space(Mapping[str, Param]):
                     raise ConfigError(
                         f"space.{name}.when: {other!r} must be a parameter defined before {name!r}"
                     )
+                q, want = self.params[other], (p.when or {})[other]
+                if isinstance(q, Subset) and q.unknown(want if isinstance(want, list) else [want]):
+                    raise ConfigError(
+                        f"space.{name}.when.{other}: {want!r} is not among {other}'s options "
+                        f"{q.options}; name one of those"
+                    )
             seen.append(name)
+        for name in self.params:  # a group name cannot also be a parameter: nest() would lose one
+            for i in range(1, len(parts := name.split("."))):
+                if ".".join(parts[:i]) in self.params:
+                    raise ConfigError(
+                        f"space.{name}: {'.'.join(parts[:i])!r} is a parameter, so it cannot also be a "
+                        f"group of parameters; rename one of them"
+                    )
 
     def __getitem__(self, name: str) -> Param:
         return self.params[name]
@@ -279,7 +137,12 @@ class Space(Mapping[str, Param]):
         cond = self.params[name].when or {}
         for other, want in cond.items():
             wants = want if isinstance(want, list) else [want]
-            if other not in params or params[other] not in wants:
+            if other not in params:
+                return False
+            if isinstance(self.params[other], Subset):  # on when the subset holds any wanted option
+                if not set(map(str, wants)) & set(map(str, params[other])):
+                    return False
+            elif params[other] not in wants:
                 return False
         return True
 
@@ -335,6 +198,49 @@ class Space(Mapping[str, Param]):
                 or (isinstance(p, Float) and not (p.low <= v <= p.high))
                 or (isinstance(p, Choice) and not isinstance(p, Text) and v not in p.values)
             )
+            if isinstance(p, Subset) and p.unknown(v):
+                raise ConfigError(
+                    f"{source}.{name}: {p.unknown(v)} not among the options {p.options}; "
+                    f"choose from those or add them to space.{name}.options"
+                )
+            if isinstance(p, Subset) and not p.contains(v):
+                raise ConfigError(
+                    f"{source}.{name}={v!r}: give {p.min_size} to {p.hi} different options of {p.options}"
+                )
             if bad:
                 raise ConfigError(f"{source}.{name}={v!r}: outside the space ({p.to_dict()})")
         return dict(params)
+
+
+class Nested(dict):
+    """Nested parameter groups that also answer their dotted names (``p["a.b"] == p["a"]["b"]``), so
+    an objective written for the flat names keeps working."""
+
+    def __missing__(self, key: Any) -> Any:
+        if isinstance(key, str) and "." in key:
+            group, _, rest = key.partition(".")
+            if isinstance(dict.get(self, group), Nested):
+                return self[group][rest]
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+
+def nest(params: Mapping[str, Any]) -> Nested:
+    """Dotted names as nested dicts: ``{"a.b": 1}`` -> ``{"a": {"b": 1}}`` (other names as they are)."""
+    out = Nested()
+    for name, value in params.items():
+        *groups, leaf = name.split(".")
+        d = out
+        for g in groups:
+            d = d.setdefault(g, Nested())
+        d[leaf] = value
+    return out

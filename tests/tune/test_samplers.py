@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -23,6 +24,11 @@ SPACE = {
 }
 
 
+def thin_grid(sampler: str, points: int = 2) -> str | dict:
+    """The sampler's spec; a grid with ``points`` values per continuous parameter (the trials suffice)."""
+    return {"name": sampler, "points": points} if sampler == "grid" else sampler
+
+
 def bowl(p: dict) -> float:
     """Minimum 0 at x=1, n=4, kind=a, flag=True; lr and alpha are noise-free extras."""
     return (
@@ -38,7 +44,7 @@ def test_params_respect_space_and_conditions(sampler):
     study = tune.run(
         bowl,
         SPACE,
-        sampler={"name": sampler, "points": 2} if sampler == "grid" else sampler,
+        sampler=thin_grid(sampler),
         n_trials=12,
         seed=1,
     )
@@ -83,7 +89,7 @@ def test_multi_objective_pareto_front(sampler):
     study = tune.run(
         lambda p: {"q": p["x"] + p["waste"], "cost": (1 - p["x"]) ** 2 + p["waste"]},
         space,
-        sampler={"name": sampler, "points": 3} if sampler == "grid" else sampler,
+        sampler=thin_grid(sampler, 3),
         directions={"q": "minimize", "cost": "minimize"},
         n_trials=20,
         seed=0,
@@ -172,3 +178,69 @@ def test_bayes_resolves_to_gp_for_small_single_objective():
     assert make_sampler("bayes", Space({"x": tune.Float(0, 1)}), 1, 50).name == "gp"
     assert make_sampler("bayes", Space(SPACE), 1, 50).name == "tpe"  # conditional space
     assert make_sampler("bayes", Space({"x": tune.Float(0, 1)}), 2, 50).name == "tpe"
+
+
+SUBSET_SPACE = {
+    "tools": tune.Subset(["search", "calc", "wiki", "clock"], min_size=1, max_size=2),
+    "calc_desc": tune.Text(["Adds numbers.", "A calculator."], when={"tools": "calc"}),
+    "t": tune.Float(0, 1),
+}
+
+
+def tool_score(p: dict) -> float:
+    """Best with exactly {calc, wiki}; ``t`` is noise-free filler."""
+    return len(set(p["tools"]) ^ {"calc", "wiki"}) + 0.1 * p["t"]
+
+
+@pytest.mark.parametrize("sampler", ALL)
+def test_subset_samples_respect_bounds_options_and_conditions(sampler):
+    space = tune.Space(SUBSET_SPACE)
+    study = tune.run(
+        tool_score,
+        SUBSET_SPACE,
+        sampler=thin_grid(sampler),
+        n_trials=14,
+        seed=2,
+    )
+    assert [t.state for t in study.trials] == ["complete"] * 14
+    for t in study.trials:
+        assert space["tools"].contains(t.params["tools"])
+        assert t.params["tools"] == space["tools"].canonical(t.params["tools"])  # one spelling per subset
+        assert ("calc_desc" in t.params) == ("calc" in t.params["tools"])
+
+
+def test_grid_enumerates_every_subset_within_bounds():
+    s = tune.Subset(["a", "b", "c", "d"], min_size=1, max_size=3)
+    study = tune.run(lambda p: len(p["s"]), {"s": s}, sampler="grid", n_trials=100)
+    assert sorted(tuple(t.params["s"]) for t in study.trials) == sorted(
+        c for k in (1, 2, 3) for c in itertools.combinations("abcd", k)
+    )
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "evolution"])
+def test_model_based_samplers_find_the_best_subset_and_resume(sampler, tmp_path):
+    # TPE learns on one boolean per option; a resumed study hands the stored subsets back to Optuna
+    db = tmp_path / "s.db"
+    assert (
+        len(tune.run(tool_score, SUBSET_SPACE, sampler=sampler, n_trials=20, seed=0, storage=db).trials) == 20
+    )
+    resumed = tune.run(tool_score, SUBSET_SPACE, sampler=sampler, n_trials=40, seed=0, storage=db)
+    assert len(resumed.trials) == 40
+    assert resumed.best.params["tools"] == ["calc", "wiki"]
+
+
+def test_optuna_sees_a_stored_subset_as_booleans():
+    from reinforge.tune.samplers import optuna_params
+    from reinforge.tune.space import Space
+
+    space = Space(SUBSET_SPACE)
+    params, dists = optuna_params(space, {"tools": ["calc", "clock"], "t": 0.5})
+    assert params == {
+        "tools[search]": False,
+        "tools[calc]": True,
+        "tools[wiki]": False,
+        "tools[clock]": True,
+        "t": 0.5,
+    }
+    assert set(dists) == set(params)
+    assert space["tools"].decode([params[f"tools[{o}]"] for o in space["tools"].options]) == ["calc", "clock"]
