@@ -39,11 +39,18 @@ class Grade:
 
 
 # the keys of every ``sample`` a trainer grades (templates may read only these: ``{{sample.output_text}}``)
-SAMPLE_KEYS: tuple[str, ...] = ("output_text", "output_tools", "output_json", "choices")
+SAMPLE_KEYS: tuple[str, ...] = ("output_text", "output_tools", "output_json", "choices", "trajectory")
 
 
-def make_sample(output_text: str, output_tools: list | None = None, choices: list | None = None) -> dict:
-    """The ``sample`` namespace of OpenAI's graders: text, parsed JSON (when it parses), tools, choices.
+def make_sample(
+    output_text: str,
+    output_tools: list | None = None,
+    choices: list | None = None,
+    trajectory: dict | None = None,
+) -> dict:
+    """The ``sample`` namespace of OpenAI's graders: text, parsed JSON (when it parses), tools, choices,
+    and an agent episode's ``trajectory`` (its messages after the prompt, ``turns``, ``tool_calls``,
+    ``invalid_calls``, ``tool_errors``, ``status``; a plain completion is one turn).
 
     >>> tuple(make_sample("4")) == SAMPLE_KEYS
     True
@@ -54,6 +61,15 @@ def make_sample(output_text: str, output_tools: list | None = None, choices: lis
     except (json.JSONDecodeError, TypeError, ValueError):
         sample["output_json"] = None
     sample["choices"] = choices if choices is not None else [{"message": {"content": output_text}}]
+    sample["trajectory"] = trajectory or {
+        "messages": [{"role": "assistant", "content": output_text}],
+        "turns": 1,
+        "tool_calls": len(sample["output_tools"]),
+        "invalid_calls": 0,
+        "tool_errors": 0,
+        "status": "done",
+        "truncation": None,
+    }
     return sample
 
 
