@@ -193,3 +193,37 @@ def aggregate(values: Sequence[Value], method: Literal["majority", "bradley_terr
     if rest[0][1] == count:
         return Outcome("tie", None, len(votes), skips)
     return Outcome("decided", top, len(votes), skips)
+
+
+def summarise(
+    labels: Sequence[Label], gold: Mapping[Hashable, Value], items: Sequence[Hashable], k: int
+) -> dict:
+    """One round's figures: label and item counts, the outcomes of ``items`` (the non-gold items; each
+    ``complete`` with ``k`` labels), agreement and alpha over every item, and per annotator their labels,
+    labels per hour and gold accuracy (None without gold labels).
+
+    >>> out = summarise([Label("i", "ann", (0, 1)), Label("i", "bob", (0, 1)), Label("g", "bob", (1, 0))],
+    ...                 {"g": (0, 1)}, ["i", "j"], k=2)
+    >>> out["complete"], out["outcomes"], out["agreement"], out["annotators"]["bob"]["gold"]["accuracy"]
+    (1, {'decided': 1, 'tie': 0, 'skipped': 0, 'unlabelled': 1}, 1.0, 0.0)
+    """
+    units: dict[Hashable, list[Value]] = defaultdict(list)
+    for lb in labels:
+        units[lb.item].append(lb.value)
+    outcomes = Counter({"decided": 0, "tie": 0, "skipped": 0, "unlabelled": 0})
+    outcomes.update(aggregate(units.get(i, [])).status for i in items)
+    alpha = krippendorff_alpha(units)
+    per_hour, accuracy = labels_per_hour(labels), gold_accuracy(labels, gold)
+    counts = Counter(lb.annotator for lb in labels)
+    return {
+        "labels": len(labels),
+        "items": len(items),
+        "complete": sum(len(units.get(i, [])) >= k for i in items),
+        "outcomes": dict(outcomes),
+        "agreement": pairwise_agreement(units),
+        "alpha": round(alpha, 4) if alpha is not None else None,
+        "annotators": {
+            who: {"labels": counts[who], "per_hour": per_hour[who], "gold": accuracy.get(who)}
+            for who in counts
+        },
+    }

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     inspect,
@@ -136,6 +137,12 @@ class FeedbackQueue(Base):
     owner: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    # several annotators (serve/annotation.py): the client's idempotency reference, labels wanted per
+    # item (None: the owner judges alone, on the item), the other keys allowed to label, round status
+    ref: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    annotators_per_item: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    annotators: Mapped[list | None] = mapped_column(JSON, nullable=True)  # key ids
+    round_info: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class FeedbackItem(Base):
@@ -150,6 +157,24 @@ class FeedbackItem(Base):
     thumbs: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # {"0": 1, "1": -1}
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     judged_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ref: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the client's id of the item
+    gold: Mapped[list | None] = mapped_column(JSON, nullable=True)  # a gold item's known ranking
+
+
+class FeedbackLabel(Base):
+    """One annotator's judgement of one item of a queue with ``annotators_per_item`` (one per pair)."""
+
+    __tablename__ = "feedback_labels"
+    __table_args__ = (UniqueConstraint("item_id", "annotator"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(Integer, ForeignKey("feedback_items.id"), index=True)
+    queue_id: Mapped[str] = mapped_column(String(64), ForeignKey("feedback_queues.id"), index=True)
+    annotator: Mapped[str] = mapped_column(String(64))  # the key id (API key or web-UI login)
+    ranking: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    thumbs: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    skip: Mapped[bool] = mapped_column(Boolean, default=False)  # no preference (a tie, or cannot tell)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
 # ---------------------------------------------------------------------------------------------- engine

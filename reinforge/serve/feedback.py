@@ -19,12 +19,13 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from reinforge.models.chat import encode_prompt
 from reinforge.models.generation import SamplingParams
+from reinforge.serve.annotation import caller_items, load_queue, save_label
 from reinforge.serve.context import Owner, RowId, Service, Svc
 from reinforge.serve.db import FeedbackItem, FeedbackQueue, new_id
 from reinforge.serve.errors import APIError, documented, not_found
@@ -59,6 +60,11 @@ class QueueCreate(BaseModel):
     samples_per_model: int = 1
     temperature: float = 1.0
     max_tokens: int = 32
+    # several annotators (serve/annotation.py); items may then carry "id" (the client's) and "gold" (a ranking)
+    ref: str | None = None  # the client's reference: creating again with the same ref returns that queue
+    annotators_per_item: int | None = Field(None, ge=1, le=100)  # labels wanted per item, one per annotator
+    annotators: list[str] | None = None  # key ids that may label besides the owner
+    round: dict[str, Any] | None = None  # the RLHF round's status, shown on the round page
 
 
 class Judgement(BaseModel):
@@ -66,6 +72,7 @@ class Judgement(BaseModel):
     ranking: list[int] | None = None
     thumbs: dict[str, int] | None = None
     comment: str | None = None
+    skip: bool = False  # no preference (a tie, or cannot tell): stored as such on shared queues
 
 
 def item_obj(it: FeedbackItem) -> dict:
@@ -89,20 +96,29 @@ def get_queue(s, owner: str, qid: str) -> FeedbackQueue:
     return q
 
 
-def queue_obj(s, q: FeedbackQueue, with_items: bool) -> dict:
-    items = s.scalars(
-        select(FeedbackItem).where(FeedbackItem.queue_id == q.id).order_by(FeedbackItem.position)
-    ).all()
+def queue_obj(s, q: FeedbackQueue, with_items: bool, caller: str) -> dict:
+    """The queue as ``caller`` sees it: on a shared queue (``annotators_per_item``), the items they
+    labelled or may still label, ``judged`` by them."""
+    if q.annotators_per_item:
+        items = caller_items(s, q, caller)
+    else:
+        rows = s.scalars(
+            select(FeedbackItem).where(FeedbackItem.queue_id == q.id).order_by(FeedbackItem.position)
+        ).all()
+        items = [item_obj(i) for i in rows]
     out = {
         "id": q.id,
         "object": "feedback.queue",
         "name": q.name,
         "created_at": int(q.created_at),
         "total": len(items),
-        "judged": sum(i.judged_at is not None for i in items),
+        "judged": sum(i["judged"] for i in items),
+        "ref": q.ref,
+        "annotators_per_item": q.annotators_per_item,
+        "round": q.round_info,
     }
     if with_items:
-        out["items"] = [item_obj(i) for i in items]
+        out["items"] = items
     return out
 
 
@@ -148,7 +164,22 @@ async def create_queue(req: QueueCreate, svc: Svc, owner: Owner):
                 param=f"items[{i}]",
             )
     with svc.sf() as s:
-        q = FeedbackQueue(id=new_id("fbq"), owner=owner, name=req.name, created_at=time.time())
+        if req.ref is not None:  # the same request again (a client that restarted): the same queue
+            q = s.scalar(
+                select(FeedbackQueue).where(FeedbackQueue.owner == owner, FeedbackQueue.ref == req.ref)
+            )
+            if q is not None:
+                return queue_obj(s, q, with_items=False, caller=owner)
+        q = FeedbackQueue(
+            id=new_id("fbq"),
+            owner=owner,
+            name=req.name,
+            created_at=time.time(),
+            ref=req.ref,
+            annotators_per_item=req.annotators_per_item,
+            annotators=req.annotators,
+            round_info=req.round,
+        )
         s.add(q)
         s.flush()
         for i, it in enumerate(items):
@@ -159,10 +190,12 @@ async def create_queue(req: QueueCreate, svc: Svc, owner: Owner):
                     prompt=it["prompt"],
                     responses=[str(x) for x in it["responses"]],
                     sources=it.get("sources"),
+                    ref=str(it["id"]) if "id" in it else None,
+                    gold=it.get("gold"),
                 )
             )
         s.commit()
-        return queue_obj(s, q, with_items=False)
+        return queue_obj(s, q, with_items=False, caller=owner)
 
 
 @router.get("/queues")
@@ -170,16 +203,19 @@ def list_queues(svc: Svc, owner: Owner):
     with svc.sf() as s:
         qs = s.scalars(
             select(FeedbackQueue)
-            .where(FeedbackQueue.owner == owner)
+            .where((FeedbackQueue.owner == owner) | FeedbackQueue.annotators.is_not(None))
             .order_by(FeedbackQueue.created_at.desc())
         ).all()
-        return {"object": "list", "data": [queue_obj(s, q, False) for q in qs], "has_more": False}
+        mine = [
+            q for q in qs if q.owner == owner or owner in (q.annotators or [])
+        ]  # and those shared with me
+        return {"object": "list", "data": [queue_obj(s, q, False, owner) for q in mine], "has_more": False}
 
 
 @router.get("/queues/{qid}")
 def get_queue_items(qid: str, svc: Svc, owner: Owner):
     with svc.sf() as s:
-        return queue_obj(s, get_queue(s, owner, qid), with_items=True)
+        return queue_obj(s, load_queue(s, owner, qid), with_items=True, caller=owner)
 
 
 @router.post("/items/{item_id}")
@@ -188,7 +224,7 @@ def judge(item_id: RowId, req: Judgement, svc: Svc, owner: Owner):
         it = s.get(FeedbackItem, item_id)
         queue = s.get(FeedbackQueue, it.queue_id) if it is not None else None
         # a 404 for the item, not "no such queue 'fbq-…'": that names another's queue
-        if it is None or queue is None or queue.owner != owner:
+        if it is None or queue is None or not (queue.owner == owner or owner in (queue.annotators or [])):
             raise not_found("feedback item", str(item_id))
         n = len(it.responses)
         if req.ranking is not None and sorted(req.ranking) != list(range(n)):
@@ -199,6 +235,8 @@ def judge(item_id: RowId, req: Judgement, svc: Svc, owner: Owner):
             )
         if req.thumbs and any(int(k) not in range(n) or v not in (-1, 1) for k, v in req.thumbs.items()):
             raise APIError(400, "thumbs: {response index: 1 or -1}", param="thumbs")
+        if queue.annotators_per_item:  # a shared queue: the caller's own label
+            return save_label(s, it, owner, req)
         it.ranking, it.thumbs, it.comment, it.judged_at = (
             req.ranking,
             req.thumbs,

@@ -50,6 +50,10 @@ ROUTES = {
     ("GET", "/v1/feedback/queues/{qid}"): OBJECT,
     ("POST", "/v1/feedback/items/{item_id}"): OBJECT,
     ("GET", "/v1/feedback/queues/{qid}/export"): OBJECT,
+    ("GET", "/v1/feedback/queues/{qid}/next"): OBJECT,
+    ("GET", "/v1/feedback/queues/{qid}/labels"): OBJECT,
+    ("GET", "/v1/feedback/queues/{qid}/quality"): OBJECT,
+    ("POST", "/v1/feedback/queues/{qid}/round"): OBJECT,
     ("GET", "/v1/keys"): ADMIN,
     ("POST", "/v1/keys"): ADMIN,
     ("DELETE", "/v1/keys/{key_id}"): ADMIN,
@@ -73,7 +77,10 @@ OBJECTS = {
     "item_id": ["item"],
 }
 # bodies for routes that need one besides the path
-BODIES = {("POST", "/v1/feedback/items/{item_id}"): {"ranking": [1, 0]}}
+BODIES = {
+    ("POST", "/v1/feedback/items/{item_id}"): {"ranking": [1, 0]},
+    ("POST", "/v1/feedback/queues/{qid}/round"): {"status": "done"},
+}
 
 
 def body_refs(a: dict) -> dict:
