@@ -32,8 +32,13 @@ def sft_rows(rows: list[dict], answer_key: str = "answer") -> list[dict]:
 
 def _tasks() -> dict[str, type]:
     from reinforge.tasks.addition import AdditionTask, ReversedAdditionTask
+    from reinforge.tasks.reverse import ReverseTask
 
-    tasks: dict[str, type] = {"addition": AdditionTask, "reversed_addition": ReversedAdditionTask}
+    tasks: dict[str, type] = {
+        "addition": AdditionTask,
+        "reversed_addition": ReversedAdditionTask,
+        "reverse": ReverseTask,
+    }
     try:
         from reinforge.tasks.sentiment import SentimentTask  # the RLHF demo's text task, when present
 
