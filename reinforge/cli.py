@@ -44,6 +44,9 @@ ResumeOpt = Annotated[
     bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint (a flag, no value).")
 ]
 ConfigArg = Annotated[Path, typer.Argument(metavar="CONFIG.yaml", help="YAML config file.")]
+SkipAudit = Annotated[
+    bool, typer.Option("--skip-audit", help="Skip the grader audit before training (--set audit=false).")
+]
 
 
 def _version(value: bool) -> None:
@@ -103,12 +106,17 @@ TRAIN_COMMANDS = {
 
 
 def _train_command(algo: str, help: str) -> None:
-    @app.command(algo, help=help)
-    @user_errors
     def train(config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False) -> None:
         from reinforge.train.registry import run_from_cli
 
         run_from_cli(algo, config, set or [], resume)
+
+    def rft(
+        config: ConfigArg, set: SetOpt = None, resume: ResumeOpt = False, skip_audit: SkipAudit = False
+    ) -> None:
+        train(config, [*(set or []), *(["audit=false"] if skip_audit else [])], resume)
+
+    app.command(algo, help=help)(user_errors(rft if algo == "rft" else train))
 
 
 for _algo, _help in TRAIN_COMMANDS.items():
@@ -171,8 +179,19 @@ def grade(
         Path | None, typer.Option("--validate", help="Only validate this grader spec.")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel workers for python graders.")] = None,
+    audit: Annotated[
+        Path | None,
+        typer.Option(metavar="CONFIG.yaml", help="Audit an RFT config's grader on its starting model."),
+    ] = None,
+    set: SetOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="With --audit: print one JSON object.")] = False,
 ) -> None:
-    """Grade samples with an OpenAI grader, or validate a grader spec."""
+    """Grade samples with an OpenAI grader, validate a grader spec, or audit an RFT config's grader."""
+    if audit or set or json_out:  # reward spread, zero-variance prompts, errors, hacking probes
+        from reinforge.cli_audit import grade_audit
+
+        grade_audit(audit, set or [], json_out, bool(grader or input or output or validate))
+        return
     from reinforge.graders.command import grade_command
 
     grade_command(grader=grader, input=input, output=output, validate=validate, workers=workers)

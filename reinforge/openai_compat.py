@@ -50,6 +50,9 @@ METHODS: dict[str, tuple[type[TrainerConfig], Callable[..., dict]]] = {
 FILE_KINDS = {"reinforcement": ("chat",), "supervised": ("chat",), "dpo": ("dpo", "preference")}
 # how the service runs every job (not what it learns): no terminal, ~3 checkpoints per job, all kept
 SERVICE_RUN: dict[str, Any] = {"progress": False, "keep_checkpoints": 3}
+# and no grader audit before an RFT job (train/grader_audit.py): no one reads a terminal there, and a model
+# grader's calls cost; method.reinforge = {"audit": true} runs it (audit.json in the job's run directory)
+SERVICE_RUN_RFT: dict[str, Any] = {"audit": False}
 NO_SPLIT = {"supervised": None, "dpo": 0.0}  # the training file is not split (GRPO never splits by default)
 # fields the job itself sets: method.reinforge may not
 JOB_FIELDS = ("model", "train_file", "validation_file", "output_dir", "seed")
@@ -91,7 +94,7 @@ def job_config(
             raise ConfigError(
                 f"method.reinforge.{key}: set by the job itself; remove it from method.reinforge"
             )
-    data: dict[str, Any] = {**SERVICE_RUN, **extra}
+    data: dict[str, Any] = {**SERVICE_RUN, **(SERVICE_RUN_RFT if kind == "reinforcement" else {}), **extra}
     if kind in NO_SPLIT:
         data.setdefault("validation_split", NO_SPLIT[kind])
     hp = body.get("hyperparameters") or {}

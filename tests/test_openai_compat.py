@@ -9,14 +9,28 @@ import pytest
 
 from reinforge.config import load_config
 from reinforge.errors import ConfigError
-from reinforge.openai_compat import SERVICE_RUN, job_config, planned_steps, run_training, stored_config
+from reinforge.openai_compat import (
+    SERVICE_RUN,
+    SERVICE_RUN_RFT,
+    job_config,
+    planned_steps,
+    run_training,
+    stored_config,
+)
 from reinforge.train.dpo import DPOConfig
 from reinforge.train.grpo import GRPOConfig
 from reinforge.train.sft_trainer import SFTConfig
 from tests.serve.helpers import STRING_CHECK as GRADER
 
 # how the service runs a job, not what it learns: the only fields a job and the CLI may differ in
-RUN_ONLY = {*SERVICE_RUN, "output_dir", "save_interval", "eval_interval", "validation_split"}
+RUN_ONLY = {
+    *SERVICE_RUN,
+    *SERVICE_RUN_RFT,
+    "output_dir",
+    "save_interval",
+    "eval_interval",
+    "validation_split",
+}
 
 
 def write(path, rows):
@@ -50,6 +64,13 @@ def test_rft_job_resolves_to_the_cli_config_of_the_same_yaml(files, tmp_path):
     cli = load_config(GRPOConfig, {**yaml, **extension, "hyperparameters": hp})
     assert training_fields(job) == training_fields(cli)
     assert (job.learning_rate, job.group_size, job.prompts_per_step) == (pytest.approx(3e-4), 4, 4)
+
+
+def test_rft_jobs_skip_the_grader_audit_unless_the_method_asks(files):
+    method = {"type": "reinforcement", "reinforcement": {"grader": GRADER}}
+    assert job_config(method, "tiny:addition:1m", files["chat"], None, "j", 7, 12).audit is False
+    asked = {**method, "reinforge": {"audit": True}}
+    assert job_config(asked, "tiny:addition:1m", files["chat"], None, "j", 7, 12).audit is True
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from reinforge.models.vllm_backend import make_backend
 from reinforge.tasks import get_task
 from reinforge.train.batching import load_prompt_rows, steps_for
 from reinforge.train.evaluate import evaluate
+from reinforge.train.grader_audit import preflight
 from reinforge.train.hyperparameters import base_values, map_hyperparameters
 from reinforge.train.logprobs import RolloutLogps
 from reinforge.train.losses import LossType, aggregate_loss, clipped_policy_loss, group_advantages, kl_k3
@@ -68,6 +69,10 @@ class GRPOConfig(OptimSettings):
     max_new_tokens: int = 16  # most tokens generated per completion
     temperature: float = 1.0  # sampling temperature of the rollouts
     top_p: float = 1.0  # nucleus sampling: sample from the smallest token set with this probability
+    # -- the grader audit before step 1 (train/grader_audit.py; rft --skip-audit: false; `grade --audit`: alone)
+    audit: bool = True  # audit the grader first: the starting model's reward spread, hacking probes
+    audit_prompts: int = 16  # training prompts audited: the first ones the run trains on
+    audit_samples: int = 4  # k: samples per audited prompt, at the run's temperature
     # -- optimisation (steps, epochs, the schedule, weight decay, clipping: OptimSettings)
     learning_rate: float = 1e-5  # AdamW peak learning rate
     schedule_steps: int | None = None  # steps the LR schedule spans; default: steps (PBT/ASHA: the total)
@@ -141,6 +146,11 @@ class GRPOConfig(OptimSettings):
             raise ValueError(
                 f"schedule_steps={self.schedule_steps}: must be >= steps ({self.steps}); a run may stop "
                 "before its schedule ends, not run past it (leave it unset to span steps)"
+            )
+        if self.audit_prompts < 1 or self.audit_samples < 2:
+            raise ValueError(
+                f"audit_prompts={self.audit_prompts}, audit_samples={self.audit_samples}: the audit needs "
+                ">= 1 prompt and >= 2 samples per prompt (or set audit: false)"
             )
         if self.logprob_buckets < 1:
             raise ValueError(f"logprob_buckets={self.logprob_buckets}: must be >= 1")
@@ -310,6 +320,7 @@ def train_grpo(
         optimizer, scheduler = run.optimizer(policy, tok, total, cfg.schedule_steps)
         backend = make_backend(cfg.generation_backend, policy, tok, cfg.compile_decode)
         rollouts = StepRollouts(backend, grader, train_rows, tok, cfg)
+        audit = preflight(cfg, run, backend, tok, grader, train_rows)  # the grader audit, before step 1
 
         def run_eval(step: int) -> dict:
             res = evaluate(
@@ -368,6 +379,7 @@ def train_grpo(
                 "final_val_reward": run.eval_value("eval/reward_mean"),
                 "final_train_reward": run.train_mean("reward/mean"),
                 **guard.summary(run.records("train")),
+                **audit,
             },
             tail={f"final_val_pass@{cfg.eval_samples}": last_eval[pass_k]} if pass_k in last_eval else None,
         )
