@@ -26,9 +26,32 @@ from transformers.utils import logging as hf_logging
 hf_logging.disable_progress_bar()  # weight loading/saving bars drown the training progress bar
 
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<unk>"]
+# Qwen2.5's layout (Hermes tool calls), spelled with the role tokens: `tools` go in the system turn, one
+# JSON function per line inside <tools>; an assistant's calls follow its content as
+# "\n<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>" (agents.formats.HermesFormat's text);
+# consecutive `tool` messages share one user turn, each in <tool_response>. Without tools a conversation
+# renders as it always did: <|role|>content<|end|> per message.
 CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
+    "{% if tools %}<|system|>"
+    "{% if messages and messages[0]['role'] == 'system' %}{{ messages[0]['content'] }}{{ '\\n' }}{% endif %}"
+    "<tools>{% for t in tools %}{{ '\\n' }}{{ (t['function'] if t['function'] is defined else t) | tojson }}"
+    "{% endfor %}{{ '\\n' }}</tools><|end|>{% endif %}"
+    "{% for m in messages %}"
+    "{% if m['role'] == 'system' and tools and loop.first %}"
+    "{% elif m['role'] == 'assistant' %}<|assistant|>{{ m['content'] or '' }}"
+    "{% for c in m['tool_calls'] or [] %}{% set f = c['function'] if c['function'] is defined else c %}"
+    "{{ '\\n<tool_call>\\n{\"name\": ' }}{{ f['name'] | tojson }}{{ ', \"arguments\": ' }}"
+    "{{ f['arguments'] | tojson }}{{ '}\\n</tool_call>' }}{% endfor %}<|end|>"
+    "{% elif m['role'] == 'tool' %}"
+    "{% if loop.first or messages[loop.index0 - 1]['role'] != 'tool' %}<|user|>{% endif %}"
+    "<tool_response>{{ m['content'] }}</tool_response>"
+    "{% if loop.last or messages[loop.index0 + 1]['role'] != 'tool' %}<|end|>{% endif %}"
+    "{% else %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endif %}"
+    "{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+CACHE_VERSION = (
+    4  # part of the cached tiny models' key: bump when the tokenizer, template or architecture changes
 )
 
 # name -> (hidden, layers, heads, intermediate). Parameter counts with the 101-token vocabulary.
@@ -76,7 +99,7 @@ def build_model(size: str = "1m", seed: int = 0, vocab_size: int | None = None) 
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=heads,
-        max_position_embeddings=256,
+        max_position_embeddings=1024,  # prompts with tool schemas and several turns
         tie_word_embeddings=True,
         pad_token_id=0,
         eos_token_id=1,

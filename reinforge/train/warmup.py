@@ -25,7 +25,7 @@ from pathlib import Path
 
 from reinforge.errors import ConfigError
 from reinforge.models import loading
-from reinforge.models.tiny import SIZES, build_model, build_tokenizer, cache_root, save_tiny
+from reinforge.models.tiny import CACHE_VERSION, SIZES, build_model, build_tokenizer, cache_root, save_tiny
 from reinforge.tasks import get_task, sft_rows, task_names
 from reinforge.train.sft import sft_warmup
 
@@ -47,7 +47,7 @@ def tiny_model(
     ``sft_steps=0`` gives the untrained model. The cache key covers every argument, so two calls with the
     same arguments return the same weights.
     """
-    key = json.dumps([task, size, seed, train_examples, sft_steps, 3])
+    key = json.dumps([task, size, seed, train_examples, sft_steps, CACHE_VERSION])
     digest = hashlib.sha1(key.encode()).hexdigest()[:10]
     root = Path(cache_dir) if cache_dir else cache_root() / "tiny"
     path = root / f"{task}-{size}-s{seed}-n{train_examples}-k{sft_steps}-{digest}"
