@@ -85,3 +85,15 @@ def test_rft_preflight_writes_audit_json_and_leaves_training_unchanged(tiny_addi
     assert all(torch.equal(a[k], b[k]) for k in a)
     steps = [json.loads(x)["step"] for x in (tmp_path / "audited" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [0, 1, 2, 2]  # the audit logs no step of its own
+
+
+def test_a_resumed_run_reads_its_audit_back_instead_of_auditing_again(tiny_addition_dir, tmp_path):
+    out = tmp_path / "run"
+    train_grpo(cfg_for(tiny_addition_dir, out, save_interval=1))
+    report = json.loads((out / "audit.json").read_text())
+    (out / "audit.json").write_text(
+        json.dumps({**report, "reward_mean": 0.123})
+    )  # what a re-audit would lose
+    resumed = train_grpo(cfg_for(tiny_addition_dir, out, steps=3, save_interval=1), resume=True)
+    assert resumed["steps"] == 3 and resumed["audit"]["reward_mean"] == 0.123
+    assert json.loads((out / "audit.json").read_text())["reward_mean"] == 0.123
