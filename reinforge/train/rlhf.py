@@ -2,170 +2,52 @@
 
 Each round samples two responses per prompt from the *current* policy, asks a :class:`Labeller`
 which is better, retrains the reward model on every label so far, and runs PPO from the current
-policy (the KL reference stays the SFT model). Labellers:
-
-- :class:`GraderLabeller`: any grader scores both responses; the higher wins (ties are skipped);
-- :class:`FunctionLabeller`: a Python function ``compare(prompt, a, b) -> 1 | -1 | 0``;
-- :class:`QueueLabeller`: humans. It writes the round's comparison requests to
-  ``<queue>/requests/round-N.jsonl`` and waits until preference JSONL files in ``<queue>/labels/``
-  (pairs or rankings, as the web UI exports them) answer at least ``min_labels`` of them.
+policy (the KL reference stays the SFT model). Labellers (``train/labellers.py``): a grader, a Python
+function, files (``labeller: {type: queue}``), or people in the web UI of ``reinforge serve``
+(a ``labelers`` section: ``train/service_labeller.py``).
 
 Every stage writes its own run directory under ``output_dir`` (``sft/``, ``round-1/rm``,
 ``round-1/ppo``...); a stage whose ``summary.json`` exists is skipped, so ``--resume`` continues.
+A round's comparison requests are kept in ``round-N/requests.jsonl``, so a resumed round asks the same.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import model_validator
 
 from reinforge.config import Config, validate_section
-from reinforge.data.preferences import Ranking, prompt_text
 from reinforge.errors import ConfigError, ReinforgeError
+from reinforge.train.labellers import (
+    ComparisonRequest,
+    FunctionLabeller,
+    GraderLabeller,
+    Labeller,
+    QueueLabeller,
+    check_labeller,
+)
 from reinforge.train.ppo import PPOConfig
 from reinforge.train.reward import RMConfig
+from reinforge.train.service_labeller import ServiceLabeller, check_labelers
 from reinforge.train.sft_trainer import SFTConfig
 
-
-@dataclass
-class ComparisonRequest:
-    """Two responses of the policy to one prompt, waiting for a preference."""
-
-    id: str
-    item: dict  # the dataset row (prompt messages + reference fields a grader may use)
-    prompt: list[dict]
-    responses: list[str]
-
-
-class Labeller(ABC):
-    """Turns comparison requests into preferences. Call order: ``label(requests, round)`` once per round."""
-
-    @abstractmethod
-    def label(self, requests: list[ComparisonRequest], round_index: int) -> list[Ranking]:
-        """Return rankings (best first) for the requests it could decide; ties and skips are left out."""
+__all__ = [
+    "ComparisonRequest",
+    "FunctionLabeller",
+    "GraderLabeller",
+    "Labeller",
+    "QueueLabeller",
+    "RLHFConfig",
+]
 
 
-class GraderLabeller(Labeller):
-    """A programmatic annotator: the response with the higher grader score wins."""
-
-    def __init__(self, grader, tie_eps: float = 1e-9):
-        from reinforge.graders import as_grader
-
-        self.grader, self.tie_eps = as_grader(grader), tie_eps
-
-    def label(self, requests: list[ComparisonRequest], round_index: int) -> list[Ranking]:
-        from reinforge.graders.base import make_sample
-        from reinforge.train.rollout import grade_safely
-
-        pairs = [(r.item, make_sample(text)) for r in requests for text in r.responses]
-        scores = [g.reward for g in grade_safely(self.grader, pairs)]
-        out = []
-        for k, r in enumerate(requests):
-            a, b = scores[2 * k], scores[2 * k + 1]
-            if abs(a - b) > self.tie_eps:
-                best, worst = (0, 1) if a > b else (1, 0)
-                out.append(Ranking(r.prompt, [r.responses[best], r.responses[worst]], 0.0, r.id))
-        return out
-
-
-class FunctionLabeller(Labeller):
-    """``compare(prompt_messages, a, b)`` returns 1 (a better), -1 (b better) or 0 (tie: skipped)."""
-
-    def __init__(self, compare: Callable[[list[dict], str, str], int]):
-        self.compare = compare
-
-    def label(self, requests: list[ComparisonRequest], round_index: int) -> list[Ranking]:
-        out = []
-        for r in requests:
-            verdict = self.compare(r.prompt, r.responses[0], r.responses[1])
-            if verdict:
-                order = r.responses if verdict > 0 else r.responses[::-1]
-                out.append(Ranking(r.prompt, list(order), 0.0, r.id))
-        return out
-
-
-class QueueLabeller(Labeller):
-    """Human labels through files: requests out to ``requests/``, preference JSONL back in ``labels/``."""
-
-    def __init__(
-        self, path: str | Path, min_labels: int, poll_seconds: float = 5.0, timeout_seconds: float = 86_400
-    ):
-        self.path, self.min_labels = Path(path), min_labels
-        self.poll_seconds, self.timeout_seconds = poll_seconds, timeout_seconds
-
-    def write_requests(self, requests: list[ComparisonRequest], round_index: int) -> Path:
-        from reinforge.data.jsonl import write_jsonl
-
-        out = self.path / "requests" / f"round-{round_index}.jsonl"
-        write_jsonl(
-            out,
-            [
-                {"id": r.id, "round": round_index, "prompt": r.prompt, "responses": r.responses}
-                for r in requests
-            ],
-        )
-        (self.path / "labels").mkdir(parents=True, exist_ok=True)
-        return out
-
-    def collect(self, requests: list[ComparisonRequest]) -> list[Ranking]:
-        """The labelled answers to ``requests`` found in ``labels/*.jsonl`` (other rows are ignored)."""
-        from reinforge.data.preferences import load_preferences
-
-        wanted = {(prompt_text(r.prompt), frozenset(r.responses)) for r in requests}
-        found: dict[tuple, Ranking] = {}
-        for f in sorted((self.path / "labels").glob("*.jsonl")):
-            if f.stat().st_size == 0:
-                continue
-            for rk in load_preferences(f, allow_duplicates=True):
-                key = (prompt_text(rk.prompt), frozenset(rk.responses))
-                if key in wanted:
-                    found[key] = rk  # the latest label of a request wins
-        return list(found.values())
-
-    def label(self, requests: list[ComparisonRequest], round_index: int) -> list[Ranking]:
-        self.write_requests(requests, round_index)
-        need = min(self.min_labels, len(requests))
-        deadline = time.time() + self.timeout_seconds
-        while True:
-            got = self.collect(requests)
-            if len(got) >= need:
-                return got
-            if time.time() > deadline:
-                raise ReinforgeError(
-                    f"{self.path}/labels: {len(got)} of {need} labels after {self.timeout_seconds:.0f}s; "
-                    f"label more in the web UI (or lower labeller.min_labels), then --resume"
-                )
-            time.sleep(self.poll_seconds)
-
-
-LABELLER_KEYS = {
-    "grader": ("type", "grader"),
-    "queue": ("type", "path", "min_labels", "poll_seconds", "timeout_seconds"),
-}
-
-
-def check_labeller(spec: dict) -> None:
-    """The ``labeller`` spec's shape; ValueError, as the config checks it when it loads."""
-    kind = spec.get("type", "grader")
-    if kind not in LABELLER_KEYS:
-        raise ValueError(f"labeller.type {kind!r}: choose grader or queue")
-    for key in spec:
-        if key not in LABELLER_KEYS[kind]:
-            raise ValueError(
-                f"labeller.{key}: not a {kind} labeller's key; known: {', '.join(LABELLER_KEYS[kind])}"
-            )
-    if kind == "queue" and "path" not in spec:
-        raise ValueError("labeller.path: the queue directory the web UI exports labels to is required")
-
-
-def build_labeller(spec: dict, task: str | None) -> Labeller:
+def build_labeller(spec: dict, task: str | None, labelers: dict | None = None, seed: int = 0) -> Labeller:
+    if labelers is not None:
+        return ServiceLabeller(labelers, seed=seed)
     try:
         check_labeller(spec)
     except ValueError as e:
@@ -210,6 +92,9 @@ class RLHFConfig(Config):
     labeller: dict = {
         "type": "grader"
     }  # {"type": "grader", "grader": spec} | {"type": "queue", "path": dir, ...}
+    labelers: dict | None = (
+        None  # people in the web UI: {server, key_env, annotators, annotators_per_item, ...}
+    )
     sft: dict | None = None  # SFTConfig fields: run SFT on ``model`` first
     rm: dict = {}  # RMConfig fields; model defaults to the SFT model (causal LM backbone)
     ppo: dict = {}  # PPOConfig fields
@@ -223,6 +108,10 @@ class RLHFConfig(Config):
             for key in set(getattr(self, name) or {}) & set(keys):
                 raise ValueError(f"{name}.{key}: the RLHF loop sets it for each stage; remove it")
         check_labeller(self.labeller)  # (a grader labeller without a grader needs task: checked when built)
+        if self.labelers is not None:
+            check_labelers(self.labelers)
+            if self.labeller != {"type": "grader"}:
+                raise ValueError("labeller and labelers: give one (labelers: people in the web UI)")
         # each stage's whole config, now: a bad ppo key must not wait for minutes of SFT and sampling
         if self.sft is not None:
             sft_config(self, Path("sft"))
@@ -277,6 +166,21 @@ def sample_comparisons(
     return out
 
 
+def load_requests(path: Path) -> list[ComparisonRequest] | None:
+    """A round's comparison requests as sampled before (None when it has not sampled yet)."""
+    from reinforge.data.jsonl import read_jsonl
+
+    return [ComparisonRequest(**row) for row in read_jsonl(path)] if path.exists() else None
+
+
+def last_train_record(run_dir: Path) -> dict:
+    from reinforge.data.jsonl import read_jsonl
+
+    path = run_dir / "metrics.jsonl"
+    records = [r for r in read_jsonl(path) if r.get("kind") == "train"] if path.exists() else []
+    return records[-1] if records else {}
+
+
 def run_rlhf(cfg: RLHFConfig, resume: bool = False, labeller: Labeller | None = None) -> dict[str, Any]:
     from reinforge.data.jsonl import write_jsonl
     from reinforge.data.preferences import pair_rows, to_pairs
@@ -312,7 +216,8 @@ def run_rlhf(cfg: RLHFConfig, resume: bool = False, labeller: Labeller | None = 
         )
     else:
         raise ConfigError("rlhf: give prompts_file or task")
-    labeller = labeller or build_labeller(cfg.labeller, cfg.task)
+    labeller = labeller or build_labeller(cfg.labeller, cfg.task, cfg.labelers, cfg.seed)
+    labeller.start(out)
     policy_path, labels, rounds = sft_model, [], []
     for k in range(1, cfg.rounds + 1):
         rdir = out / f"round-{k}"
@@ -320,12 +225,15 @@ def run_rlhf(cfg: RLHFConfig, resume: bool = False, labeller: Labeller | None = 
         pref_file = rdir / "preferences.jsonl"
         # 1-2. sample from the current policy, then label
         if not pref_file.exists():
-            policy, tok = load_model(policy_path)
-            start = ((k - 1) * cfg.comparisons_per_round) % max(1, len(rows))
-            chunk = (rows * 2)[start : start + cfg.comparisons_per_round]
-            requests = sample_comparisons(
-                policy, tok, chunk, cfg.max_new_tokens, cfg.temperature, cfg.seed * 1000 + k, tag=f"r{k}-"
-            )
+            requests = load_requests(rdir / "requests.jsonl")
+            if requests is None:  # not sampled yet (a resumed round asks the same)
+                policy, tok = load_model(policy_path)
+                start = ((k - 1) * cfg.comparisons_per_round) % max(1, len(rows))
+                chunk = (rows * 2)[start : start + cfg.comparisons_per_round]
+                requests = sample_comparisons(
+                    policy, tok, chunk, cfg.max_new_tokens, cfg.temperature, cfg.seed * 1000 + k, tag=f"r{k}-"
+                )
+                write_jsonl(rdir / "requests.jsonl", [vars(r) for r in requests])
             new = labeller.label(requests, k)
             write_jsonl(pref_file, pair_rows(to_pairs(new)))
         from reinforge.data.preferences import load_preferences
@@ -350,14 +258,24 @@ def run_rlhf(cfg: RLHFConfig, resume: bool = False, labeller: Labeller | None = 
             train_ppo(ppo_cfg, resume=(ppo_dir / "checkpoints").exists())
         ppo_summary = json.loads((ppo_dir / "summary.json").read_text())
         policy_path = str(ppo_dir / "final")
+        last = last_train_record(ppo_dir)  # PPO's figures without a validation set: its last step's
+        figures = {
+            "rm_val_accuracy": rm_summary.get("val_accuracy"),
+            "ppo_reward": v
+            if (v := ppo_summary.get("final_val_reward")) is not None
+            else last.get("reward/score"),
+            "kl": v if (v := ppo_summary.get("final_kl")) is not None else last.get("kl/seq"),
+        }
+        if not (rdir / "reported").exists():
+            labeller.report(k, figures, policy_path)
+            (rdir / "reported").touch()
         rounds.append(
             {
                 "round": k,
                 "labels_total": len(labels),
-                "rm_val_accuracy": rm_summary.get("val_accuracy"),
-                "ppo_reward": ppo_summary.get("final_val_reward"),
-                "kl": ppo_summary.get("final_kl"),
+                **figures,
                 "eval_grader": ppo_summary.get("final_eval_grader"),
+                **labeller.metrics(k),
             }
         )
     summary = {
