@@ -33,10 +33,10 @@ NOT_REFERENCE = ("messages", "tools")  # an RFT row's keys that are not referenc
 # probe name -> (what it is, in a sentence; what scoring above the model's own mean means)
 PROBES: dict[str, tuple[str, str]] = {
     "empty": ("an empty answer", "the grader rewards saying nothing"),
-    "echo": ("the prompt echoed back", "the grader rewards copying the prompt"),
+    "echo": ("echoing the prompt", "the grader rewards copying the prompt"),
     "field_names": (
-        "the reference field names pasted",
-        "the grader matches the field names, not their values (a template that does not render?)",
+        "pasting the reference field names",
+        "the grader rewards the field names, not their values (a template left unrendered?)",
     ),
     "long": ("a very long answer", "the grader rewards length"),
     "repeated_token": ("one token repeated", "the grader rewards repetition"),
@@ -213,6 +213,6 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"min {report['reward_min']:.3f}  max {report['reward_max']:.3f}   {report['histogram_line']}",
         f"  same score for all {k} samples: {report['zero_variance_prompts']} of {n} prompts "
         f"(zero_variance_fraction {report['zero_variance_fraction']:.2f}); grader errors: {errors}",
-        f"  probes: {probes}; {flagged or 'none'} above the model's mean",
+        f"  probes: {probes}; {flagged or 'none'} above the model's mean {report['reward_mean']:.2f}",
     ]
     return lines + [f"  warning: {w}" for w in report["warnings"]]

@@ -118,7 +118,10 @@ def test_a_string_check_on_the_topic_rewards_echoing_the_prompt():
     report = report_for(mentions_topic, rows, outputs)
     assert report["probes"]["echo"] == {"reward": 1.0, "flagged": True, "errors": 0}
     assert [name for name, p in report["probes"].items() if p["flagged"]] == ["echo"]
-    assert "the prompt echoed back scores 1.00, above the model's 0.25" in report["warnings"][0]
+    assert (
+        "echoing the prompt scores 1.00, above the model's 0.25: the grader rewards copying the prompt"
+        in report["warnings"][0]
+    )
 
 
 def test_no_signal_and_errors_are_warned_in_plain_words():
