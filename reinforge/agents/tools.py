@@ -75,7 +75,9 @@ class PythonTool:
         self._signature = _signature(fn)
 
     @classmethod
-    def from_ref(cls, ref: str, name: str | None = None, schema: dict | None = None) -> PythonTool:
+    def from_ref(
+        cls, ref: str, name: str | None = None, schema: dict | None = None, timeout: float = 30.0
+    ) -> PythonTool:
         """Import ``"module:function"`` (ImportError/AttributeError name the reference)."""
         module, _, attr = ref.partition(":")
         if not module or not attr:
@@ -83,7 +85,7 @@ class PythonTool:
         fn = getattr(importlib.import_module(module), attr)
         if not callable(fn):
             raise ValueError(f"{ref!r} is not callable")
-        return cls(fn, name=name, schema=schema)
+        return cls(fn, name=name, schema=schema, timeout=timeout)
 
     async def call(self, arguments: dict, rollout_id: str) -> ToolResult:
         t0 = time.perf_counter()
@@ -181,8 +183,9 @@ class HttpTool:
                 if attempt:
                     await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
                 try:
-                    status, text, too_large = await self._post(client, body, headers)
-                except httpx.TimeoutException:
+                    async with asyncio.timeout(self.timeout):  # the whole exchange, not each read
+                        status, text, too_large = await self._post(client, body, headers)
+                except (httpx.TimeoutException, TimeoutError):
                     text = f"error: {self.name} did not answer within {self.timeout:g} s"
                     return ToolResult(text, "timeout", time.perf_counter() - t0)
                 except httpx.TransportError as e:
@@ -258,21 +261,28 @@ def _load_one(spec: Any, where: str) -> Tool:
     problem = None if schema is None else tool_schema_problem(schema)
     if problem:
         raise ConfigError(f"{where}.schema{problem}")
+    tool: Tool
     if "python" in spec:
         try:
-            return PythonTool.from_ref(str(spec["python"]), name=spec.get("name"), schema=schema)
+            tool = PythonTool.from_ref(str(spec["python"]), spec.get("name"), schema, float(timeout))
         except (ImportError, AttributeError, ValueError) as e:
             raise ConfigError(
                 f"{where}.python: cannot load {spec['python']!r} ({e}); give 'module:function'"
             ) from e
+    else:
+        tool = _http_tool(spec, schema, float(timeout), where)
+    if not isinstance(tool.name, str) or not TOOL_NAME.fullmatch(tool.name):
+        raise ConfigError(f"{where}.name: {tool.name!r} must match {TOOL_NAME.pattern} (OpenAI's tool names)")
+    return tool
+
+
+def _http_tool(spec: dict, schema: dict | None, timeout: float, where: str) -> HttpTool:
     name, url, headers = spec.get("name"), spec["server_url"], spec.get("headers", {})
-    if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
-        raise ConfigError(f"{where}.name: {name!r} must match {TOOL_NAME.pattern} (OpenAI's tool names)")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ConfigError(f"{where}.server_url: {url!r} must be an http:// or https:// URL")
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise ConfigError(f"{where}.headers: must be an object of string values")
-    return HttpTool(name, url, headers, schema=schema, timeout=float(timeout), source=where)
+    return HttpTool(name, url, headers, schema=schema, timeout=timeout, source=where)  # type: ignore[arg-type]
 
 
 async def probe(tools: Any, timeout: float = 5.0) -> None:

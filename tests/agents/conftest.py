@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from tests.helpers import wait_for
 
@@ -54,6 +54,15 @@ def tool_app(state: ToolServer) -> FastAPI:
         await asyncio.to_thread(state.release.wait, 60)  # answers only once a test releases it
         return PlainTextResponse("late")
 
+    @app.post("/trickle")
+    async def trickle():
+        async def chunks():
+            for _ in range(200):  # a byte every 20 ms for 4 s: each read is quick, the whole answer is not
+                yield b"x"
+                await asyncio.sleep(0.02)
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
     @app.post("/big")
     async def big():
         return PlainTextResponse("x" * 2_000_000)
@@ -85,7 +94,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def tool_server():
-    """The tool server, started once per session: routes /add, /flaky/N, /slow, /big, /v1/chat/completions."""
+    """The tool server, started once per session: routes /add, /flaky/N, /slow, /trickle, /big, /v1/chat/completions."""
     port = free_port()
     state = ToolServer(f"http://127.0.0.1:{port}")
     server = uvicorn.Server(uvicorn.Config(tool_app(state), host="127.0.0.1", port=port, log_level="warning"))

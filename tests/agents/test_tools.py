@@ -81,6 +81,12 @@ def test_http_tool_timeout(tool_server):
     assert tool_server.attempts[("/slow", "rollout-slow")] == 1  # a timeout is not retried
 
 
+def test_http_tool_timeout_bounds_the_whole_answer(tool_server):
+    # bytes keep coming, each well within the timeout: only a bound on the whole exchange stops it
+    result = run(HttpTool("t", f"{tool_server.url}/trickle", timeout=0.3).call({}, "rollout-trickle"))
+    assert result.error == "timeout" and result.seconds < 3
+
+
 def test_http_tool_payload_caps_each_way(tool_server):
     tool = HttpTool("add", f"{tool_server.url}/add", max_bytes=1000)
     sent = run(tool.call({"a": "x" * 2000}, "rollout-cap-out"))
@@ -128,6 +134,10 @@ def test_probe(tool_server):
         ({"python": "math:pi"}, "tools[0].python: cannot load 'math:pi' ('math:pi' is not callable)"),
         ({"name": "c", "server_url": "http://x", "schema": {"type": "function"}}, "tools[0].schema: must be"),
         ("calc", "tools[0]: must be an object"),
+        (
+            {"python": "tests.agents.test_tools:divide", "name": "di vide"},
+            "tools[0].name: 'di vide' must match",
+        ),
     ],
 )
 def test_load_tools_errors_name_the_source_and_key(spec, error):
@@ -145,6 +155,8 @@ def test_load_tools_kinds_and_unique_names():
         "job.yaml",
     )
     assert isinstance(tools["div"], PythonTool) and isinstance(tools["calc"], HttpTool)
+    timed = load_tools([{"python": "tests.agents.test_tools:divide", "timeout": 2}], "job.yaml")
+    assert timed["divide"].timeout == 2  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match=r"tools\[1\]: a second tool named 'c'"):
         load_tools([{"name": "c", "server_url": "http://h"}] * 2, "job.yaml")
 
