@@ -181,22 +181,22 @@ class ModelPool:
             return lm
 
 
-def completion_response(model_id: str, out: Generations, n_prompt: int) -> dict:
-    """OpenAI's ``chat.completion`` object."""
+def completion_response(
+    model_id: str, out: Generations, n_prompt: int, replies: list[tuple[dict, str]] | None = None
+) -> dict:
+    """OpenAI's ``chat.completion`` object; ``replies``: each choice's (message, finish_reason) when not
+    its plain text (a reply with tool calls)."""
     n_completion = sum(len(c) for c in out.completion_ids)
+    if replies is None:
+        replies = [({"role": "assistant", "content": t}, fr) for t, fr in zip(out.texts, out.finish_reasons)]
     return {
         "id": f"chatcmpl-{int(time.time() * 1e6):x}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model_id,
         "choices": [
-            {
-                "index": i,
-                "message": {"role": "assistant", "content": t},
-                "finish_reason": fr,
-                "logprobs": None,
-            }
-            for i, (t, fr) in enumerate(zip(out.texts, out.finish_reasons))
+            {"index": i, "message": message, "finish_reason": fr, "logprobs": None}
+            for i, (message, fr) in enumerate(replies)
         ],
         "usage": {
             "prompt_tokens": n_prompt,

@@ -13,13 +13,17 @@ from reinforge.models.chat import render_prompt
 from reinforge.train.optimizer import adamw
 
 
-def tokenize_chat(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
-    """(input_ids, labels) for a conversation; labels are -100 except on assistant turns (and their EOS)."""
+def tokenize_chat(
+    tokenizer, messages: list[dict], tools: list[dict] | None = None
+) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) for a conversation (with the ``tools`` it may call); labels are -100 except on
+    assistant turns (and their EOS), tool calls included."""
     ids: list[int] = []
     labels: list[int] = []
     for i, m in enumerate(messages):
         full = tokenizer(
-            render_prompt(tokenizer, messages[: i + 1], add_generation_prompt=False), add_special_tokens=False
+            render_prompt(tokenizer, messages[: i + 1], add_generation_prompt=False, tools=tools),
+            add_special_tokens=False,
         )["input_ids"]
         new = full[
             len(ids) :
@@ -27,7 +31,8 @@ def tokenize_chat(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]
         if m["role"] == "assistant":
             # the assistant header is part of the prompt, not of what the model must learn to write
             head = tokenizer(
-                render_prompt(tokenizer, messages[:i], add_generation_prompt=True), add_special_tokens=False
+                render_prompt(tokenizer, messages[:i], add_generation_prompt=True, tools=tools),
+                add_special_tokens=False,
             )["input_ids"]
             n_head = len(head) - len(ids)
             labels += [-100] * n_head + new[n_head:]
@@ -72,7 +77,7 @@ def sft_warmup(
     """A plain SFT loop over in-memory chat rows (AdamW, cosine decay); returns the loss curve."""
     from reinforge.train.schedule import make_scheduler
 
-    encoded = [tokenize_chat(tokenizer, r["messages"]) for r in rows]
+    encoded = [tokenize_chat(tokenizer, r["messages"], r.get("tools")) for r in rows]
     device = next(model.parameters()).device
     opt = adamw(model.parameters(), lr, weight_decay, betas=(0.9, 0.98))
     sched = make_scheduler(opt, warmup_steps=min(20, steps // 10), total_steps=steps, kind="cosine")

@@ -106,7 +106,7 @@ def pack_examples(examples: list[tuple[list[int], list[int]]], max_length: int, 
 
 def tokenize_rows(tok, rows: list[dict], max_length: int) -> list[tuple[list[int], list[int]]]:
     """(ids, labels) of each chat row, cut to ``max_length`` tokens."""
-    pairs = (tokenize_chat(tok, r["messages"]) for r in rows)
+    pairs = (tokenize_chat(tok, r["messages"], r.get("tools")) for r in rows)
     return [(ids[:max_length], labels[:max_length]) for ids, labels in pairs]
 
 

@@ -72,7 +72,14 @@ class Server:
                 self.proc.wait(5)
 
 
-def start_server(data_dir: Path, db: str | None = None, workers: int = 1, port: int | None = None) -> Server:
+def start_server(
+    data_dir: Path,
+    db: str | None = None,
+    workers: int = 1,
+    port: int | None = None,
+    models: tuple[Path, ...] = (),
+) -> Server:
+    """``reinforge serve`` in a subprocess; ``models``: model directories it serves (``--model``)."""
     port = port or free_port()
     args = [
         sys.executable,
@@ -88,6 +95,8 @@ def start_server(data_dir: Path, db: str | None = None, workers: int = 1, port: 
     ]
     if db:
         args += ["--db", db]
+    for m in models:
+        args += ["--model", str(m)]
     log = data_dir.parent / f"{data_dir.name}-server-{port}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
