@@ -14,25 +14,12 @@ from reinforge.tasks import get_task
 from reinforge.train.grader_audit import audit_grader, audit_prompts
 from reinforge.train.grpo import GRPOConfig, train_grpo
 from reinforge.train.warmup import load_model
+from tests.train.test_grpo import small_cfg
 
 
 def cfg_for(model_dir, out, **kw) -> GRPOConfig:
-    base = dict(
-        model=str(model_dir),
-        task="addition",
-        output_dir=str(out),
-        steps=2,
-        prompts_per_step=4,
-        group_size=4,
-        max_new_tokens=4,
-        learning_rate=3e-3,
-        eval_interval=0,
-        save_interval=0,
-        train_examples=64,
-        validation_examples=8,
-        progress=False,
-    )
-    return GRPOConfig(**{**base, **kw})
+    """test_grpo's small run, shorter: 2 steps, no checkpoint before the end, 8 validation rows."""
+    return small_cfg(model_dir, out, **{"steps": 2, "save_interval": 0, "validation_examples": 8, **kw})
 
 
 def audit_of(model_dir, grader, tmp_path, **kw) -> dict:
