@@ -357,23 +357,29 @@ def data_to_sft(
 @app.command()
 @user_errors
 def demo(
-    which: Annotated[str, typer.Argument(help="rft (default) or rlhf")] = "rft",
+    which: Annotated[str, typer.Argument(help="rft (default), rlhf or agent")] = "rft",
     output_dir: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/demo or runs/demo-rlhf).")
     ] = None,
     quick: Annotated[bool, typer.Option(help="A much shorter run, for smoke tests.")] = False,
+    task: Annotated[str, typer.Option(help="rft: the task, addition or reverse.")] = "addition",
+    seed: Annotated[list[int] | None, typer.Option(help="rft: a seed; repeat it for the spread.")] = None,
 ) -> None:
-    """The demos. `demo`: RFT beats SFT and a 4x larger SFT model; `demo rlhf`: the RLHF loop."""
+    """The demos. `demo`: RFT beats tuned SFT and a 4x larger tuned SFT model; `demo rlhf`: the RLHF loop."""
     if which == "rft":
-        from reinforge.demo import run_demo
+        from reinforge.demo import run_demos
 
-        run_demo(output_dir or Path("runs/demo"), quick=quick)
+        run_demos(output_dir or Path("runs/demo"), seed or [0], quick, task)
     elif which == "rlhf":
         from reinforge.demo_rlhf import run_demo_rlhf
 
         run_demo_rlhf(output_dir or Path("runs/demo-rlhf"), quick=quick)
+    elif which == "agent":  # a tiny model learns to call a calculator (HTTP, on loopback)
+        from reinforge.demo_agent import run_demo_agent
+
+        run_demo_agent(output_dir or Path("runs/demo-agent"), quick=quick)
     else:
-        raise ReinforgeError(f"demo {which!r}: unknown demo; choose rft or rlhf")
+        raise ReinforgeError(f"demo {which!r}: unknown demo; choose rft, rlhf or agent")
 
 
 def main() -> None:
