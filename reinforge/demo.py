@@ -37,8 +37,8 @@ DEMO: dict[str, Any] = dict(
     small_size="1m",
     large_size="4m",  # ~4x the parameters of the small model
     validation_examples=300,
-    # each baseline's study: 8 Sobol points of (learning rate, weight decay), SFT length 100/200/400 by
-    # ASHA (2400 SFT steps per model); the larger model gets the same budget
+    # each baseline's study: 6 Sobol points of (learning rate, weight decay), SFT length 150/300/600 by
+    # ASHA (~2400 SFT steps per model); the larger model gets the same budget
     sft_tuning=SFTTuning(),
     # RFT's hyperparameters are fixed, not tuned per run: chosen by hand on seed 0 while the demo was
     # written (0 trials here), and kept when the baselines became tuned

@@ -28,12 +28,12 @@ from reinforge.tune import ASHA, Float, run
 class SFTTuning:
     """The trial budget of one baseline's study (the same for both models)."""
 
-    trials: int = 8  # configurations started at the smallest budget
-    min_steps: int = 100  # ASHA's first rung
-    max_steps: int = 400  # ASHA's last rung: rungs min_steps * eta^k up to this
+    trials: int = 6  # configurations started at the smallest budget
+    min_steps: int = 150  # ASHA's first rung
+    max_steps: int = 600  # ASHA's last rung: rungs min_steps * eta^k up to this
     eta: float = 2  # the best 1/eta of a rung go on at eta times the steps
     lr_low: float = 1e-3
-    lr_high: float = 1e-2  # learning rate, sampled log-uniform in [lr_low, lr_high]
+    lr_high: float = 6e-3  # learning rate, sampled log-uniform in [lr_low, lr_high]
     weight_decay_high: float = 0.1  # weight decay, uniform in [0, weight_decay_high]
 
 
