@@ -208,7 +208,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     )
     flagged = sum(p["flagged"] for p in report["probes"].values())
     lines = [
-        f"grader audit: {n} prompts x {k} samples of the starting model",
+        f"grader audit: {n} prompts x {k} samples of the starting model"
+        + (f" ({report['seconds']:.1f} s)" if "seconds" in report else ""),
         f"  reward mean {report['reward_mean']:.3f}  std {report['reward_std']:.3f}  "
         f"min {report['reward_min']:.3f}  max {report['reward_max']:.3f}   {report['histogram_line']}",
         f"  same score for all {k} samples: {report['zero_variance_prompts']} of {n} prompts "

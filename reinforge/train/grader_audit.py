@@ -68,8 +68,8 @@ def summary_fields(report: dict[str, Any]) -> dict[str, Any]:
     """``summary.json``'s ``audit`` entry: the headline figures and the flagged probes."""
     return {
         "audit": {
-            "reward_mean": report["reward_mean"],
-            "zero_variance_fraction": report["zero_variance_fraction"],
+            "reward_mean": round(report["reward_mean"], 4),
+            "zero_variance_fraction": round(report["zero_variance_fraction"], 4),
             "failed_grades": report["failed_grades"],
             "flagged": [name for name, p in report["probes"].items() if p["flagged"]],
         }
@@ -89,7 +89,7 @@ def preflight(cfg: Any, run: Any, backend, tokenizer, grader: Grader, rows: list
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     if cfg.progress:
         for line in summary_lines(report):
-            console.print(line, markup=False, highlight=False)
+            console.print(line, markup=False, highlight=False, soft_wrap=True)  # no wrap at 80 columns
     return summary_fields(report)
 
 

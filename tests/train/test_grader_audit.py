@@ -59,8 +59,8 @@ def test_rft_preflight_writes_audit_json_and_leaves_training_unchanged(tiny_addi
     audited = train_grpo(cfg_for(tiny_addition_dir, tmp_path / "audited"))
     report = json.loads((tmp_path / "audited" / "audit.json").read_text())
     assert audited["audit"] == {
-        "reward_mean": report["reward_mean"],
-        "zero_variance_fraction": report["zero_variance_fraction"],
+        "reward_mean": round(report["reward_mean"], 4),
+        "zero_variance_fraction": round(report["zero_variance_fraction"], 4),
         "failed_grades": 0,
         "flagged": [],
     }
