@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reinforge.data.label_quality import Label, label_value, summarise
+from reinforge.data.label_quality import Label, aggregate, label_value, summarise
 from reinforge.serve.context import Owner, Svc
 from reinforge.serve.db import ApiKey, FeedbackItem, FeedbackLabel, FeedbackQueue
 from reinforge.serve.errors import documented, not_found
@@ -60,26 +60,24 @@ def caller_items(s: Session, q: FeedbackQueue, caller: str) -> list[dict]:
     labels = queue_labels(s, q.id)
     count = Counter(lb.item_id for lb in labels)
     mine = {lb.item_id: lb for lb in labels if lb.annotator == caller}
-    out = []
-    for it in items:
-        own = mine.get(it.id)
-        if own is None and count[it.id] >= (q.annotators_per_item or 1):
-            continue
-        out.append(
-            {
-                "id": it.id,
-                "position": it.position,
-                "prompt": it.prompt,
-                "responses": it.responses,
-                "sources": it.sources,
-                "ranking": own.ranking if own else None,
-                "thumbs": own.thumbs if own else None,
-                "comment": own.comment if own else None,
-                "skip": bool(own and own.skip),
-                "judged": own is not None,
-            }
-        )
-    return out
+    k = q.annotators_per_item or 1
+    return [item_view(it, mine.get(it.id)) for it in items if it.id in mine or count[it.id] < k]
+
+
+def item_view(it: FeedbackItem, own: FeedbackLabel | None) -> dict:
+    """An item as an annotator sees it: with their own label (``judged``), if any."""
+    return {
+        "id": it.id,
+        "position": it.position,
+        "prompt": it.prompt,
+        "responses": it.responses,
+        "sources": it.sources,
+        "ranking": own.ranking if own else None,
+        "thumbs": own.thumbs if own else None,
+        "comment": own.comment if own else None,
+        "skip": bool(own and own.skip),
+        "judged": own is not None,
+    }
 
 
 def save_label(s: Session, it: FeedbackItem, caller: str, judgement: Any) -> dict:
@@ -93,19 +91,7 @@ def save_label(s: Session, it: FeedbackItem, caller: str, judgement: Any) -> dic
     lb.ranking, lb.thumbs, lb.comment = judgement.ranking, judgement.thumbs, judgement.comment
     lb.skip, lb.created_at = bool(judgement.skip), time.time()
     s.commit()
-    return {
-        "id": it.id,
-        "position": it.position,
-        "prompt": it.prompt,
-        "responses": it.responses,
-        "sources": it.sources,
-        "ranking": lb.ranking,
-        "thumbs": lb.thumbs,
-        "comment": lb.comment,
-        "skip": lb.skip,
-        "judged": True,
-        "label_id": lb.id,
-    }
+    return {**item_view(it, lb), "label_id": lb.id}
 
 
 def label_obj(lb: FeedbackLabel, it: FeedbackItem) -> dict:
@@ -143,6 +129,22 @@ def quality(s: Session, q: FeedbackQueue) -> dict:
     names = {k.id: k.name for k in s.scalars(select(ApiKey).where(ApiKey.id.in_(list(out["annotators"]))))}
     for who, row in out["annotators"].items():
         row["name"] = names.get(who, who)
+    return out
+
+
+def aggregated(s: Session, q: FeedbackQueue) -> list[tuple[FeedbackItem, tuple[int, ...]]]:
+    """The non-gold items whose labels decide a preference (majority), with that ranking."""
+    values: dict[int, list] = {}
+    for r in labels_with_items(s, q):
+        values.setdefault(r["item_id"], []).append(tuple(r["value"]) if r["value"] else None)
+    items = s.scalars(
+        select(FeedbackItem).where(FeedbackItem.queue_id == q.id).order_by(FeedbackItem.position)
+    )
+    out = []
+    for it in items:
+        outcome = aggregate(values.get(it.id, []))
+        if it.gold is None and outcome.ranking is not None:
+            out.append((it, outcome.ranking))
     return out
 
 

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from reinforge.models.chat import encode_prompt
 from reinforge.models.generation import SamplingParams
-from reinforge.serve.annotation import caller_items, load_queue, save_label
+from reinforge.serve.annotation import aggregated, caller_items, load_queue, save_label
 from reinforge.serve.context import Owner, RowId, Service, Svc
 from reinforge.serve.db import FeedbackItem, FeedbackQueue, new_id
 from reinforge.serve.errors import APIError, documented, not_found
@@ -116,6 +116,7 @@ def queue_obj(s, q: FeedbackQueue, with_items: bool, caller: str) -> dict:
         "ref": q.ref,
         "annotators_per_item": q.annotators_per_item,
         "round": q.round_info,
+        "owned": q.owner == caller,  # annotators of a shared queue do not own it
     }
     if with_items:
         out["items"] = items
@@ -252,14 +253,20 @@ def judge(item_id: RowId, req: Judgement, svc: Svc, owner: Owner):
 )
 def export(qid: str, svc: Svc, owner: Owner):
     with svc.sf() as s:
-        get_queue(s, owner, qid)
-        items = s.scalars(
-            select(FeedbackItem)
-            .where(FeedbackItem.queue_id == qid, FeedbackItem.judged_at.is_not(None))
-            .order_by(FeedbackItem.position)
-        ).all()
+        q = get_queue(s, owner, qid)
+        if q.annotators_per_item:  # a shared queue: each item's labels as one preference (majority)
+            judged = [(it, list(ranking), None) for it, ranking in aggregated(s, q)]
+        else:
+            items = s.scalars(
+                select(FeedbackItem)
+                .where(FeedbackItem.queue_id == qid, FeedbackItem.judged_at.is_not(None))
+                .order_by(FeedbackItem.position)
+            ).all()
+            judged = [(it, it.ranking, it.thumbs) for it in items]
         rows = [
-            row for it in items for row in preference_rows(it.prompt, it.responses, it.ranking, it.thumbs)
+            row
+            for it, ranking, thumbs in judged
+            for row in preference_rows(it.prompt, it.responses, ranking, thumbs)
         ]
     body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     return Response(

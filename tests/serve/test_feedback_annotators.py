@@ -85,6 +85,9 @@ def test_each_annotator_labels_each_item_once_and_labels_carry_their_key(service
     assert qual["annotators"][ids["ann1"]]["gold"]["accuracy"] == 1.0
     assert qual["annotators"][ids["ann2"]]["gold"]["accuracy"] == 0.0
     assert qual["annotators"][ids["ann2"]]["name"] == "ann2"
+    # the export: one preference per decided item (q1's tie and the gold item are left out)
+    export = client.get(f"/v1/feedback/queues/{q['id']}/export", headers=heads["owner"]).text
+    assert export == '{"prompt": "q0", "chosen": "a0", "rejected": "b0"}\n'
     # annotators may label but not read the labels or the figures; others see nothing
     assert client.get(f"/v1/feedback/queues/{q['id']}/labels", headers=heads["ann1"]).status_code == 404
     assert client.get(f"/v1/feedback/queues/{q['id']}/next", headers=heads["eve"]).status_code == 404

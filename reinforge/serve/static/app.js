@@ -75,12 +75,13 @@ $("#login-form").addEventListener("submit", (ev) => {
 $("#logout").addEventListener("click", () => Session.logout());
 
 // ---------------------------------------------------------------- routing
-const pages = ["feedback", "jobs", "graders"];
+const pages = ["feedback", "rounds", "jobs", "graders"];
 function route() {
   const [page, arg] = (location.hash.slice(1) || "feedback").split("/");
   for (const p of pages) $(`#page-${p}`).hidden = p !== page;
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === page));
   if (page === "feedback") Feedback.open(arg);
+  if (page === "rounds") Rounds.open(arg);
   if (page === "jobs") Jobs.open(arg);
   if (page === "graders") Graders.open();
 }
@@ -189,9 +190,16 @@ const Feedback = {
     const it = this.item();
     const complete = this.ranking.length === it.responses.length;
     if (!complete && !Object.keys(this.thumbs).length) { $("#fb-ranking").textContent = "rank the responses or give a thumb first"; return; }
-    const saved = await api(`/feedback/items/${it.id}`, { method: "POST", json: {
-      ranking: complete ? this.ranking : null, thumbs: Object.keys(this.thumbs).length ? this.thumbs : null,
-      comment: $("#fb-comment").value || null } });
+    await this.send({ ranking: complete ? this.ranking : null, thumbs: Object.keys(this.thumbs).length ? this.thumbs : null,
+      comment: $("#fb-comment").value || null });
+  },
+
+  // "t": no preference between the responses (a tie, or cannot tell), recorded as such
+  async tie() { await this.send({ skip: true, comment: $("#fb-comment").value || null }); },
+
+  async send(judgement) {
+    const it = this.item();
+    const saved = await api(`/feedback/items/${it.id}`, { method: "POST", json: judgement });
     Object.assign(it, saved);
     const next = this.queue.items.findIndex((x, j) => j > this.index && !x.judged);
     const any = this.queue.items.findIndex((x) => !x.judged);
@@ -220,6 +228,7 @@ const Feedback = {
     else if (ev.key === "-") this.thumb(-1);
     else if (ev.key === "Backspace") { this.ranking.pop(); if (this.ranking.length === n - 1) this.ranking.pop(); this.render(); }
     else if (ev.key === "Enter") this.submit();
+    else if (ev.key === "t") this.tie();
     else if (ev.key === "s" || ev.key === "n") this.show((this.index + 1) % this.queue.items.length);
     else if (ev.key === "p") this.show((this.index - 1 + this.queue.items.length) % this.queue.items.length);
     else if (ev.key === "c") $("#fb-comment").focus();
@@ -232,6 +241,7 @@ $("#nq-create").addEventListener("click", () => Feedback.create());
 $("#fb-submit").addEventListener("click", () => Feedback.submit());
 $("#fb-undo").addEventListener("click", () => { Feedback.ranking.pop(); Feedback.render(); });
 $("#fb-skip").addEventListener("click", () => Feedback.show(Feedback.index + 1));
+$("#fb-tie").addEventListener("click", () => Feedback.tie());
 $("#fb-export").addEventListener("click", () => Feedback.exportPrefs());
 document.addEventListener("keydown", (ev) => Feedback.key(ev));
 
