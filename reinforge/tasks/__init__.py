@@ -32,12 +32,14 @@ def sft_rows(rows: list[dict], answer_key: str = "answer") -> list[dict]:
 
 def _tasks() -> dict[str, type]:
     from reinforge.tasks.addition import AdditionTask, ReversedAdditionTask
+    from reinforge.tasks.calculator import CalculatorTask
     from reinforge.tasks.reverse import ReverseTask
 
     tasks: dict[str, type] = {
         "addition": AdditionTask,
         "reversed_addition": ReversedAdditionTask,
         "reverse": ReverseTask,
+        "calculator": CalculatorTask,  # rows with `tools`: the agent demo's
     }
     try:
         from reinforge.tasks.sentiment import SentimentTask  # the RLHF demo's text task, when present
