@@ -27,7 +27,7 @@ from reinforge.models.chat import encode_prompt
 from reinforge.models.generation import SamplingParams
 from reinforge.serve.annotation import aggregated, caller_items, load_queue, save_label
 from reinforge.serve.context import Owner, RowId, Service, Svc
-from reinforge.serve.db import FeedbackItem, FeedbackQueue, new_id
+from reinforge.serve.db import ApiKey, FeedbackItem, FeedbackQueue, new_id, usable_key
 from reinforge.serve.errors import APIError, documented, not_found
 from reinforge.serve.models import resolve_model
 
@@ -165,6 +165,13 @@ async def create_queue(req: QueueCreate, svc: Svc, owner: Owner):
                 param=f"items[{i}]",
             )
     with svc.sf() as s:
+        unknown = [k for k in req.annotators or [] if usable_key(s.get(ApiKey, k)) is None]
+        if unknown:
+            raise APIError(
+                400,
+                f"annotators: {unknown[0]!r} is no valid key id (see `reinforge keys list`)",
+                param="annotators",
+            )
         if req.ref is not None:  # the same request again (a client that restarted): the same queue
             q = s.scalar(
                 select(FeedbackQueue).where(FeedbackQueue.owner == owner, FeedbackQueue.ref == req.ref)

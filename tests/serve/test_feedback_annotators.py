@@ -52,6 +52,9 @@ def test_each_annotator_labels_each_item_once_and_labels_carry_their_key(service
     start, client, ids, heads = service
     q = shared_queue(client, ids, heads)
     assert shared_queue(client, ids, heads)["id"] == q["id"]  # the same ref again: the same queue
+    typo = {"items": ITEMS, "annotators_per_item": 2, "annotators": ["key-nobody"]}
+    r = client.post("/v1/feedback/queues", json=typo, headers=heads["owner"])
+    assert r.status_code == 400 and "'key-nobody' is no valid key id" in r.json()["error"]["message"]
     # ann1 prefers the first response everywhere; ann2 differs on q1 and skips q0
     assert label_all(client, q["id"], heads["ann1"], lambda p: {"ranking": [0, 1]}) == ["q0", "q1", "g"]
     ann2 = {"q0": {"skip": True}, "q1": {"ranking": [1, 0]}, "g": {"thumbs": {"0": -1, "1": 1}}}
