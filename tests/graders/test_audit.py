@@ -70,8 +70,12 @@ def report_for(grader: Grader, rows: list[dict], outputs: list[list[str]]) -> di
     return audit_report(model, probes)
 
 
-def test_the_addition_grader_passes():
-    report = report_for(get_task("addition").grader, ADDITION_ROWS, MODEL_OUTPUTS)
+@pytest.mark.parametrize("task", ["addition", "reverse"])  # the demo's tasks
+def test_the_demo_graders_pass(task):
+    rows = get_task(task).make_rows(8, seed=1)
+    # half-right outputs: the answer, one character dropped, the answer, one character too many
+    outputs = [[a, a[:-1], a, a + a[-1]] for a in (r["answer"] for r in rows)]
+    report = report_for(get_task(task).grader, rows, outputs)
     assert not any(p["flagged"] for p in report["probes"].values()), report["probes"]
     assert report["warnings"] == [] and report["errors"] == {}
     assert (report["prompts"], report["samples_per_prompt"], report["grades"]) == (8, 4, 32)
