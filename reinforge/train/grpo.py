@@ -27,6 +27,7 @@ from reinforge.graders import as_grader
 from reinforge.graders.registry import GraderSpec
 from reinforge.models.vllm_backend import make_backend
 from reinforge.tasks import get_task
+from reinforge.train import distributed
 from reinforge.train.batching import load_prompt_rows, steps_for
 from reinforge.train.evaluate import evaluate
 from reinforge.train.grader_audit import preflight
@@ -253,7 +254,7 @@ def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -
         order = torch.randperm(N, generator=gen) if cfg.num_minibatches > 1 else torch.arange(N)
         for mb in range(cfg.num_minibatches):
             idx = order[mb * mb_size : (mb + 1) * mb_size].to(device)
-            n_tokens = cmask[idx].sum().clamp(min=1).item()
+            n_tokens = distributed.mean_across(cmask[idx].sum().clamp(min=1).item())  # dapo: all ranks'
             optimizer.zero_grad(set_to_none=True)
             sums = dict.fromkeys(("loss", "policy", "kl", "clip"), 0.0)
             for rows in idx.split(micro):
@@ -280,6 +281,7 @@ def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -
                     share * aggregate_loss(pg.detach(), mb_mask, cfg.loss_type, cfg.max_new_tokens).item()
                 )
                 sums["clip"] += (clipped.float() * mb_mask).sum().item() / n_tokens
+            distributed.average_gradients(policy.parameters())  # N ranks with B/N rows: one with B
             gn = torch.nn.utils.clip_grad_norm_(
                 [p for p in policy.parameters() if p.requires_grad], cfg.max_grad_norm
             )
@@ -347,8 +349,8 @@ def train_grpo(
             # 3-4. advantages and update
             upd = grpo_update(policy, ref, optimizer, roll, cfg, step_seed=cfg.seed * 7919 + step)
             scheduler.step()
-            # 5. log (the skeleton evaluates and checkpoints)
-            dt = time.perf_counter() - t0
+            # 5. log (the skeleton evaluates and checkpoints): every rank's rewards and grades
+            roll, dt = distributed.for_logging(roll), time.perf_counter() - t0
             n_tokens = int(roll.completion_mask.sum())
             lengths = roll.completion_mask.sum(-1).float()
             r = roll.rewards

@@ -12,6 +12,7 @@ import torch
 from reinforge.graders.base import Grade, Grader, GraderError, make_sample
 from reinforge.models.chat import encode_prompt, prompt_messages
 from reinforge.models.generation import GenerationBackend, SamplingParams
+from reinforge.train import distributed
 from reinforge.train.batching import batch_indices
 
 
@@ -105,22 +106,27 @@ class StepRollouts:
     """Phases 1-2 of an on-policy step (GRPO, PPO): ``rollouts(step, n)`` draws the step's
     ``cfg.prompts_per_step`` train rows (:func:`batch_indices`), samples ``n`` completions of each at
     ``cfg``'s temperature, top_p and max_new_tokens with a seed per step, and grades them. Every train
-    row's prompt is encoded once, here."""
+    row's prompt is encoded once, here. Under data parallel each rank samples its block of the step's
+    rows (whole groups) with a seed of its own."""
 
     def __init__(self, backend: Any, grader: Grader, rows: list[dict], tokenizer, cfg):
         # backend: a GenerationBackend with the ``pad_id`` its rollouts are packed with (HF, vLLM)
         self.backend, self.grader, self.rows, self.cfg = backend, grader, rows, cfg
         self.prompt_ids = [encode_prompt(tokenizer, prompt_messages(r)) for r in rows]
 
-    def __call__(self, step: int, n: int) -> Rollout:
+    def __call__(self, step: int, n: int, shard: tuple[int, int] | None = None) -> Rollout:
+        # shard: (rank, world size) of the block to sample; default: this process's (train/distributed.py)
         cfg = self.cfg
+        rank, world = shard or (distributed.rank(), distributed.world_size())
         idx = batch_indices(step, cfg.prompts_per_step, len(self.rows), cfg.seed)
+        lo, hi = distributed.shard_range(len(idx), (rank, world))  # data parallel: whole groups
+        idx = idx[lo:hi]
         params = SamplingParams(
             temperature=cfg.temperature,
             top_p=cfg.top_p,
             max_tokens=cfg.max_new_tokens,
             n=n,
-            seed=cfg.seed * 1_000_003 + step,
+            seed=(cfg.seed * 1_000_003 + step) * world + rank,
         )
         rows, prompts = [self.rows[i] for i in idx], [self.prompt_ids[i] for i in idx]
         return collect_rollout(self.backend, self.grader, rows, prompts, params, self.backend.pad_id)

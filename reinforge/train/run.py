@@ -23,8 +23,10 @@ class MetricsLog:
     before the kill) are dropped first, so no step is logged twice or lost.
     """
 
-    def __init__(self, path: Path, resume_step: int | None = None):
-        self.path = Path(path)
+    def __init__(self, path: Path, resume_step: int | None = None, read_only: bool = False):
+        self.path = Path(path)  # read_only: a rank other than 0 reads the log rank 0 writes
+        if read_only:
+            return
         if resume_step is None:
             self.path.write_text("")
         else:

@@ -15,10 +15,11 @@ A trainer shows only its algorithm (``sft_trainer.py`` is the shortest)::
 Where the next services plug in: an experiment tracker (tensorboard, wandb, mlflow) is one more
 :class:`MetricSink` in ``sinks`` (it sees every record ``metrics.jsonl`` sees, and is closed with the
 run); a config key naming trackers would be turned into sinks here, in ``Run.__init__``, so no trainer
-changes. Under ``torch.distributed`` every rank runs the same loop and the same cadence (the stop
-signal must then be agreed across ranks, in :meth:`Run.steps`); only rank 0 (``is_main``) sends
-records to the sinks and writes ``final/``, the summary, the plot and the table; a sharded model's
-checkpoint gathering belongs in the one ``save_and_prune`` call of :meth:`Run.steps`.
+changes. Under ``torch.distributed`` (``train/distributed.py``, joined here) every rank runs the same
+loop and the same cadence (the stop signal is agreed across ranks in :meth:`Run.steps`); only rank 0
+(``is_main``) evaluates, sends records to the sinks and writes checkpoints, ``final/``, the summary, the
+plot and the table; the other ranks read ``metrics.jsonl`` back. A sharded model's checkpoint gathering
+belongs in the one ``save_and_prune`` call of :meth:`Run.steps`.
 """
 
 from __future__ import annotations
@@ -28,11 +29,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import torch.distributed as dist
-
 from reinforge.config import Config, load_config
 from reinforge.errors import ReinforgeError
 from reinforge.train import checkpoint as ck
+from reinforge.train import distributed
 from reinforge.train.optimizer import adamw
 from reinforge.train.progress import TrainProgress, print_table
 from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
@@ -74,7 +74,8 @@ class Run:
         self.cfg = cfg
         self.algorithm, self.name = algorithm, name
         self.on_step, self.should_stop = on_step, should_stop
-        self.is_main = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+        distributed.init()  # torchrun's process group, joined once (train/distributed.py)
+        self.is_main = distributed.rank() == 0
         self.t_start = time.time()
         self.dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
         # the resume point: the newest finished checkpoint, its step and what the trainer saved in it
@@ -106,6 +107,7 @@ class Run:
         Opens ``metrics.jsonl``: call it once the data and models have loaded."""
         cfg = self.cfg
         self.model, self.tokenizer, self.total = model, tokenizer, total
+        distributed.broadcast_parameters(model)  # every rank starts from rank 0's weights
         self.optim = adamw(model.parameters(), cfg.learning_rate, cfg.weight_decay)
         self.scheduler = make_scheduler(
             self.optim, cfg.warmup_steps, schedule_steps or total, cfg.lr_schedule
@@ -115,7 +117,8 @@ class Run:
                 self.last, self.optim, self.scheduler, lr=cfg.learning_rate, weight_decay=cfg.weight_decay
             )
         # metrics.jsonl is written (or cut back to the resume step) only once data and models have loaded
-        self.metrics = MetricsLog(self.dir / "metrics.jsonl", resume_step=self.start if self.resume else None)
+        resume_step = self.start if self.resume else None  # other ranks only read what rank 0 writes
+        self.metrics = MetricsLog(self.dir / "metrics.jsonl", resume_step, read_only=not self.is_main)
         self.sinks.insert(0, self.metrics)
         return self.optim, self.scheduler
 
@@ -144,27 +147,33 @@ class Run:
         if self.start == 0:
             self._evaluate(evaluate, 0)
         self._bar = TrainProgress(
-            total, self.start, description or self.name, enabled=cfg.progress, started=self.t_start
+            total,
+            self.start,
+            description or self.name,
+            enabled=cfg.progress and self.is_main,
+            started=self.t_start,
         ).__enter__()
         for step in range(self.start + 1, total + 1):
             yield step
             if cfg.eval_interval and step % cfg.eval_interval == 0 and step != total:
                 self._evaluate(evaluate, step)
-            self.stopped = bool(self.should_stop and self.should_stop())
+            self.stopped = distributed.any_across(bool(self.should_stop and self.should_stop()))
             if (save_last or step != total) and ck.checkpoint_due(
                 step, total, self.stopped, cfg.save_interval
             ):
-                ck.save_and_prune(
-                    self.dir,
-                    step,
-                    self.model,
-                    self.tokenizer,
-                    self.optim,
-                    self.scheduler,
-                    state(step),
-                    cfg.keep_checkpoints,
-                    self.t_start,
-                )
+                if self.is_main:
+                    ck.save_and_prune(
+                        self.dir,
+                        step,
+                        self.model,
+                        self.tokenizer,
+                        self.optim,
+                        self.scheduler,
+                        state(step),
+                        cfg.keep_checkpoints,
+                        self.t_start,
+                    )
+                distributed.barrier()  # a kill after this step finds its checkpoint whole
             if self.stopped:
                 break
         if not self.stopped:  # in the bar: its time and val figure include the final evaluation
@@ -173,6 +182,7 @@ class Run:
             if save_last:
                 self.save_final()
         self._close_bar()
+        distributed.barrier()  # every rank then reads the whole metrics.jsonl
 
     def log(self, record: dict[str, Any], bar: dict[str, Any] | None = None) -> None:
         """Send ``record`` to every sink, then to ``on_step``; with ``bar``, show those figures too."""
@@ -187,7 +197,7 @@ class Run:
             self._bar.update(record["step"], {**bar, label: latest})
 
     def _evaluate(self, evaluate: Callable[[int], dict[str, Any]] | None, step: int) -> dict:
-        fields = evaluate(step) if evaluate is not None else {}
+        fields = evaluate(step) if evaluate is not None and self.is_main else {}
         rec = {"step": step, "kind": "eval", **fields} if fields else {}
         if rec:
             self.log(rec)

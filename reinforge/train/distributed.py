@@ -1,0 +1,166 @@
+"""Data parallel on ``torch.distributed``, set up once by the run skeleton (:class:`~reinforge.train.skeleton.Run`).
+
+Every rank runs the same trainer loop on the same weights; a step's prompts are split across ranks in
+whole groups (:func:`shard_range`), so a group's advantages never need another rank's rewards; the
+gradients are averaged (:func:`average_gradients`) before clipping, so N ranks with B/N prompts each
+make the update one process makes with B (to float tolerance; with ``num_minibatches: 1``, the
+default: more minibatches are drawn from each rank's own rows). Rank 0 logs, evaluates and writes
+checkpoints; a checkpoint holds the one model and optimizer every rank shares, and the data position
+is a function of the step alone, so ``--resume`` works at any world size.
+
+Started by ``torchrun --nproc-per-node N -m reinforge rft CONFIG.yaml`` (its ``RANK``/``WORLD_SIZE``/
+``LOCAL_RANK``/``MASTER_ADDR`` variables): gloo on CPU, NCCL on CUDA with one GPU per local rank. Under Ray
+Train the process group already exists and is used as it is. Without either, every function here is the
+single-process identity (``world_size() == 1``), at no cost.
+
+>>> world_size(), rank(), shard_range(8)
+(1, 0, (0, 8))
+>>> mean_across(3.0), any_across(False)
+(3.0, False)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from reinforge.errors import ConfigError
+
+
+def init() -> bool:
+    """Join the process group torchrun describes (once per process); True when running distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size() > 1
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    cuda = torch.cuda.is_available() and os.environ.get("REINFORGE_DIST_BACKEND", "") != "gloo"
+    if cuda:  # one GPU per local rank: "cuda" (cfg.device auto) then means this rank's GPU
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return True
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    return dist.get_world_size() if active() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if active() else 0
+
+
+def _device() -> torch.device:
+    """Where collectives' tensors live: this rank's GPU under NCCL, else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def shard_range(
+    n_groups: int, shard: tuple[int, int] | None = None, what: str = "prompts_per_step"
+) -> tuple[int, int]:
+    """``[lo, hi)``: this rank's contiguous block of a step's ``n_groups`` prompt groups (a group is never
+    split). ``shard``: ``(rank, world_size)`` to use instead of this process's."""
+    r, W = shard or (rank(), world_size())
+    if n_groups % W:
+        raise ConfigError(
+            f"{what}={n_groups}: must be a multiple of the world size {W} (each rank samples whole groups "
+            f"of an equal share); set --set {what}={max(W, n_groups // W * W)} or run on fewer processes"
+        )
+    per = n_groups // W
+    return r * per, (r + 1) * per
+
+
+def average_gradients(params) -> None:
+    """Replace each parameter's gradient by its mean over the ranks (one flat all-reduce). A parameter
+    without a gradient on this rank counts as zero, so every rank sends the same buffer."""
+    if not active():
+        return
+    params = [p for p in params if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params]).to(_device())
+    dist.all_reduce(flat)
+    flat /= world_size()
+    offset = 0
+    for p in params:
+        n = p.grad.numel()
+        p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
+        offset += n
+
+
+def broadcast_parameters(model) -> None:
+    """Start every rank from rank 0's weights (a seed that differs, a model built differently)."""
+    if not active():
+        return
+    for t in [*model.parameters(), *model.buffers()]:
+        buf = t.data.to(_device())
+        dist.broadcast(buf, src=0)
+        t.data.copy_(buf)
+
+
+def mean_across(x: float) -> float:
+    """The mean of a number over the ranks."""
+    if not active():
+        return x
+    t = torch.tensor([float(x)], dtype=torch.float64, device=_device())
+    dist.all_reduce(t)
+    return t.item() / world_size()
+
+
+def any_across(flag: bool) -> bool:
+    """True on every rank when it is true on any (a stop signal every rank must obey together)."""
+    if not active():
+        return flag
+    t = torch.tensor([int(flag)], device=_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def gather_objects(items: list) -> list:
+    """Every rank's list, concatenated in rank order (picklable items: grades, texts)."""
+    if not active():
+        return items
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, items)
+    return [x for part in out for x in part]
+
+
+def gather_rows(t: torch.Tensor, pad: float = 0) -> torch.Tensor:
+    """Every rank's (n, ...) tensor concatenated along dim 0 in rank order; a ragged last dim is
+    right-padded with ``pad`` to the longest."""
+    if not active():
+        return t
+    parts = gather_objects([t.cpu()])
+    width = max(p.shape[-1] for p in parts) if t.dim() > 1 else None
+    if width is not None:
+        parts = [torch.nn.functional.pad(p, (0, width - p.shape[-1]), value=pad) for p in parts]
+    return torch.cat(parts).to(t.device)
+
+
+def for_logging(roll):
+    """The step's rollout as it is logged: rewards, grades, texts and completion masks of every rank
+    (the tensors the update used stay this rank's)."""
+    if not active():
+        return roll
+    from dataclasses import replace
+
+    return replace(
+        roll,
+        rewards=gather_rows(roll.rewards),
+        grades=gather_objects(roll.grades),
+        texts=gather_objects(roll.texts),
+        completion_mask=gather_rows(roll.completion_mask),
+    )
+
+
+def barrier() -> None:
+    if active():
+        dist.barrier()
