@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reinforge.data.jsonl import iter_jsonl
-from reinforge.data.rft import check_messages
+from reinforge.data.rft import check_messages, check_tools
 from reinforge.errors import DataError
 
 
@@ -34,6 +34,8 @@ def row_format(row: dict) -> str | None:
 def check_row(row: dict, fmt: str, where: str) -> None:
     if fmt == "chat":
         check_messages(row.get("messages"), where)
+        if "tools" in row:  # Agent RFT rows: OpenAI ChatCompletionTools, checked as the trainer will
+            check_tools(row["tools"], where)
     elif fmt == "preference":
         if "chosen" in row:
             for k in ("chosen", "rejected"):

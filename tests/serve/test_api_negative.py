@@ -108,6 +108,11 @@ def test_other_keys_objects_are_404(app_client):
             "one format",
         ),  # mixed formats
         (b'{"prompt": "p", "responses": ["a", "b", "c"], "ranking": [0, 0, 1]}\n', 1, "permutation"),
+        (
+            b'{"messages": [{"role": "user", "content": "a"}], "tools": [{"type": "function"}]}\n',
+            1,
+            "tools[0]",
+        ),  # a tool with no function: named at upload, not when the job trains
     ],
 )
 def test_malformed_file_is_400_naming_the_line(app_client, body, line, words):
