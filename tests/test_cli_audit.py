@@ -11,6 +11,14 @@ from typer.testing import CliRunner
 
 from reinforge.cli import app
 
+GRADER = {
+    "type": "string_check",
+    "name": "exact",
+    "input": "{{sample.output_text}}",
+    "reference": "{{item.answer}}",
+    "operation": "eq",
+}
+
 
 def invoke(*args: object):
     return CliRunner().invoke(app, [str(a) for a in args])
@@ -69,3 +77,19 @@ def test_grade_audit_user_errors(rft_yaml, args, needle):
     res = invoke("grade", *[a.format(cfg=rft_yaml) for a in args])
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert res.stderr.startswith("error: ") and needle in res.stderr, res.stderr
+
+
+def test_grade_audit_refuses_agent_episodes(tmp_path):
+    tool = {
+        "type": "function",
+        "function": {"name": "add", "parameters": {"type": "object", "properties": {}}},
+    }
+    row = {"messages": [{"role": "user", "content": "2+2"}], "tools": [tool], "answer": "4"}
+    (tmp_path / "train.jsonl").write_text(json.dumps(row) + "\n")
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(yaml.safe_dump({"train_file": str(tmp_path / "train.jsonl"), "grader": GRADER}))
+    res = invoke("grade", "--audit", cfg)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert (
+        "grade --audit: agent episodes (an `agent` section, or rows with tools) are not audited" in res.stderr
+    )

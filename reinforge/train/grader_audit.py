@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from reinforge.errors import ConfigError
 from reinforge.graders.audit import PROBES, audit_report, probe_outputs, prompt_text, summary_lines
 from reinforge.graders.base import Grader, make_sample
 from reinforge.models.chat import encode_prompt, prompt_messages
@@ -27,6 +28,12 @@ from reinforge.train.rollout import collect_rollout, grade_safely, preflight_gra
 from reinforge.train.warmup import load_model
 
 AUDIT_FILE = "audit.json"
+NO_EPISODES = "agent episodes (an `agent` section, or rows with tools) are not audited yet"
+
+
+def samples_episodes(cfg: Any, rows: list[dict]) -> bool:
+    """Whether the run samples agent episodes rather than single completions (what the audit samples)."""
+    return getattr(cfg, "agent", None) is not None or any(r.get("tools") for r in rows)
 
 
 def audit_prompts(rows: list[dict], n: int, seed: int) -> list[dict]:
@@ -85,6 +92,10 @@ def preflight(cfg: Any, run: Any, backend, tokenizer, grader: Grader, rows: list
         return summary_fields(json.loads(path.read_text())) if path.exists() else {}
     if not cfg.audit or not run.is_main:
         return {}
+    if samples_episodes(cfg, rows):  # single completions would misjudge a grader of whole episodes
+        if cfg.progress:
+            console.print(f"grader audit skipped: {NO_EPISODES}", markup=False, highlight=False)
+        return {}
     report = audit_grader(backend, tokenizer, grader, audit_prompts(rows, cfg.audit_prompts, cfg.seed), cfg)
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     if cfg.progress:
@@ -97,6 +108,8 @@ def audit_config(cfg: Any, grader: Grader) -> dict[str, Any]:
     """``reinforge grade --audit``: the audit of an RFT config (``GRPOConfig``) with its ``grader``, on its
     starting model; a template naming a field the rows lack fails first, before the model loads."""
     train_rows, val_rows = load_prompt_rows(cfg)
+    if samples_episodes(cfg, train_rows):
+        raise ConfigError(f"grade --audit: {NO_EPISODES}; the audit samples single completions")
     preflight_grader(cfg, train_rows, val_rows)
     policy, tok = load_model(cfg.model, dtype=None if cfg.dtype == "auto" else cfg.dtype, device=cfg.device)
     backend = make_backend(cfg.generation_backend, policy, tok, cfg.compile_decode)
