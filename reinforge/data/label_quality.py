@@ -60,9 +60,9 @@ def label_value(ranking: Sequence[int] | None, thumbs: Mapping[str, int] | None,
     """
     if ranking is not None and sorted(ranking) == list(range(n)):
         return tuple(int(i) for i in ranking)
-    thumbs = {int(k): v for k, v in (thumbs or {}).items()}
-    if n == 2 and len(thumbs) == 2 and sorted(thumbs.values()) == [-1, 1]:
-        return (0, 1) if thumbs[0] > 0 else (1, 0)
+    by_index = {int(k): v for k, v in (thumbs or {}).items()}
+    if n == 2 and len(by_index) == 2 and sorted(by_index.values()) == [-1, 1]:
+        return (0, 1) if by_index[0] > 0 else (1, 0)
     return None
 
 

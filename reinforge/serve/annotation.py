@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Hashable
 from typing import Any
 
 from fastapi import APIRouter
@@ -28,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reinforge.data.label_quality import Label, aggregate, label_value, summarise
+from reinforge.data.label_quality import Label, Value, aggregate, label_value, summarise
 from reinforge.serve.context import Owner, Svc
 from reinforge.serve.db import ApiKey, FeedbackItem, FeedbackLabel, FeedbackQueue
 from reinforge.serve.errors import documented, not_found
@@ -124,7 +125,7 @@ def quality(s: Session, q: FeedbackQueue) -> dict:
         Label(r["item_id"], r["annotator"], tuple(r["value"]) if r["value"] else None, r["created_at"])
         for r in rows
     ]
-    gold = {it.id: tuple(it.gold) for it in items if it.gold is not None}
+    gold: dict[Hashable, Value] = {it.id: tuple(it.gold) for it in items if it.gold is not None}
     out = summarise(labels, gold, [it.id for it in items if it.gold is None], q.annotators_per_item or 1)
     names = {k.id: k.name for k in s.scalars(select(ApiKey).where(ApiKey.id.in_(list(out["annotators"]))))}
     for who, row in out["annotators"].items():

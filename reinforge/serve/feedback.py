@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -61,9 +61,13 @@ class QueueCreate(BaseModel):
     temperature: float = 1.0
     max_tokens: int = 32
     # several annotators (serve/annotation.py); items may then carry "id" (the client's) and "gold" (a ranking)
-    ref: str | None = None  # the client's reference: creating again with the same ref returns that queue
+    ref: str | None = Field(
+        None, max_length=200
+    )  # the client's reference: the same ref again, the same queue
     annotators_per_item: int | None = Field(None, ge=1, le=100)  # labels wanted per item, one per annotator
-    annotators: list[str] | None = None  # key ids that may label besides the owner
+    annotators: list[Annotated[str, Field(max_length=64)]] | None = (
+        None  # key ids that may label, besides the owner
+    )
     round: dict[str, Any] | None = None  # the RLHF round's status, shown on the round page
 
 
@@ -262,7 +266,9 @@ def export(qid: str, svc: Svc, owner: Owner):
     with svc.sf() as s:
         q = get_queue(s, owner, qid)
         if q.annotators_per_item:  # a shared queue: each item's labels as one preference (majority)
-            judged = [(it, list(ranking), None) for it, ranking in aggregated(s, q)]
+            judged: list[tuple[FeedbackItem, list | None, dict | None]] = [
+                (it, list(ranking), None) for it, ranking in aggregated(s, q)
+            ]
         else:
             items = s.scalars(
                 select(FeedbackItem)

@@ -148,7 +148,9 @@ class ServiceLabeller(Labeller):
         """The round's comparisons, then its gold items (a random order of their two responses) at
         random places; the same for the same round and seed."""
         rng = random.Random(self.seed * 1000 + round_index)
-        items = [{"id": r.id, "prompt": r.prompt, "responses": r.responses} for r in requests]
+        items: list[dict[str, Any]] = [
+            {"id": r.id, "prompt": r.prompt, "responses": r.responses} for r in requests
+        ]
         for j, g in enumerate(rng.sample(self.gold, min(len(self.gold), int(self.spec["gold_per_round"])))):
             flip = rng.random() < 0.5
             responses = g.responses[::-1] if flip else list(g.responses)
