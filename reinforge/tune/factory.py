@@ -7,7 +7,10 @@ import importlib
 from pathlib import Path
 
 from reinforge.errors import ConfigError, ReinforgeError
+from reinforge.tune.agent_objective import agent_objective
+from reinforge.tune.chat_objective import chat_objective
 from reinforge.tune.generation import generation_objective
+from reinforge.tune.llm_client import LLMClient
 from reinforge.tune.objectives import ExampleObjective, estimate_cost
 from reinforge.tune.rag import rag_objective
 from reinforge.tune.schema import TuneConfig
@@ -46,6 +49,31 @@ def build_objective(cfg: TuneConfig, base_dir: Path):
         )
         obj.score_name = "recall"
         return obj
+    if o.type in ("chat", "agent"):
+        if o.llm is None:
+            raise ConfigError(
+                f"objective.llm: give the model ({{model: ..., base_url: ...}}) for a {o.type} study"
+            )
+        if o.grader is None:
+            raise ConfigError(
+                f"objective.grader: give the OpenAI grader JSON (inline or a file) that scores a {o.type}"
+            )
+        client = make_client(cfg)
+        grader = path(o.grader, "grader") if isinstance(o.grader, str) else o.grader
+        if o.type == "chat":
+            shots = path(o.few_shot_data, "few_shot_data") if o.few_shot_data else None
+            obj = chat_objective(client, path(o.data, "data"), grader, shots, cfg.storage_path, *prices(cfg))
+        else:
+            if not o.tools:
+                raise ConfigError(
+                    "objective.tools: give the tools the agent may call (a list of specs or a file)"
+                )
+            space = Space.from_dict(cfg.space)
+            obj = agent_objective(
+                client, path(o.data, "data"), grader, o.tools, space, base_dir, cfg.storage_path, *prices(cfg)
+            )
+        client.check()  # before anything starts: an unreachable endpoint is one line, not failed trials
+        return obj
     if o.type == "generation":
         if not o.model:
             raise ConfigError("objective.model: required for objective type generation")
@@ -75,6 +103,27 @@ def build_objective(cfg: TuneConfig, base_dir: Path):
         return getattr(importlib.import_module(mod), attr)
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"objective.function {o.function!r}: cannot import ({e})") from None
+
+
+def prices(cfg: TuneConfig) -> tuple[float, float]:
+    return cfg.prices.input_per_1k, cfg.prices.output_per_1k
+
+
+def make_client(cfg: TuneConfig) -> LLMClient:
+    """The client of ``objective.llm``, caching greedy requests in the study's file."""
+    s = cfg.objective.llm
+    assert s is not None
+    return LLMClient(
+        s.model,
+        s.base_url,
+        s.api_key_env,
+        s.concurrency,
+        s.max_retries,
+        s.timeout_s,
+        price_per_1k_input=cfg.prices.input_per_1k,
+        price_per_1k_output=cfg.prices.output_per_1k,
+        cache=cfg.storage_path,
+    )
 
 
 def check_estimate(cfg: TuneConfig, objective, space, yes: bool, echo=print) -> dict | None:

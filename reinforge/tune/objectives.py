@@ -8,7 +8,7 @@ covers everything the output and its reward depend on (:mod:`reinforge.tune.fing
 pipeline (model, few-shot pool, seed, documents), the grader, the configuration and the example.
 
 It returns a dict of metrics: ``score`` (mean grade), ``scores`` (per example, for paired tests),
-``tokens`` and ``latency_s`` (per example: cost objectives), ``examples_graded``, ``tokens_spent``,
+``tokens``, ``usd`` and ``latency_s`` (per example: cost objectives), ``examples_graded``, ``tokens_spent``,
 ``model_calls`` and ``cost_usd`` (new work only: what budgets count) and ``failures`` (the worst
 examples, which an LLM mutator reads).
 
@@ -146,6 +146,7 @@ class ExampleObjective:
         n = len(records)
         scores = [r["reward"] for r in records]
         tokens = [r["prompt_tokens"] + r["completion_tokens"] for r in records]
+        usd = [r["prompt_tokens"] * self.prices[0] + r["completion_tokens"] * self.prices[1] for r in records]
         worst = sorted(range(n), key=lambda i: scores[i])[: self.keep_failures]
         failures = [
             {
@@ -162,6 +163,7 @@ class ExampleObjective:
             "scores": scores,
             "tokens": sum(tokens) / n,
             "latency_s": sum(r["latency_s"] for r in records) / n,
+            "usd": sum(usd) / n / 1000,
             "examples": n,
             "examples_graded": n_new,
             "model_calls": new_calls,

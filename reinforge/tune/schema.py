@@ -13,8 +13,26 @@ from reinforge.tune.space import SpaceSpec
 from reinforge.tune.train_objective import PBTSettings
 
 
+class LLMSettings(Config):
+    """The model an objective calls: an OpenAI-compatible endpoint, or a local model without base_url."""
+
+    model: str  # the model's name at base_url; without base_url a local HF dir or tiny:<task>:<size>
+    base_url: str | None = None  # e.g. https://api.openai.com/v1, http://127.0.0.1:8000/v1 (reinforge serve)
+    api_key_env: str | None = None  # environment variable holding the key (never the key itself)
+    concurrency: int = 4  # requests in flight at once
+    max_retries: int = 4  # retries of a connection error, timeout, 408/409/429/5xx (Retry-After honoured)
+    timeout_s: float = 60.0  # seconds before a request is abandoned (then retried)
+
+
 class ObjectiveSettings(Config):
-    type: Literal["rag", "generation", "train", "python"]  # what is tuned
+    type: Literal["rag", "generation", "chat", "agent", "train", "python"]  # what is tuned
+    # -- chat, agent: the user's rows, grader and model
+    data: str | None = None  # JSONL of OpenAI RFT rows {"messages": [...], <reference fields>}
+    llm: LLMSettings | None = None  # the model the chat or agent calls
+    few_shot_data: str | None = None  # chat: JSONL of worked examples (messages ending with the answer)
+    tools: list[dict] | str | None = (
+        None  # agent: tool specs as Agent RFT's (python: or server_url:), or a YAML/JSON file of them
+    )
     # -- rag
     documents: str | None = None  # JSONL of {"id", "text", "title"?}
     questions: str | None = None  # JSONL of {"question", "doc_id"}
@@ -23,7 +41,7 @@ class ObjectiveSettings(Config):
     task: str = "addition"  # built-in task giving the validation rows and the grader
     examples: int = 64  # validation rows graded per trial
     shots: int = 8  # pool of train rows for few-shot examples
-    grader: dict | str | None = None  # OpenAI grader JSON (default: the task's grader)
+    grader: dict | str | None = None  # OpenAI grader JSON (generation: default the task's grader)
     # -- train
     base: dict | str | None = None  # a GRPO config (inline or a YAML path) the tuned values go into
     # -- python
