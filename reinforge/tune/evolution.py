@@ -43,9 +43,40 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?])\s+|\n+", text.strip()) if s]
 
 
+CLAUSE_BREAK = re.compile(r"(?<=[,;:.!?])\s+|\n+|\s+(?=(?:and|but|then|so|or|while|unless|because)\s)")
+
+
+def split_clauses(text: str) -> list[str]:
+    """Clauses and phrases: pieces between commas, semicolons, colons, sentence ends and before a
+    conjunction, each keeping its own punctuation.
+
+    >>> split_clauses("Answer briefly, using digits only. Think, then check.")
+    ['Answer briefly,', 'using digits only.', 'Think,', 'then check.']
+    """
+    return [c for c in CLAUSE_BREAK.split(text.strip()) if c]
+
+
+def join_clauses(clauses: list[str]) -> str:
+    """Clauses back into text: capitalised after a sentence end, closed with a full stop.
+
+    >>> join_clauses(["Answer briefly,", "Think step by step,", "then check"])
+    'Answer briefly, think step by step, then check.'
+    """
+    out = ""
+    for c in clauses:
+        if not out or out[-1] in ".!?":
+            c = c[:1].upper() + c[1:]
+        elif c[:1].isupper() and not c.startswith(("I ", "I'")) and not c[1:2].isupper():
+            c = c[:1].lower() + c[1:]  # a sentence's start, now inside one
+        out = f"{out} {c}" if out else c
+    return out if not out or out[-1] in ".!?" else out.rstrip(",;:") + "."
+
+
 class RuleMutator:
     """Rule-based text edits: add an instruction from a bank, drop or reorder a sentence;
-    crossover keeps a random prefix of one parent's sentences and the rest of the other's."""
+    crossover joins a prefix of one parent's clauses to a suffix of the other's, so two one-sentence
+    prompts combine their phrases ("Answer briefly, using digits." x "Think, then check." ->
+    "Answer briefly, then check.")."""
 
     INSTRUCTIONS = [
         "Answer with only the final answer.",
@@ -74,10 +105,13 @@ class RuleMutator:
         return " ".join(sents)
 
     def crossover(self, a: str, b: str, rng: random.Random) -> str:
-        sa, sb = split_sentences(a), split_sentences(b)
-        cut_a, cut_b = rng.randint(0, len(sa)), rng.randint(0, len(sb))
-        out = sa[:cut_a] + [s for s in sb[cut_b:] if s not in sa[:cut_a]]
-        return " ".join(out) or a
+        ca, cb = split_clauses(a), split_clauses(b)
+        if not ca or not cb:
+            return a or b
+        head, tail = (ca, cb) if rng.random() < 0.5 else (cb, ca)
+        cut_head, cut_tail = rng.randint(1, len(head)), rng.randint(0, len(tail) - 1)  # both give a clause
+        out = head[:cut_head] + [c for c in tail[cut_tail:] if c not in head[:cut_head]]
+        return join_clauses(out)
 
 
 class LLMMutator:

@@ -244,3 +244,14 @@ def test_optuna_sees_a_stored_subset_as_booleans():
     }
     assert set(dists) == set(params)
     assert space["tools"].decode([params[f"tools[{o}]"] for o in space["tools"].options]) == ["calc", "clock"]
+
+
+def test_rule_mutator_crossover_mixes_clauses_of_two_one_sentence_prompts():
+    # issue 18: sentence crossover never combines two single-sentence prompts' good parts
+    a, b = "Answer briefly, using only digits.", "Think step by step, then check your work."
+    rng = random.Random(0)
+    kids = {RuleMutator().crossover(a, b, rng) for _ in range(40)}
+    mixed = {k for k in kids if k not in (a, b) and ("Answer briefly" in k or "using only digits" in k)}
+    assert any("check your work" in k or "think step by step" in k.lower() for k in mixed)
+    assert "Answer briefly, then check your work." in kids  # a phrase of each, as one sentence
+    assert all(k[0].isupper() and k.endswith(".") for k in kids)
