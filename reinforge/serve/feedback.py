@@ -188,7 +188,8 @@ async def create_queue(req: QueueCreate, svc: Svc, owner: Owner):
             name=req.name,
             created_at=time.time(),
             ref=req.ref,
-            annotators_per_item=req.annotators_per_item,
+            # other annotators make a shared queue (each their own label), of one label per item at least
+            annotators_per_item=req.annotators_per_item or (1 if req.annotators else None),
             annotators=req.annotators,
             round_info=req.round,
         )
@@ -215,7 +216,7 @@ def list_queues(svc: Svc, owner: Owner):
     with svc.sf() as s:
         qs = s.scalars(
             select(FeedbackQueue)
-            .where((FeedbackQueue.owner == owner) | FeedbackQueue.annotators.is_not(None))
+            .where((FeedbackQueue.owner == owner) | FeedbackQueue.annotators_per_item.is_not(None))
             .order_by(FeedbackQueue.created_at.desc())
         ).all()
         mine = [

@@ -112,3 +112,15 @@ def test_an_item_with_its_k_labels_goes_to_no_one_else(service):
     assert first == ["q0", "q1", "g"]
     assert client.get(f"/v1/feedback/queues/{q['id']}/next", headers=heads["ann2"]).json()["item"] is None
     assert client.get(f"/v1/feedback/queues/{q['id']}", headers=heads["ann2"]).json()["total"] == 0
+
+
+def test_annotators_without_a_count_still_label_for_themselves(service):
+    _start, client, ids, heads = service
+    body = {"items": ITEMS[:1], "annotators": [ids["ann1"]]}  # no annotators_per_item: one label per item
+    q = client.post("/v1/feedback/queues", json=body, headers=heads["owner"]).json()
+    item = client.get(f"/v1/feedback/queues/{q['id']}/next", headers=heads["ann1"]).json()["item"]
+    client.post(f"/v1/feedback/items/{item['id']}", json={"ranking": [1, 0]}, headers=heads["ann1"])
+    # ann1's label is theirs, not written over the owner's item
+    labels = client.get(f"/v1/feedback/queues/{q['id']}/labels", headers=heads["owner"]).json()["data"]
+    assert [(lb["annotator"], lb["value"]) for lb in labels] == [(ids["ann1"], [1, 0])]
+    assert client.get(f"/v1/feedback/queues/{q['id']}", headers=heads["owner"]).json()["judged"] == 0
