@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from reinforge.models.decoder import StaticCacheDecoder, mask_positions, rotate_half
 
@@ -141,5 +142,9 @@ def packed_states(model, batch: PackedBatch) -> torch.Tensor:
     cos, sin = body.rotary_emb(x[None], batch.pos[None])
     cos, sin = cos[0][:, None, :], sin[0][:, None, :]  # (M, 1, D): broadcast over heads
     for layer in body.layers:
-        x = _layer(layer, x, cos, sin, batch, dropout)
+        # activation checkpointing enabled on the model: keep the layer's input, recompute it in the backward
+        if getattr(layer, "gradient_checkpointing", False) and layer.training and torch.is_grad_enabled():
+            x = checkpoint(_layer, layer, x, cos, sin, batch, dropout, use_reentrant=False)
+        else:
+            x = _layer(layer, x, cos, sin, batch, dropout)
     return body.norm(x.index_select(0, batch.predictors))

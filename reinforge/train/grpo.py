@@ -347,7 +347,8 @@ def train_grpo(
             # 1-2. rollout and score: G samples for each of the step's B prompts
             roll = rollouts(step, n=cfg.group_size)
             # 3-4. advantages and update
-            upd = grpo_update(policy, ref, optimizer, roll, cfg, step_seed=cfg.seed * 7919 + step)
+            with run.autocast():  # precision: bf16 -> bf16 compute over fp32 master weights
+                upd = grpo_update(policy, ref, optimizer, roll, cfg, step_seed=cfg.seed * 7919 + step)
             scheduler.step()
             # 5. log (the skeleton evaluates and checkpoints): every rank's rewards and grades
             roll, dt = distributed.for_logging(roll), time.perf_counter() - t0

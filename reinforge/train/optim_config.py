@@ -4,19 +4,23 @@
 :class:`OptimSettings`; the keys stay top-level YAML keys (``learning_rate: 3e-4``, ``--set epochs=2``).
 ``learning_rate`` has no default here: each algorithm states its own, in one line of its config, and
 everything else (the service's jobs, ``learning_rate_multiplier``, tuning) reads that class default.
-``Run.optimizer`` (``train/skeleton.py``) turns these keys into AdamW and its schedule.
+``Run.optimizer`` (``train/skeleton.py``) turns these keys into AdamW and its schedule, and applies
+``precision`` and ``gradient_checkpointing`` (``train/precision.py``).
 
 >>> class Demo(OptimSettings):
 ...     learning_rate: float = 1e-4  # AdamW peak learning rate
 >>> Demo(epochs=2).model_dump()
-{'steps': None, 'epochs': 2.0, 'learning_rate': 0.0001, 'lr_schedule': 'constant', 'warmup_steps': 0, 'weight_decay': 0.0, 'max_grad_norm': 1.0}
+{'steps': None, 'epochs': 2.0, 'learning_rate': 0.0001, 'lr_schedule': 'constant', 'warmup_steps': 0, 'weight_decay': 0.0, 'max_grad_norm': 1.0, 'precision': 'auto', 'gradient_checkpointing': False}
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import model_validator
 
 from reinforge.config import Config
+from reinforge.train.precision import Precision, check_precision
 
 
 class OptimSettings(Config):
@@ -29,3 +33,12 @@ class OptimSettings(Config):
     warmup_steps: int = 0  # steps of linear warm-up from 0
     weight_decay: float = 0.0  # AdamW weight decay
     max_grad_norm: float = 1.0  # clip the gradient norm to this
+    # bf16: fp32 master weights and optimizer state, bf16 autocast compute (meant for CUDA); fp32: fp32
+    # throughout; auto: weights in the dtype key's dtype, no autocast (train/precision.py)
+    precision: Precision = "auto"
+    gradient_checkpointing: bool = False  # recompute layers in the backward: less memory, ~1/3 more compute
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_dtype(cls, data: Any) -> Any:  # precision bf16/fp32 load fp32 weights
+        return check_precision(data, "dtype" in cls.model_fields) if isinstance(data, dict) else data

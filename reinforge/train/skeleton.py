@@ -34,6 +34,7 @@ from reinforge.errors import ReinforgeError
 from reinforge.train import checkpoint as ck
 from reinforge.train import distributed
 from reinforge.train.optimizer import adamw
+from reinforge.train.precision import autocast, enable_gradient_checkpointing
 from reinforge.train.progress import TrainProgress, print_table
 from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
 from reinforge.train.schedule import make_scheduler
@@ -108,6 +109,8 @@ class Run:
         cfg = self.cfg
         self.model, self.tokenizer, self.total = model, tokenizer, total
         distributed.broadcast_parameters(model)  # every rank starts from rank 0's weights
+        if getattr(cfg, "gradient_checkpointing", False):
+            enable_gradient_checkpointing(model)
         self.optim = adamw(model.parameters(), cfg.learning_rate, cfg.weight_decay)
         self.scheduler = make_scheduler(
             self.optim, cfg.warmup_steps, schedule_steps or total, cfg.lr_schedule
@@ -183,6 +186,10 @@ class Run:
                 self.save_final()
         self._close_bar()
         distributed.barrier()  # every rank then reads the whole metrics.jsonl
+
+    def autocast(self, model=None):
+        """The context of a step's forward and backward: bf16 autocast under ``precision: bf16``."""
+        return autocast(getattr(self.cfg, "precision", "auto"), model or self.model)
 
     def log(self, record: dict[str, Any], bar: dict[str, Any] | None = None) -> None:
         """Send ``record`` to every sink, then to ``on_step``; with ``bar``, show those figures too."""
