@@ -271,3 +271,24 @@ class SmallDisk:
 
     def unmount(self) -> None:
         subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
+
+
+# ---------------------------------------------------------------- the web UI in chromium
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; the browser tests skip without it
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+    )
+
+
+def signed_in_page(browser, url: str, key: str):
+    """A page in a browser context of its own (its own session cookie), signed in with ``key``."""
+    page = browser.new_context().new_page()
+    page.goto(f"{url}/")
+    page.fill("#key-input", key)
+    page.click("#login")
+    page.wait_for_selector("#session:not([hidden])")
+    return page

@@ -17,9 +17,8 @@ import pytest
 import yaml
 
 from tests.helpers import wait_for
-from tests.serve.helpers import start_server
+from tests.serve.helpers import CHROMIUM, launch_chromium, signed_in_page, start_server
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.browser,
@@ -31,16 +30,6 @@ def start_loop(cfg: str, key: str, log, resume: bool = False) -> subprocess.Pope
     env = {**os.environ, "RF_LOOP_KEY": key, "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "reinforge.cli", "rlhf", cfg] + (["--resume"] if resume else [])
     return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def login(browser, url: str, key: str):
-    """A browser session of its own (its own cookie), signed in with ``key``."""
-    page = browser.new_context().new_page()
-    page.goto(f"{url}/")
-    page.fill("#key-input", key)
-    page.click("#login")
-    page.wait_for_selector("#session:not([hidden])")
-    return page
 
 
 def label_by_keyboard(page, url: str, qid: str, most: int | None = None) -> int:
@@ -94,10 +83,8 @@ def test_two_annotators_label_a_real_loop_in_the_browser(tmp_path):
     loop = start_loop(str(cfg), keys["loop"], log)
     try:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-            )
-            ann1, ann2 = (login(browser, server.url, keys[a]) for a in ("ann1", "ann2"))
+            browser = launch_chromium(p)
+            ann1, ann2 = (signed_in_page(browser, server.url, keys[a]) for a in ("ann1", "ann2"))
             # round 1: ann1 labels everything, ann2 a part; then the loop dies mid-round and comes back...
             q1 = round_queue(http, 1)
             n = label_by_keyboard(ann1, server.url, q1)
@@ -116,7 +103,7 @@ def test_two_annotators_label_a_real_loop_in_the_browser(tmp_path):
             assert loop.wait(900) == 0, (tmp_path / "loop.log").read_text()[-3000:]
             # the round page: the loop's figures and both annotators'
             ann1.close()
-            owner = login(browser, server.url, keys["loop"])
+            owner = signed_in_page(browser, server.url, keys["loop"])
             owner.goto(f"{server.url}/#rounds/{q1}")
             owner.wait_for_selector("#round-annotators tbody tr")
             assert owner.inner_text("#round-fields dd[data-field='status']") == "done"

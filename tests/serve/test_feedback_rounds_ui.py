@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from reinforge.serve.db import create_key, default_db_url, make_engine
+from tests.serve.helpers import CHROMIUM, launch_chromium, signed_in_page
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed"),
@@ -22,19 +22,9 @@ pytestmark = [
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        b = launch_chromium(p)
         yield b
         b.close()
-
-
-def login(browser, url: str, key: str):
-    """A page in a browser context of its own (its own session cookie), signed in with ``key``."""
-    page = browser.new_context().new_page()
-    page.goto(f"{url}/")
-    page.fill("#key-input", key)
-    page.click("#login")
-    page.wait_for_selector("#session:not([hidden])")
-    return page
 
 
 def press_through(page, keys: list[str]) -> None:
@@ -59,7 +49,10 @@ def test_two_annotators_and_the_round_page(server, browser):
     round_info = {"round": 1, "status": "labelling", "requested": 3}
     q = http.post("/feedback/queues", json={"name": "round 1", "items": items, "annotators_per_item": 2,
                                             "annotators": [ids["ann1"], ids["ann2"]], "round": round_info}).json()  # fmt: skip
-    ann1, ann2 = login(browser, server.url, keys["ann1"]), login(browser, server.url, keys["ann2"])
+    ann1, ann2 = (
+        signed_in_page(browser, server.url, keys["ann1"]),
+        signed_in_page(browser, server.url, keys["ann2"]),
+    )
     for page in (ann1, ann2):
         page.goto(f"{server.url}/#feedback/{q['id']}")
         page.wait_for_selector("#fb-responses .response")
@@ -70,7 +63,7 @@ def test_two_annotators_and_the_round_page(server, browser):
         page.wait_for_selector("#fb-done:not([hidden])")
     http.post(f"/feedback/queues/{q['id']}/round", json={"status": "done", "rm_accuracy": 0.75, "kl": 0.12,
               "samples": [{"prompt": "review 0", "before": "meh", "after": "great film"}]})  # fmt: skip
-    owner = login(browser, server.url, keys["owner"])
+    owner = signed_in_page(browser, server.url, keys["owner"])
     owner.goto(f"{server.url}/#rounds/{q['id']}")
     owner.wait_for_selector("#round-annotators tbody tr")
     field = lambda name: owner.inner_text(f"#round-fields dd[data-field='{name}']")  # noqa: E731
