@@ -36,7 +36,7 @@ from reinforge.graders.base import make_sample
 from reinforge.tune.chat_objective import chat_messages
 from reinforge.tune.fingerprint import digest
 from reinforge.tune.llm_client import LLMClient, Reply
-from reinforge.tune.objectives import ExampleObjective
+from reinforge.tune.objectives import ExampleObjective, whole_batch_objective
 from reinforge.tune.space import Space, Subset
 
 SUMMARISE = (
@@ -207,20 +207,12 @@ def agent_objective(
     space: Space,
     base_dir: Path = Path("."),
     cache: Any = None,
-    price_per_1k_input: float = 0.0,
-    price_per_1k_output: float = 0.0,
+    prices: tuple[float, float] = (0.0, 0.0),
 ) -> ExampleObjective:
     """Grade the agent loop on the rows of ``data`` with ``grader``, the tools checked against ``space``."""
     rows = load_rft_rows(data)
     loaded, schemas = load_agent_tools(tools, base_dir, rows)
     check_space(space, loaded)
-    return ExampleObjective(
-        AgentPipeline(client, loaded, schemas),
-        rows,
-        grader,
-        name=f"agent:{Path(data).name}",
-        cache=cache,
-        price_per_1k_input=price_per_1k_input,
-        price_per_1k_output=price_per_1k_output,
-        batch_size=max(len(rows), 1),
+    return whole_batch_objective(
+        AgentPipeline(client, loaded, schemas), rows, grader, f"agent:{Path(data).name}", cache, prices
     )

@@ -24,7 +24,7 @@ from reinforge.errors import DataError
 from reinforge.models.chat import prompt_messages
 from reinforge.tune.generation import majority
 from reinforge.tune.llm_client import LLMClient
-from reinforge.tune.objectives import ExampleObjective
+from reinforge.tune.objectives import ExampleObjective, whole_batch_objective
 
 KNOBS = ("system", "few_shot", "model", "temperature", "top_p", "max_tokens", "votes")
 
@@ -91,18 +91,11 @@ def chat_objective(
     grader: dict | str | Path,
     shots: str | Path | None = None,
     cache: Any = None,
-    price_per_1k_input: float = 0.0,
-    price_per_1k_output: float = 0.0,
+    prices: tuple[float, float] = (0.0, 0.0),
 ) -> ExampleObjective:
-    """Grade the chat pipeline on the rows of ``data`` (RFT JSONL) with ``grader`` (OpenAI grader JSON)."""
-    rows = load_rft_rows(data)
-    return ExampleObjective(
-        ChatPipeline(client, load_shots(shots)),
-        rows,
-        grader,
-        name=f"chat:{Path(data).name}",
-        cache=cache,
-        price_per_1k_input=price_per_1k_input,
-        price_per_1k_output=price_per_1k_output,
-        batch_size=max(len(rows), 1),
+    """Grade the chat pipeline on the rows of ``data`` (RFT JSONL) with ``grader`` (OpenAI grader JSON);
+    ``prices``: money per 1000 prompt and completion tokens."""
+    pipeline = ChatPipeline(client, load_shots(shots))
+    return whole_batch_objective(
+        pipeline, load_rft_rows(data), grader, f"chat:{Path(data).name}", cache, prices
     )

@@ -13,6 +13,7 @@ from reinforge.tune.generation import generation_objective
 from reinforge.tune.llm_client import LLMClient
 from reinforge.tune.objectives import ExampleObjective, estimate_cost
 from reinforge.tune.rag import rag_objective
+from reinforge.tune.rag_answer import answering_rag_objective
 from reinforge.tune.schema import TuneConfig
 from reinforge.tune.space import Space
 from reinforge.tune.study import Study
@@ -43,36 +44,15 @@ def build_objective(cfg: TuneConfig, base_dir: Path):
         q = Path(p)
         return str(q if q.is_absolute() or q.exists() else base_dir / q)
 
+    if o.type in ("chat", "agent") or (o.type == "rag" and o.llm is not None):
+        obj = llm_objective(cfg, path, base_dir)
+        obj.pipeline.client.check()  # before anything starts: an unreachable endpoint is one line
+        return obj
     if o.type == "rag":
         obj = rag_objective(
             path(o.documents, "documents"), path(o.questions, "questions"), cache=cfg.storage_path
         )
         obj.score_name = "recall"
-        return obj
-    if o.type in ("chat", "agent"):
-        if o.llm is None:
-            raise ConfigError(
-                f"objective.llm: give the model ({{model: ..., base_url: ...}}) for a {o.type} study"
-            )
-        if o.grader is None:
-            raise ConfigError(
-                f"objective.grader: give the OpenAI grader JSON (inline or a file) that scores a {o.type}"
-            )
-        client = make_client(cfg)
-        grader = path(o.grader, "grader") if isinstance(o.grader, str) else o.grader
-        if o.type == "chat":
-            shots = path(o.few_shot_data, "few_shot_data") if o.few_shot_data else None
-            obj = chat_objective(client, path(o.data, "data"), grader, shots, cfg.storage_path, *prices(cfg))
-        else:
-            if not o.tools:
-                raise ConfigError(
-                    "objective.tools: give the tools the agent may call (a list of specs or a file)"
-                )
-            space = Space.from_dict(cfg.space)
-            obj = agent_objective(
-                client, path(o.data, "data"), grader, o.tools, space, base_dir, cfg.storage_path, *prices(cfg)
-            )
-        client.check()  # before anything starts: an unreachable endpoint is one line, not failed trials
         return obj
     if o.type == "generation":
         if not o.model:
@@ -103,6 +83,31 @@ def build_objective(cfg: TuneConfig, base_dir: Path):
         return getattr(importlib.import_module(mod), attr)
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"objective.function {o.function!r}: cannot import ({e})") from None
+
+
+def llm_objective(cfg: TuneConfig, path, base_dir: Path) -> ExampleObjective:
+    """A chat, agent or answering-RAG objective: the user's rows and grader, through ``objective.llm``."""
+    o = cfg.objective
+    if o.llm is None:
+        raise ConfigError(
+            f"objective.llm: give the model ({{model: ..., base_url: ...}}) for a {o.type} study"
+        )
+    if o.grader is None:
+        raise ConfigError(
+            f"objective.grader: give the OpenAI grader JSON (inline or a file) that scores a {o.type}"
+        )
+    client, cache = make_client(cfg), cfg.storage_path
+    grader = path(o.grader, "grader") if isinstance(o.grader, str) else o.grader
+    if o.type == "rag":  # answers generated from the retrieved context
+        docs, questions = path(o.documents, "documents"), path(o.questions, "questions")
+        return answering_rag_objective(client, docs, questions, grader, cache, prices(cfg))
+    if o.type == "chat":
+        shots = path(o.few_shot_data, "few_shot_data") if o.few_shot_data else None
+        return chat_objective(client, path(o.data, "data"), grader, shots, cache, prices(cfg))
+    if not o.tools:
+        raise ConfigError("objective.tools: give the tools the agent may call (a list of specs or a file)")
+    space = Space.from_dict(cfg.space)
+    return agent_objective(client, path(o.data, "data"), grader, o.tools, space, base_dir, cache, prices(cfg))
 
 
 def prices(cfg: TuneConfig) -> tuple[float, float]:

@@ -177,6 +177,22 @@ class ExampleObjective:
         return metrics
 
 
+def whole_batch_objective(
+    pipeline: Pipeline, rows: list[dict], grader: Any, name: str, cache: Any, prices: tuple[float, float]
+) -> ExampleObjective:
+    """An example objective whose pipeline takes all the rows at once (it bounds its own concurrency)."""
+    return ExampleObjective(
+        pipeline,
+        rows,
+        grader,
+        name=name,
+        cache=cache,
+        price_per_1k_input=prices[0],
+        price_per_1k_output=prices[1],
+        batch_size=max(len(rows), 1),
+    )
+
+
 STANDARD = {"output_text", "prompt_tokens", "completion_tokens", "model_calls", "latency_s"}
 
 

@@ -73,7 +73,7 @@ class Embedder:
 
 
 class RAGPipeline:
-    """``pipeline(params, rows)`` -> per question ``{"output_text", "doc_ids", "context_tokens"}``."""
+    """``pipeline(params, rows)`` -> per question ``{"output_text", "doc_ids", "context", "context_tokens"}``."""
 
     def __init__(self, documents: str | Path, question_key: str = "question"):
         self.docs = read_jsonl(documents)
@@ -139,6 +139,7 @@ class RAGPipeline:
                 {
                     "output_text": " ".join(ids),
                     "doc_ids": ids,
+                    "context": [chunks[i] for i in top],
                     "context_tokens": sum(len(chunks[i].split()) for i in top),
                 }
             )

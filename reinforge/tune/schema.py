@@ -26,22 +26,24 @@ class LLMSettings(Config):
 
 class ObjectiveSettings(Config):
     type: Literal["rag", "generation", "chat", "agent", "train", "python"]  # what is tuned
-    # -- chat, agent: the user's rows, grader and model
+    # -- chat, agent (and rag's answers): the user's rows, grader and model
     data: str | None = None  # JSONL of OpenAI RFT rows {"messages": [...], <reference fields>}
-    llm: LLMSettings | None = None  # the model the chat or agent calls
+    llm: LLMSettings | None = None  # the model called (rag: answers from the retrieved context)
     few_shot_data: str | None = None  # chat: JSONL of worked examples (messages ending with the answer)
     tools: list[dict] | str | None = (
         None  # agent: tool specs as Agent RFT's (python: or server_url:), or a YAML/JSON file of them
     )
     # -- rag
     documents: str | None = None  # JSONL of {"id", "text", "title"?}
-    questions: str | None = None  # JSONL of {"question", "doc_id"}
+    questions: str | None = None  # JSONL of {"question", "doc_id", <reference fields for an answer grader>}
     # -- generation
     model: str | None = None  # local HF dir or tiny:<task>:<size>
     task: str = "addition"  # built-in task giving the validation rows and the grader
     examples: int = 64  # validation rows graded per trial
     shots: int = 8  # pool of train rows for few-shot examples
-    grader: dict | str | None = None  # OpenAI grader JSON (generation: default the task's grader)
+    grader: dict | str | None = (
+        None  # OpenAI grader JSON (generation: default the task's; rag with llm: over the answers)
+    )
     # -- train
     base: dict | str | None = None  # a GRPO config (inline or a YAML path) the tuned values go into
     # -- python

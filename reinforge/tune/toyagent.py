@@ -1,7 +1,8 @@
 """A scripted tool-using "model" behind an OpenAI-compatible endpoint, with its tools and questions.
 
 It is no language model: a few rules that react to what an agent study tunes, so the agent tour and the
-tests run offline in seconds. It calls a tool only when the tool's *description* says it fits the
+tests run offline in seconds (given a ``Context:``/``Question:`` prompt it reads: it answers with the
+context line that shares the most words with the question). It calls a tool only when the tool's *description* says it fits the
 question (arithmetic, or facts about countries); it chains two tools only when the system prompt tells
 it to work step by step or use its tools; it slips (an answer off by one) more often the higher the
 temperature; every offered tool's schema costs prompt tokens. Point ``base_url`` at a real endpoint for
@@ -106,6 +107,8 @@ def respond(body: dict) -> dict:
         return _answer("\n".join(kept) or "nothing yet")
     system = " ".join(m["content"] for m in messages if m["role"] == "system").lower()
     question = next(m["content"] for m in messages if m["role"] == "user")
+    if "Context:" in question and "Question:" in question:  # a reader: the best-matching context line
+        return _answer(read(question))
     seen = [
         m["content"]
         for m in messages
@@ -139,6 +142,14 @@ def respond(body: dict) -> dict:
             return _call(fits["calc"], {"expression": f"{people[1]} * {m[2]}"})
         return _answer(str(int(people[1]) * int(m[2]) + (digest[1] % 2)))  # in its head: right half the time
     return _answer("I do not know.")
+
+
+def read(prompt: str) -> str:
+    """The context line (``- ...``) sharing the most words with the question; none: "I do not know."."""
+    asked = set(re.findall(r"\w+", prompt.rsplit("Question:", 1)[1].lower()))
+    lines = [ln[2:] for ln in prompt.split("Question:")[0].splitlines() if ln.startswith("- ")]
+    best = max(lines, key=lambda ln: len(asked & set(re.findall(r"\w+", ln.lower()))), default="")
+    return best or "I do not know."
 
 
 def _fits(tool: dict, words: tuple[str, ...]) -> bool:
