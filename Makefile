@@ -62,5 +62,10 @@ bench: $(STAMP)
 bench-gpu: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_grpo_gpu --steps 3 --sides reinforge,reinforge_packed,reinforge_keep_logits,trl
 
+# validation reward against training seconds, reinforge vs TRL at the same budget (plot: runs/bench-quality/)
+.PHONY: bench-quality
+bench-quality: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_quality
+
 clean:
 	rm -rf runs .pytest_cache
