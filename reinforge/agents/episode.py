@@ -191,8 +191,7 @@ def start_episodes(
             messages = as_messages(first) if first is not None else list(row["messages"])
             if messages and messages[-1].get("role") == "assistant":  # a reference answer: not the prompt
                 messages = messages[:-1]
-            tools = row.get("tools")
-            ids = encode_prompt(tokenizer, messages, **({"tools": tools} if tools else {}))
+            ids = encode_prompt(tokenizer, messages, tools=row.get("tools"))
             episodes.append(Episode(row, ids, rid, messages=messages, n_prompt_messages=len(messages)))
             envs.append(env)
     return episodes, envs
@@ -258,8 +257,9 @@ def run_episodes(
             else:
                 stepping.append((k, parsed))
         results = step_all([envs[k] for k, _ in stepping], [t for _, t in stepping], limits.concurrency)
+        last = turn == limits.max_episode_steps - 1
         for (k, _), result in zip(stepping, results):
-            observe(episodes[k], result, tokenizer, limits)
+            observe(episodes[k], result, tokenizer, limits, last)
     for ep in episodes:
         if ep.status == "running":
             ep.end("truncated", "max_episode_steps")
@@ -295,8 +295,9 @@ def take_turn(
     return parsed
 
 
-def observe(ep: Episode, result: Any, tokenizer: Any, limits: EpisodeLimits) -> None:
-    """Record an environment step's outcome: discard, end, or append the observation's tokens."""
+def observe(ep: Episode, result: Any, tokenizer: Any, limits: EpisodeLimits, last: bool = False) -> None:
+    """Record an environment step's outcome: discard, end, or append the observation's tokens (not after
+    the ``last`` turn: nothing would read them)."""
     if isinstance(result, RolloutDiscarded):
         ep.end("discarded", str(result))
         return
@@ -307,8 +308,8 @@ def observe(ep: Episode, result: Any, tokenizer: Any, limits: EpisodeLimits) -> 
             ep.tool_seconds.append(r.seconds)
     if result.reward is not None:
         ep.env_reward = float(result.reward)
-    if result.done:
-        ep.end("done")
+    if result.done or last:
+        ep.end("done") if result.done else ep.end("truncated", "max_episode_steps")
         return
     messages = as_messages(result.observation)
     ep.messages += messages

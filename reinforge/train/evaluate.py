@@ -7,12 +7,14 @@ from pathlib import Path
 
 import torch
 
+from reinforge.agents.episode import episode_metrics
 from reinforge.graders.base import Grader, make_sample
 from reinforge.models.chat import encode_prompt, prompt_messages
 from reinforge.models.generation import HFBackend, SamplingParams
+from reinforge.train.agent import AgentRunner
 from reinforge.train.logprobs import per_token_logps
 from reinforge.train.losses import pass_at_k
-from reinforge.train.rollout import collect_rollout, first_row_where, grade_safely
+from reinforge.train.rollout import collect_rollout, first_row_where, grade_episodes, grade_safely
 
 
 def evaluate(
@@ -28,28 +30,42 @@ def evaluate(
     batch_size: int = 128,
     pass_threshold: float = 1.0,
     return_rows: bool = False,
+    agent: AgentRunner | None = None,
 ):
-    """Greedy ``reward_mean`` over ``rows``; with ``k > 1`` also ``pass@k`` and ``sample_reward_mean``."""
-    prompts = [encode_prompt(tokenizer, prompt_messages(r)) for r in rows]
-    greedy_rewards, outputs, sampled = [], [], []
-    for i in range(0, len(rows), batch_size):
-        chunk = prompts[i : i + batch_size]
-        g = backend.generate(chunk, SamplingParams(temperature=0.0, max_tokens=max_tokens))
-        grades = grade_safely(grader, [(rows[i + j], make_sample(t)) for j, t in enumerate(g.texts)])
-        greedy_rewards += [x.reward for x in grades]
-        outputs += g.texts
-        if k > 1:
-            s = backend.generate(
-                chunk,
-                SamplingParams(
-                    temperature=temperature, top_p=top_p, max_tokens=max_tokens, n=k, seed=seed + i
-                ),
+    """Greedy ``reward_mean`` over ``rows``; with ``k > 1`` also ``pass@k`` and ``sample_reward_mean``.
+    With ``agent``, each sample is an episode graded whole, and the greedy episodes' ``agent/*`` figures
+    are in the result; discarded episodes (or truncated ones, with ``on_truncated: discard``) score 0."""
+    prompts = [] if agent else [encode_prompt(tokenizer, prompt_messages(r)) for r in rows]
+    greedy_rewards, outputs, sampled, episodes = [], [], [], []
+
+    def sample(chunk_rows: list[dict], params: SamplingParams, first: int):  # (texts, grades), row-major
+        if agent is not None:
+            eps = agent.run(
+                backend, tokenizer, chunk_rows, params.n, params, f"eval-{seed}-{first}-{params.n}"
             )
-            sg = grade_safely(grader, [(rows[i + j // k], make_sample(t)) for j, t in enumerate(s.texts)])
+            episodes.extend(eps if params.n == 1 else [])
+            return [e.final_text for e in eps], grade_episodes(agent, grader, chunk_rows, eps)[0]
+        g = backend.generate(prompts[first : first + len(chunk_rows)], params)
+        n = params.n
+        return g.texts, grade_safely(
+            grader, [(chunk_rows[j // n], make_sample(t)) for j, t in enumerate(g.texts)]
+        )
+
+    for i in range(0, len(rows), batch_size):
+        chunk = rows[i : i + batch_size]
+        texts, grades = sample(chunk, SamplingParams(temperature=0.0, max_tokens=max_tokens), i)
+        greedy_rewards += [x.reward for x in grades]
+        outputs += texts
+        if k > 1:
+            params = SamplingParams(
+                temperature=temperature, top_p=top_p, max_tokens=max_tokens, n=k, seed=seed + i
+            )
+            _, sg = sample(chunk, params, i)
             sampled += [[x.reward for x in sg[j * k : (j + 1) * k]] for j in range(len(chunk))]
     result = {
         "reward_mean": sum(greedy_rewards) / len(greedy_rewards),
         "exact_fraction": sum(r >= pass_threshold for r in greedy_rewards) / len(greedy_rewards),
+        **(episode_metrics(episodes) if agent else {}),
     }
     if k > 1:
         result[f"pass@{k}"] = sum(

@@ -28,12 +28,13 @@ from reinforge.graders.registry import GraderSpec
 from reinforge.models.vllm_backend import make_backend
 from reinforge.tasks import get_task
 from reinforge.train import distributed
+from reinforge.train.agent import AgentSettings, agent_bar, agent_finish, kept_group_advantages
 from reinforge.train.batching import load_prompt_rows, steps_for
 from reinforge.train.evaluate import evaluate
 from reinforge.train.grader_audit import preflight
 from reinforge.train.hyperparameters import base_values, map_hyperparameters
 from reinforge.train.logprobs import RolloutLogps
-from reinforge.train.losses import LossType, aggregate_loss, clipped_policy_loss, group_advantages, kl_k3
+from reinforge.train.losses import LossType, aggregate_loss, clipped_policy_loss, kl_k3
 from reinforge.train.optim_config import OptimSettings
 from reinforge.train.rollout import StepRollouts, grader_guard
 from reinforge.train.skeleton import Run
@@ -95,6 +96,7 @@ class GRPOConfig(OptimSettings):
     keep_checkpoints: int = 2  # newest checkpoints kept
     # -- system
     lora: LoraSettings | None = None
+    agent: AgentSettings | None = None  # tools, episodes (train/agent.py); rows with `tools` imply it
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 on GPU, float32 on CPU
     device: str = "auto"  # auto: cuda when available, else cpu
     logprob_chunk: int = 64  # sequences per LM-head chunk when computing log-probs
@@ -212,8 +214,8 @@ def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -
     """Phases 3-4: advantages, then ``inner_epochs`` x ``num_minibatches`` clipped-ratio steps."""
     device = next(policy.parameters()).device
     ids, attn = roll.input_ids.to(device), roll.attention_mask.to(device)
-    cmask = roll.completion_mask.to(device)
-    b_adv = group_advantages(roll.rewards, cfg.scale_rewards).flatten().to(device)  # (N,)
+    cmask, lmask = roll.completion_mask.to(device), roll.token_mask.to(device)  # lmask: what the loss sees
+    b_adv = kept_group_advantages(roll.rewards, roll.keep, cfg.scale_rewards).flatten().to(device)  # (N,)
     prompt_of = torch.arange(ids.shape[0], device=device) // cfg.group_size  # row k answers prompt k // G
     # log pi(o_t) of the sampled tokens, for any model and subset of rows
     logps_one = RolloutLogps(
@@ -254,13 +256,13 @@ def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -
         order = torch.randperm(N, generator=gen) if cfg.num_minibatches > 1 else torch.arange(N)
         for mb in range(cfg.num_minibatches):
             idx = order[mb * mb_size : (mb + 1) * mb_size].to(device)
-            n_tokens = distributed.mean_across(cmask[idx].sum().clamp(min=1).item())  # dapo: all ranks'
+            n_tokens = distributed.mean_across(lmask[idx].sum().clamp(min=1).item())  # dapo: all ranks'
             optimizer.zero_grad(set_to_none=True)
             sums = dict.fromkeys(("loss", "policy", "kl", "clip"), 0.0)
             for rows in idx.split(micro):
                 mb_logp = logps_one(policy, rows)
                 mb_old = b_old[rows] if b_old is not None else mb_logp.detach()
-                mb_mask = cmask[rows]
+                mb_mask = lmask[rows]
                 pg, clipped = clipped_policy_loss(
                     mb_logp, mb_old, b_adv[rows], cfg.clip_eps, cfg.clip_eps_high
                 )
@@ -336,6 +338,7 @@ def train_grpo(
                 top_p=cfg.top_p,
                 seed=cfg.seed + step,
                 pass_threshold=cfg.pass_threshold,
+                agent=rollouts.agent,
             )
             return {f"eval/{k}": v for k, v in res.items()}
 
@@ -365,13 +368,15 @@ def train_grpo(
                 "length/mean": lengths.mean().item(),
                 "length/max": lengths.max().item(),
                 **guard.fields(roll.grades),
+                **roll.agent,
                 "lr": scheduler.get_last_lr()[0],
                 "perf/step_seconds": dt,
                 "perf/gen_seconds": roll.gen_seconds,
                 "perf/tokens_per_s": n_tokens / dt,
                 "perf/completions_per_s": r.numel() / dt,
             }
-            run.log(rec, bar={"reward": rec["reward/mean"], "kl": rec["kl/k3"], **guard.bar_fields()})
+            bar = {"reward": rec["reward/mean"], "kl": rec["kl/k3"], **agent_bar(roll.agent)}
+            run.log(rec, bar={**bar, **guard.bar_fields()})
             guard.check(step, roll.grades)  # a grader failing on the first step (or N in a row) stops here
         pass_k, last_eval = f"eval/pass@{cfg.eval_samples}", (run.records("eval") or [{}])[-1]
         return run.finish(
@@ -382,6 +387,7 @@ def train_grpo(
                 "final_val_reward": run.eval_value("eval/reward_mean"),
                 "final_train_reward": run.train_mean("reward/mean"),
                 **guard.summary(run.records("train")),
+                **agent_finish(run.dir, run.records()),  # and agent.png
                 **audit,
             },
             tail={f"final_val_pass@{cfg.eval_samples}": last_eval[pass_k]} if pass_k in last_eval else None,

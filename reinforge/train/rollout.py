@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ from reinforge.graders.base import Grade, Grader, GraderError, make_sample
 from reinforge.models.chat import encode_prompt, prompt_messages
 from reinforge.models.generation import GenerationBackend, SamplingParams
 from reinforge.train import distributed
+from reinforge.train.agent import AgentRunner, agent_runner
 from reinforge.train.batching import batch_indices
 
 
@@ -29,10 +31,20 @@ class Rollout:
     texts: list[str]
     gen_seconds: float
     grade_seconds: float
+    # episodes: 1 on the tokens the policy loss and the KL see (generated, not tool/environment tokens),
+    # 0 throughout an episode left out of the update; None: the completion_mask
+    loss_mask: torch.Tensor | None = None  # (N, T)
+    keep: torch.Tensor | None = None  # (B, G) False: an episode left out of the advantages and the update
+    agent: dict = field(default_factory=dict)  # the step's agent/* metrics (episodes only)
 
     @property
     def n_completion(self) -> int:
         return self.completion_mask.shape[1]
+
+    @property
+    def token_mask(self) -> torch.Tensor:
+        """(N, T) the tokens the losses see."""
+        return self.completion_mask if self.loss_mask is None else self.loss_mask
 
 
 def grade_safely(grader: Grader, pairs: list[tuple[dict, dict]]) -> list[Grade]:
@@ -72,28 +84,87 @@ def collect_rollout(
     t2 = time.perf_counter()
     rewards = torch.tensor([g.reward for g in grades], dtype=torch.float32).view(len(rows), G)
 
-    # pack: [left-padded prompt | right-padded completion] so every completion starts at column P;
-    # rows are built as Python lists and converted once (a tensor op per row costs more than the row)
-    P = max(len(p) for p in prompt_ids)
-    T = max(1, max(len(c) for c in gens.completion_ids))
+    prompts = [prompt_ids[k // G] for k in range(len(gens.completion_ids))]
+    tensors = pack(prompts, gens.completion_ids, gens.logprobs, pad_id)
+    return Rollout(*tensors, rewards, grades, gens.texts, t1 - t0, t2 - t1)
+
+
+def pack(
+    prompts: list[list[int]], completions: list[list[int]], logprobs: list[list[float]], pad_id: int
+) -> tuple[torch.Tensor, ...]:
+    """(input_ids, attention_mask, completion_mask, sample_logps) of N rows [left-padded prompt |
+    right-padded completion], so every completion starts at column P. Rows are built as Python lists and
+    converted once (a tensor op per row costs more than the row)."""
+    P = max(len(p) for p in prompts)
+    T = max(1, max(len(c) for c in completions))
     ids, attn, cmask, slogp = [], [], [], []
-    for k, (comp, lps) in enumerate(zip(gens.completion_ids, gens.logprobs)):
-        p = prompt_ids[k // G]
+    for p, comp, lps in zip(prompts, completions, logprobs):
         pad_p, pad_c = P - len(p), T - len(comp)
         ids.append([pad_id] * pad_p + list(p) + list(comp) + [pad_id] * pad_c)
         attn.append([0] * pad_p + [1] * (len(p) + len(comp)) + [0] * pad_c)
         cmask.append([1] * len(comp) + [0] * pad_c)
         slogp.append(list(lps) + [0.0] * pad_c)
-    return Rollout(
+    return (
         torch.tensor(ids, dtype=torch.long),
         torch.tensor(attn, dtype=torch.long),
         torch.tensor(cmask, dtype=torch.long),
         torch.tensor(slogp, dtype=torch.float32),
-        rewards,
+    )
+
+
+def grade_episodes(
+    runner: AgentRunner, grader: Grader, rows: list[dict], episodes: list
+) -> tuple[list, list]:
+    """(grades, kept) of ``episodes`` (``len(episodes) // len(rows)`` per row, prompt-major): finished ones
+    are graded on the whole episode; the others score 0 ungraded, kept or not by ``runner``'s rules."""
+    G = len(episodes) // len(rows)
+    graded, kept = runner.scored(episodes)
+    todo = [k for k in range(len(episodes)) if graded[k]]
+    got = grade_safely(grader, [(rows[k // G], episodes[k].sample()) for k in todo])
+    grades = [Grade(0.0, {"episode": e.status, "why": e.truncation}) for e in episodes]
+    for k, g in zip(todo, got):
+        grades[k] = g
+    return grades, kept
+
+
+def collect_episodes(
+    runner: AgentRunner,
+    backend: Any,
+    tokenizer,
+    grader: Grader,
+    rows: list[dict],
+    params: SamplingParams,
+    prefix: str,
+) -> Rollout:
+    """:func:`collect_rollout` for agent episodes: ``params.n`` episodes per row, graded whole; the
+    completion is everything after the prompt, and ``loss_mask`` keeps only the generated tokens of kept
+    episodes."""
+    from reinforge.agents.episode import episode_metrics
+
+    G = params.n
+    t0 = time.perf_counter()
+    episodes = runner.run(backend, tokenizer, rows, G, params, prefix)
+    t1 = time.perf_counter()
+    grades, kept = grade_episodes(runner, grader, rows, episodes)
+    t2 = time.perf_counter()
+    tensors = pack(
+        [e.prompt_ids for e in episodes],
+        [e.ids for e in episodes],
+        [e.logprobs for e in episodes],
+        backend.pad_id,
+    )
+    T = tensors[2].shape[1]
+    lmask = [e.loss_mask + [0] * (T - len(e.ids)) if keep else [0] * T for e, keep in zip(episodes, kept)]
+    return Rollout(
+        *tensors,
+        torch.tensor([g.reward for g in grades], dtype=torch.float32).view(len(rows), G),
         grades,
-        gens.texts,
+        [e.final_text for e in episodes],
         t1 - t0,
         t2 - t1,
+        loss_mask=torch.tensor(lmask, dtype=torch.long),
+        keep=torch.tensor(kept).view(len(rows), G),
+        agent=episode_metrics(episodes),
     )
 
 
@@ -112,7 +183,11 @@ class StepRollouts:
     def __init__(self, backend: Any, grader: Grader, rows: list[dict], tokenizer, cfg):
         # backend: a GenerationBackend with the ``pad_id`` its rollouts are packed with (HF, vLLM)
         self.backend, self.grader, self.rows, self.cfg = backend, grader, rows, cfg
-        self.prompt_ids = [encode_prompt(tokenizer, prompt_messages(r)) for r in rows]
+        self.tokenizer = tokenizer
+        # episodes instead of completions when cfg has an agent section or the rows offer tools
+        self.agent = agent_runner(cfg, rows)
+        self.tag = uuid.uuid4().hex[:8]  # rollout ids (sent to tool endpoints) are unique across runs too
+        self.prompt_ids = [] if self.agent else [encode_prompt(tokenizer, prompt_messages(r)) for r in rows]
 
     def __call__(self, step: int, n: int, shard: tuple[int, int] | None = None) -> Rollout:
         # shard: (rank, world size) of the block to sample; default: this process's (train/distributed.py)
@@ -128,7 +203,12 @@ class StepRollouts:
             n=n,
             seed=(cfg.seed * 1_000_003 + step) * world + rank,
         )
-        rows, prompts = [self.rows[i] for i in idx], [self.prompt_ids[i] for i in idx]
+        rows = [self.rows[i] for i in idx]
+        if self.agent:
+            return collect_episodes(
+                self.agent, self.backend, self.tokenizer, self.grader, rows, params, f"{self.tag}-{step}"
+            )
+        prompts = [self.prompt_ids[i] for i in idx]
         return collect_rollout(self.backend, self.grader, rows, prompts, params, self.backend.pad_id)
 
 
