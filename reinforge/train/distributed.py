@@ -22,12 +22,23 @@ single-process identity (``world_size() == 1``), at no cost.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
 
+from reinforge.config import Config
 from reinforge.errors import ConfigError
+
+
+class DistributedSettings(Config):
+    """A trainer's ``distributed`` section: who starts the ranks. Under ``torchrun`` nothing need be set."""
+
+    backend: Literal["torchrun", "ray"] = "torchrun"  # ray: Ray Train's TorchTrainer starts the workers
+    workers: int = 2  # ray: training processes (ranks)
+    use_gpu: bool = False  # ray: one GPU per worker (NCCL), else CPU workers (gloo)
+    cpus_per_worker: float = 1  # ray: CPUs each worker reserves
+    address: str | None = None  # ray: a cluster's address ("auto": the one this machine joined); null: local
 
 
 def init() -> bool:

@@ -10,7 +10,7 @@ everything else (the service's jobs, ``learning_rate_multiplier``, tuning) reads
 >>> class Demo(OptimSettings):
 ...     learning_rate: float = 1e-4  # AdamW peak learning rate
 >>> Demo(epochs=2).model_dump()
-{'steps': None, 'epochs': 2.0, 'learning_rate': 0.0001, 'lr_schedule': 'constant', 'warmup_steps': 0, 'weight_decay': 0.0, 'max_grad_norm': 1.0, 'precision': 'auto', 'gradient_checkpointing': False}
+{'steps': None, 'epochs': 2.0, 'learning_rate': 0.0001, 'lr_schedule': 'constant', 'warmup_steps': 0, 'weight_decay': 0.0, 'max_grad_norm': 1.0, 'precision': 'auto', 'gradient_checkpointing': False, 'distributed': None}
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import model_validator
 
 from reinforge.config import Config
+from reinforge.train.distributed import DistributedSettings
 from reinforge.train.precision import Precision, check_precision
 
 
@@ -37,6 +38,8 @@ class OptimSettings(Config):
     # throughout; auto: weights in the dtype key's dtype, no autocast (train/precision.py)
     precision: Precision = "auto"
     gradient_checkpointing: bool = False  # recompute layers in the backward: less memory, ~1/3 more compute
+    # data parallel: null under torchrun (or one process); {backend: ray, workers: N} under Ray Train
+    distributed: DistributedSettings | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -272,9 +272,14 @@ def main(
     config_cls: type[Config], train: Callable[..., dict], config_path, overrides: list[str], resume: bool
 ):
     """The CLI's entry to every trainer: the config from ``config_path`` and ``--set`` ``overrides``,
-    a refusal to start afresh over an unfinished run, then ``train(cfg, resume=resume)``."""
+    a refusal to start afresh over an unfinished run, then ``train(cfg, resume=resume)`` (on Ray Train's
+    workers with ``distributed: {backend: ray}``)."""
     cfg: Any = load_config(config_cls, config_path, overrides)
     out = Path(cfg.output_dir)
     if not resume and (out / "checkpoints").exists() and not (out / "summary.json").exists():
         raise ReinforgeError(f"{cfg.output_dir}: an unfinished run is there; pass --resume to continue it")
+    if getattr(cfg, "distributed", None) is not None and cfg.distributed.backend == "ray":
+        from reinforge.train.ray_train import run_on_ray  # ray loads only for these runs
+
+        return run_on_ray(train, cfg, resume)
     return train(cfg, resume=resume)
