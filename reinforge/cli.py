@@ -162,11 +162,12 @@ def eval_(
     ] = 1.0,
     max_tokens: Annotated[int, typer.Option(help="Most new tokens per completion.")] = 32,
     output: Annotated[Path | None, typer.Option(help="Write per-row results as JSONL.")] = None,
+    agent: Annotated[Path | None, typer.Option(help="YAML of RFT's agent: keys (tools, limits).")] = None,
 ) -> None:
-    """Grade a model's outputs on a dataset: mean reward and pass@k."""
+    """Grade a model's outputs on a dataset: mean reward and pass@k (rows with tools: episodes)."""
     from reinforge.train.evaluate import eval_command
 
-    eval_command(model, data, grader, task, samples, temperature, max_tokens, output)
+    eval_command(model, data, grader, task, samples, temperature, max_tokens, output, agent)
 
 
 @app.command()

@@ -4,6 +4,7 @@ reward and KL to the reference (PPO, DPO)."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -73,7 +74,10 @@ def evaluate(
         ) / len(sampled)
         result["sample_reward_mean"] = sum(sum(rs) for rs in sampled) / (k * len(sampled))
     if return_rows:
-        return result, [{"output_text": o, "reward": r} for o, r in zip(outputs, greedy_rewards)]
+        per_row = [{"output_text": o, "reward": r} for o, r in zip(outputs, greedy_rewards)]
+        for out, ep in zip(per_row, episodes):  # episodes: the calls and the trajectory's counts too
+            out.update(output_tools=ep.output_tools, trajectory=ep.trajectory())
+        return result, per_row
     return result
 
 
@@ -132,7 +136,11 @@ def eval_command(
     temperature: float,
     max_tokens: int,
     output: Path | None,
+    agent: Path | None = None,
 ) -> dict:
+    """``reinforge eval``: rows with ``tools``, or an ``agent`` YAML (the keys of RFT's ``agent:``
+    section: tools, limits), are run as episodes."""
+    from reinforge.config import load_config
     from reinforge.data.jsonl import write_jsonl
     from reinforge.data.rft import load_rft_rows
     from reinforge.errors import ReinforgeError
@@ -140,6 +148,7 @@ def eval_command(
     from reinforge.graders.registry import load_spec
     from reinforge.graders.templating import check_rows
     from reinforge.tasks import get_task
+    from reinforge.train.agent import AgentSettings, agent_runner
     from reinforge.train.progress import print_table
     from reinforge.train.warmup import load_model
 
@@ -152,6 +161,8 @@ def eval_command(
         g = get_task(task).grader
     else:
         raise ReinforgeError("eval: pass --grader G.json or --task NAME")
+    settings = load_config(AgentSettings, agent, []) if agent else None
+    runner = agent_runner(SimpleNamespace(agent=settings, max_new_tokens=max_tokens), rows)
     policy, tok = load_model(model)
     result, per_row = evaluate(
         HFBackend(policy, tok),
@@ -162,6 +173,7 @@ def eval_command(
         k=samples,
         temperature=temperature,  # of the pass@k samples; 0 is greedy too (it was silently 1.0)
         return_rows=True,
+        agent=runner,
     )
     if output:
         write_jsonl(output, per_row)
