@@ -304,7 +304,7 @@ def observe(ep: Episode, result: Any, tokenizer: Any, limits: EpisodeLimits, las
     for r in result.results:
         if r.error:
             ep.tool_errors[r.error] += 1
-        if r.error != "invalid_call":
+        if r.error not in ("invalid_call", "unknown_tool"):  # nothing ran: no latency
             ep.tool_seconds.append(r.seconds)
     if result.reward is not None:
         ep.env_reward = float(result.reward)
