@@ -78,6 +78,7 @@ def item_view(it: FeedbackItem, own: FeedbackLabel | None) -> dict:
         "comment": own.comment if own else None,
         "skip": bool(own and own.skip),
         "judged": own is not None,
+        "kind": it.kind,
     }
 
 

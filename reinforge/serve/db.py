@@ -159,6 +159,7 @@ class FeedbackItem(Base):
     judged_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     ref: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the client's id of the item
     gold: Mapped[list | None] = mapped_column(JSON, nullable=True)  # a gold item's known ranking
+    kind: Mapped[str | None] = mapped_column(String(20), nullable=True)  # pairwise | ranking | thumbs: asked
 
 
 class FeedbackLabel(Base):

@@ -51,6 +51,9 @@ def preference_rows(
     ]
 
 
+KINDS = (None, "pairwise", "ranking", "thumbs")  # what an item asks of its judges (None: any)
+
+
 class QueueCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # strict: "32" is not 32, as the schema says
     name: str = "feedback"
@@ -90,6 +93,7 @@ def item_obj(it: FeedbackItem) -> dict:
         "thumbs": it.thumbs,
         "comment": it.comment,
         "judged": it.judged_at is not None,
+        "kind": it.kind,
     }
 
 
@@ -168,6 +172,10 @@ async def create_queue(req: QueueCreate, svc: Svc, owner: Owner):
                 "with samples_per_model * len(models) >= 2)",
                 param=f"items[{i}]",
             )
+        if it.get("kind") not in KINDS or (it.get("kind") == "pairwise" and len(it["responses"]) != 2):
+            raise APIError(
+                400, f"items[{i}].kind: pairwise (two responses), ranking or thumbs", param=f"items[{i}].kind"
+            )
     with svc.sf() as s:
         unknown = [k for k in req.annotators or [] if usable_key(s.get(ApiKey, k)) is None]
         if unknown:
@@ -205,6 +213,7 @@ async def create_queue(req: QueueCreate, svc: Svc, owner: Owner):
                     sources=it.get("sources"),
                     ref=str(it["id"]) if "id" in it else None,
                     gold=it.get("gold"),
+                    kind=it.get("kind"),
                 )
             )
         s.commit()
@@ -248,6 +257,9 @@ def judge(item_id: RowId, req: Judgement, svc: Svc, owner: Owner):
             )
         if req.thumbs and any(int(k) not in range(n) or v not in (-1, 1) for k, v in req.thumbs.items()):
             raise APIError(400, "thumbs: {response index: 1 or -1}", param="thumbs")
+        wants = "thumbs" if it.kind == "thumbs" else "ranking" if it.kind else None  # what the item asks
+        if wants and not (getattr(req, wants) or req.skip):
+            raise APIError(400, f"{wants}: this item asks for {wants} (or skip: true)", param=wants)
         if queue.annotators_per_item:  # a shared queue: the caller's own label
             return save_label(s, it, owner, req)
         it.ranking, it.thumbs, it.comment, it.judged_at = (

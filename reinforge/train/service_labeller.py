@@ -17,7 +17,7 @@ figures count them) but train nothing. A server that is down or restarting is wa
 >>> check_labelers({"server": "http://127.0.0.1:8000", "annotators_per_item": 2})
 >>> check_labelers({"server": "http://h", "annotator_per_item": 2})
 Traceback (most recent call last):
-ValueError: labelers.annotator_per_item: unknown key; known: server, key_env, annotators, annotators_per_item, min_labels, timeout_s, poll_s, gold, gold_per_round, aggregate, samples
+ValueError: labelers.annotator_per_item: unknown key; known: server, key_env, annotators, annotators_per_item, min_labels, timeout_s, poll_s, gold, gold_per_round, aggregate, kind, samples
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ LABELERS_DEFAULTS: dict[str, Any] = {
     "gold": None,  # preference JSONL with known answers, mixed into each round (accuracy per annotator)
     "gold_per_round": 4,  # gold items per round
     "aggregate": "majority",  # majority | bradley_terry: several labels of one item -> one preference
+    "kind": "pairwise",  # what annotators are asked: pairwise (which is better) | thumbs (up/down on each)
     "samples": 3,  # prompts shown before/after the round on its page
 }
 
@@ -64,6 +65,8 @@ def check_labelers(spec: dict) -> None:
         raise ValueError("labelers.annotators_per_item: at least 1")
     if spec.get("aggregate", "majority") not in ("majority", "bradley_terry"):
         raise ValueError("labelers.aggregate: majority or bradley_terry")
+    if spec.get("kind", "pairwise") not in ("pairwise", "thumbs"):
+        raise ValueError("labelers.kind: pairwise or thumbs")
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -148,8 +151,9 @@ class ServiceLabeller(Labeller):
         """The round's comparisons, then its gold items (a random order of their two responses) at
         random places; the same for the same round and seed."""
         rng = random.Random(self.seed * 1000 + round_index)
+        kind = self.spec["kind"]
         items: list[dict[str, Any]] = [
-            {"id": r.id, "prompt": r.prompt, "responses": r.responses} for r in requests
+            {"id": r.id, "prompt": r.prompt, "responses": r.responses, "kind": kind} for r in requests
         ]
         for j, g in enumerate(rng.sample(self.gold, min(len(self.gold), int(self.spec["gold_per_round"])))):
             flip = rng.random() < 0.5
@@ -159,6 +163,7 @@ class ServiceLabeller(Labeller):
                 "prompt": g.prompt,
                 "responses": responses,
                 "gold": [1, 0] if flip else [0, 1],
+                "kind": kind,
             }
             items.insert(rng.randrange(len(items) + 1), gold)
         return items

@@ -124,3 +124,23 @@ def test_annotators_without_a_count_still_label_for_themselves(service):
     labels = client.get(f"/v1/feedback/queues/{q['id']}/labels", headers=heads["owner"]).json()["data"]
     assert [(lb["annotator"], lb["value"]) for lb in labels] == [(ids["ann1"], [1, 0])]
     assert client.get(f"/v1/feedback/queues/{q['id']}", headers=heads["owner"]).json()["judged"] == 0
+
+
+def test_an_item_asks_for_pairwise_or_thumbs(service):
+    _start, client, ids, heads = service
+    items = [{"prompt": "p", "responses": ["a", "b"], "kind": "thumbs"}, {"prompt": "q", "responses": ["c", "d"], "kind": "pairwise"}]  # fmt: skip
+    q = client.post(
+        "/v1/feedback/queues", json={"items": items, "annotators_per_item": 1}, headers=heads["owner"]
+    )
+    thumbs, pair = q_items = client.get(
+        f"/v1/feedback/queues/{q.json()['id']}", headers=heads["owner"]
+    ).json()["items"]
+    assert [it["kind"] for it in q_items] == ["thumbs", "pairwise"]
+    post = lambda it, body: client.post(f"/v1/feedback/items/{it['id']}", json=body, headers=heads["owner"])  # noqa: E731
+    assert post(thumbs, {"ranking": [0, 1]}).json()["error"]["param"] == "thumbs"  # asked for thumbs
+    assert post(pair, {"thumbs": {"0": 1, "1": -1}}).json()["error"]["param"] == "ranking"
+    assert post(thumbs, {"thumbs": {"0": -1, "1": 1}}).status_code == 200
+    assert post(pair, {"skip": True}).status_code == 200  # a tie is always an answer
+    bad = [{"prompt": "p", "responses": ["a", "b", "c"], "kind": "pairwise"}]
+    r = client.post("/v1/feedback/queues", json={"items": bad}, headers=heads["owner"])
+    assert r.status_code == 400 and r.json()["error"]["param"] == "items[0].kind"

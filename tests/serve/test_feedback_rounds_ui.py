@@ -43,7 +43,8 @@ def test_two_annotators_and_the_round_page(server, browser):
     ids, keys = {w: i for w, (i, _) in made.items()}, {w: k for w, (_, k) in made.items()}
     http = httpx.Client(base_url=server.url + "/v1", headers={"Authorization": f"Bearer {keys['owner']}"})
     items = [
-        {"id": f"r-{i}", "prompt": f"review {i}", "responses": [f"good {i}", f"bad {i}"]} for i in range(3)
+        {"id": f"r-{i}", "prompt": f"review {i}", "responses": [f"good {i}", f"bad {i}"], "kind": "pairwise"}
+        for i in range(3)
     ]
     items.append({"id": "gold-0", "prompt": "review g", "responses": ["awful", "great"], "gold": [1, 0]})
     round_info = {"round": 1, "status": "labelling", "requested": 3}
@@ -57,6 +58,7 @@ def test_two_annotators_and_the_round_page(server, browser):
         page.goto(f"{server.url}/#feedback/{q['id']}")
         page.wait_for_selector("#fb-responses .response")
         assert page.inner_text("#fb-progress") == "0 / 4 judged"
+        assert "which response is better" in page.inner_text("#fb-kind")  # what the item asks
     press_through(ann1, ["1", "1", "1", "2"])  # right on the gold item
     press_through(ann2, ["1", "t", "2", "1"])  # a tie on review 1; disagrees on review 2; wrong on gold
     for page in (ann1, ann2):

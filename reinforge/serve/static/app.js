@@ -88,6 +88,10 @@ function route() {
 window.addEventListener("hashchange", route);
 
 // ---------------------------------------------------------------- (a) feedback
+// what an item asks of its judges (an RLHF round's items say; others take any judgement)
+const KIND_HINTS = { pairwise: "asks: which response is better (1 or 2, Enter; t for a tie)",
+  ranking: "asks: a ranking of all the responses (1-9 best first, Enter; t for a tie)",
+  thumbs: "asks: thumbs up or down on each response (arrows, + / -, Enter; t for no preference)" };
 const Feedback = {
   queue: null, index: 0, ranking: [], thumbs: {}, highlight: 0,
 
@@ -146,6 +150,7 @@ const Feedback = {
     $("#fb-comment").value = it.comment || "";
     const prompt = Array.isArray(it.prompt) ? it.prompt.map((m) => `${m.role}: ${m.content}`).join("\n") : it.prompt;
     $("#fb-prompt").textContent = prompt;
+    $("#fb-kind").textContent = KIND_HINTS[it.kind] || "";
     this.render();
   },
 
@@ -190,6 +195,8 @@ const Feedback = {
     const it = this.item();
     const complete = this.ranking.length === it.responses.length;
     if (!complete && !Object.keys(this.thumbs).length) { $("#fb-ranking").textContent = "rank the responses or give a thumb first"; return; }
+    const asked = it.kind === "thumbs" ? Object.keys(this.thumbs).length > 0 : it.kind ? complete : true;
+    if (!asked) { $("#fb-ranking").textContent = KIND_HINTS[it.kind]; return; }
     await this.send({ ranking: complete ? this.ranking : null, thumbs: Object.keys(this.thumbs).length ? this.thumbs : null,
       comment: $("#fb-comment").value || null });
   },
