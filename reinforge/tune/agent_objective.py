@@ -161,8 +161,8 @@ def load_agent_tools(specs: list[dict] | str, base_dir: Path, rows: list[dict]) 
     source = "objective.tools"
     if isinstance(specs, str):
         p = Path(specs) if Path(specs).is_absolute() else base_dir / specs
-        source, specs = str(p), read_yaml(p) if p.suffix in (".yaml", ".yml") else json.loads(p.read_text())
-        specs = specs.get("tools", specs) if isinstance(specs, dict) else specs
+        data = read_yaml(p) if p.suffix in (".yaml", ".yml") else json.loads(p.read_text())
+        source, specs = str(p), data.get("tools", data) if isinstance(data, dict) else data
     tools = load_tools(specs, source)  # type: ignore[arg-type]
     from_rows = {t["function"]["name"]: t for r in rows for t in r.get("tools", [])}
     schemas = {}

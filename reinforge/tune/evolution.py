@@ -248,7 +248,7 @@ class EvolutionSampler(Sampler):
     def _crossover(self, space: Space, a: dict, b: dict, rng: random.Random) -> dict:
         if rng.random() > self.crossover_rate:
             return dict(a)
-        child = {}
+        child: dict[str, Any] = {}
         for name, p in space.items():
             if name in a and name in b and isinstance(p, Text) and a[name] != b[name] and rng.random() < 0.5:
                 child[name] = self.mutator.crossover(a[name], b[name], rng)

@@ -46,7 +46,8 @@ def build_objective(cfg: TuneConfig, base_dir: Path):
 
     if o.type in ("chat", "agent") or (o.type == "rag" and o.llm is not None):
         obj = llm_objective(cfg, path, base_dir)
-        obj.pipeline.client.check()  # before anything starts: an unreachable endpoint is one line
+        client: LLMClient = obj.pipeline.client  # type: ignore[attr-defined]
+        client.check()  # before anything starts: an unreachable endpoint is one line, not failed trials
         return obj
     if o.type == "rag":
         obj = rag_objective(

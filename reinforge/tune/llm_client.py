@@ -164,10 +164,10 @@ class LLMClient:
         """One chat completion. ``options``: temperature, top_p, max_tokens, n, tools, tool_choice,
         response_format, seed (as OpenAI's API)."""
         options = {k: v for k, v in options.items() if v is not None}
-        key = None
-        if float(options.get("temperature", 1.0)) == 0.0 and self.cache is not None:
+        key, cache = None, self.cache
+        if float(options.get("temperature", 1.0)) == 0.0 and cache is not None:
             key = "llm:" + digest([self.fingerprint(), messages, options])
-            hit = self.cache.cache_get(key)
+            hit = cache.cache_get(key)
             if hit is not None:
                 reply = Reply(**{**hit, "cached": True})
                 self.totals.add(reply)
@@ -176,8 +176,8 @@ class LLMClient:
         reply = self._local(messages, options) if self.base_url is None else self._remote(messages, options)
         reply.latency_s = time.perf_counter() - t0
         reply.cost_usd = self.cost(reply.prompt_tokens, reply.completion_tokens)
-        if key is not None:
-            self.cache.cache_put(key, {k: v for k, v in reply.__dict__.items() if k != "cached"})
+        if key is not None and cache is not None:
+            cache.cache_put(key, {k: v for k, v in reply.__dict__.items() if k != "cached"})
         self.totals.add(reply)
         return reply
 

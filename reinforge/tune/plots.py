@@ -38,7 +38,7 @@ def parameter_importance(study: Study) -> dict[str, float]:
         if isinstance(p, Choice):
             xs = [p.values.index(x) if x in p.values else -1 for x in xs]
         elif isinstance(p, Subset):  # a subset's rank among the allowed ones
-            xs = [p.to_unit(x) if p.contains(x) else None for x in xs]
+            xs = [p.to_unit(x) if x is not None and p.contains(x) else None for x in xs]
         pairs = [(x, v) for x, v in zip(xs, y) if x is not None]
         if len(pairs) < 3 or len({x for x, _ in pairs}) < 2:
             raw[name] = 0.0
