@@ -26,6 +26,10 @@ demo: $(STAMP)
 demo-rlhf: $(STAMP)
 	$(BIN)/reinforge demo rlhf
 
+.PHONY: demo-agent
+demo-agent: $(STAMP)  # a tiny model learns to call a calculator: SFT on demonstrations, RFT against its HTTP endpoint
+	$(BIN)/reinforge demo agent
+
 lint: $(STAMP)
 	$(BIN)/ruff check reinforge tests benchmarks
 	$(BIN)/ruff format --check reinforge tests benchmarks

@@ -1,7 +1,9 @@
 """OpenAI's fine-tuning shapes -> reinforge: a job's ``method`` becomes one trainer config, with one set of defaults.
 
 ``method = {"type": "reinforcement", "reinforcement": {"grader": ..., "hyperparameters": {...}}}`` maps to
-:class:`~reinforge.train.grpo.GRPOConfig`; ``supervised`` and ``dpo`` to the SFT and DPO configs. The
+:class:`~reinforge.train.grpo.GRPOConfig`; ``supervised`` and ``dpo`` to the SFT and DPO configs. Agent
+RFT's ``tools`` (HTTP endpoints ``{name, server_url, headers}``) and ``max_episode_steps`` in
+``method.reinforcement`` become the config's ``agent`` section: the model calls them in multi-turn episodes. The
 trainer config starts from its class's defaults, the ones ``reinforge rft|sft|dpo CONFIG.yaml`` uses, so a
 job trains as the CLI does; OpenAI's hyperparameters map onto it by :mod:`reinforge.train.hyperparameters`
 (GRPOConfig's ``hyperparameters:`` block calls the same function), and a ``reinforge`` object inside
@@ -56,6 +58,9 @@ SERVICE_RUN_RFT: dict[str, Any] = {"audit": False}
 NO_SPLIT = {"supervised": None, "dpo": 0.0}  # the training file is not split (GRPO never splits by default)
 # fields the job itself sets: method.reinforge may not
 JOB_FIELDS = ("model", "train_file", "validation_file", "output_dir", "seed")
+# Agent RFT's keys in method.reinforcement: the tool endpoints the model calls in its episodes and the
+# turns an episode may take; they map onto GRPOConfig's ``agent`` section (train/agent.py)
+AGENT_KEYS = ("tools", "max_episode_steps")
 
 
 def method_type(method: dict[str, Any]) -> str:
@@ -103,6 +108,9 @@ def job_config(
         if not isinstance(body.get("grader"), dict) or not body["grader"]:  # never a path on the server
             raise ConfigError("method.reinforcement.grader: required, an OpenAI grader JSON object")
         data["grader"] = body["grader"]
+        agent = {**(data.get("agent") or {}), **{k: body[k] for k in AGENT_KEYS if k in body}}
+        if agent:
+            data["agent"] = service_agent(agent)
     data.update(
         model=model, train_file=train_file, validation_file=validation_file, output_dir=output_dir, seed=seed
     )
@@ -118,6 +126,27 @@ def job_config(
     if kind != "reinforcement" and "eval_interval" not in extra:  # RFT keeps its own validation cadence
         cfg.eval_interval = max(1, math.ceil(total / 10))
     return cfg
+
+
+def service_agent(agent: dict[str, Any]) -> dict[str, Any]:
+    """A job's agent settings, checked: its tools must be HTTP endpoints (``{name, server_url, headers}``);
+    a Python tool or environment would run the job owner's choice of code in the worker, outside the sandbox."""
+    if not isinstance(agent.get("tools", []), list):
+        raise ConfigError(
+            "method.reinforcement.tools: must be a list of {name, server_url, headers} endpoints"
+        )
+    for i, tool in enumerate(agent.get("tools", [])):
+        if not isinstance(tool, dict) or "server_url" not in tool or "python" in tool:
+            raise ConfigError(
+                f"method.reinforcement.tools[{i}]: the service calls tools over HTTP only; give "
+                "{name, server_url, headers} (Python tools are for `reinforge rft` on your own machine)"
+            )
+    if agent.get("environment") is not None:
+        raise ConfigError(
+            "method.reinforge.agent.environment: not available in the service (it imports code in the "
+            "worker); use tool endpoints, or `reinforge rft` on your own machine"
+        )
+    return agent
 
 
 def planned_steps(cfg: TrainerConfig, n_train_rows: int) -> int:

@@ -120,6 +120,27 @@ def test_stored_config_round_trips(files):
     assert stored_config(method, json.loads(json.dumps(cfg.model_dump(mode="json")))) == cfg
 
 
+AGENT_ENV = {"environment": "reinforge.agents.environment:SimulatedUser"}
+ENDPOINT = {
+    "name": "calculator",
+    "server_url": "http://127.0.0.1:9/calc",
+    "headers": {"Authorization": "Bearer t"},
+}
+
+
+def test_agent_rft_tools_and_max_episode_steps_become_the_agent_section(files):
+    body = {"grader": GRADER, "tools": [ENDPOINT], "max_episode_steps": 3}
+    cfg = job_config(
+        {"type": "reinforcement", "reinforcement": body}, "tiny:addition:1m", files["chat"], None, "j", 0, 12
+    )
+    assert cfg.agent is not None and (cfg.agent.tools, cfg.agent.max_episode_steps) == ([ENDPOINT], 3)
+    # method.reinforge.agent sets the other agent keys; Agent RFT's keys win over it
+    extension = {"agent": {"max_tool_calls": 2, "max_episode_steps": 9}}
+    method = {"type": "reinforcement", "reinforcement": body, "reinforge": extension}
+    cfg = job_config(method, "tiny:addition:1m", files["chat"], None, "j", 0, 12)
+    assert (cfg.agent.max_tool_calls, cfg.agent.max_episode_steps) == (2, 3)
+
+
 @pytest.mark.parametrize(
     "method,needle",
     [
@@ -140,6 +161,22 @@ def test_stored_config_round_trips(files):
             "method.reinforge.output_dir: set by",
         ),
         ({"type": "supervised", "reinforge": {"lerning_rate": 1}}, "method: lerning_rate: unknown key"),
+        # the service calls tools over HTTP only: a Python tool or environment would run code in the worker
+        (
+            {
+                "type": "reinforcement",
+                "reinforcement": {"grader": GRADER, "tools": [{"python": "os:system"}]},
+            },
+            "method.reinforcement.tools[0]: the service calls tools over HTTP only",
+        ),
+        (
+            {"type": "reinforcement", "reinforcement": {"grader": GRADER}, "reinforge": {"agent": AGENT_ENV}},
+            "method.reinforge.agent.environment: not available in the service",
+        ),
+        (
+            {"type": "reinforcement", "reinforcement": {"grader": GRADER, "tools": {"name": "calc"}}},
+            "method.reinforcement.tools: must be a list",
+        ),
     ],
 )
 def test_bad_job_is_one_config_error_naming_the_key(files, method, needle):
