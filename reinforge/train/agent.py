@@ -153,6 +153,20 @@ def kept_group_advantages(
     return adv
 
 
+def generated_first(mask: torch.Tensor) -> torch.Tensor:
+    """(N, T) a per-row permutation moving each row's masked (generated) positions to the front, in order.
+
+    PPO's per-token rewards and GAE run over an episode's generated tokens as one sequence: tool and
+    environment tokens are not the policy's actions, and a gap of them must not cut the return.
+    ``x.gather(1, order)`` compacts a (N, T) tensor, ``y.new_zeros(y.shape).scatter(1, order, y)`` puts
+    it back. A prefix mask (plain completions) gives the identity.
+
+    >>> generated_first(torch.tensor([[1, 0, 0, 1, 0]])).tolist()
+    [[0, 3, 1, 2, 4]]
+    """
+    return torch.argsort((mask == 0).to(torch.int8), dim=1, stable=True)
+
+
 def agent_bar(metrics: dict[str, Any]) -> dict[str, Any]:
     """The progress bar's agent figures: tool calls per episode, invalid-call rate, discarded episodes."""
     if not metrics:

@@ -29,6 +29,7 @@ from reinforge.graders import as_grader
 from reinforge.graders.reward_model import RewardModelGrader
 from reinforge.models.generation import HFBackend
 from reinforge.tasks import get_task
+from reinforge.train.agent import AgentSettings, agent_bar, agent_finish, generated_first
 from reinforge.train.batching import load_prompt_rows, steps_for
 from reinforge.train.evaluate import evaluate_policy
 from reinforge.train.logprobs import completion_hidden, logps_from_hidden, per_token_logps
@@ -99,6 +100,7 @@ class PPOConfig(OptimSettings):
     device: str = "auto"  # auto: cuda when available, else cpu
     logprob_chunk: int = 64  # sequences per LM-head chunk when computing log-probs
     progress: bool = True  # show a progress bar
+    agent: AgentSettings | None = None  # tools, episodes (train/agent.py); rows with `tools` imply it
 
     @model_validator(mode="after")
     def _check(self) -> PPOConfig:
@@ -188,7 +190,7 @@ def ppo_update(
     ids, attn, mask = (
         roll.input_ids.to(device),
         roll.attention_mask.to(device),
-        roll.completion_mask.to(device),
+        roll.token_mask.to(device),  # episodes: generated tokens only
     )
     T, N = roll.n_completion, ids.shape[0]
     fmask = mask.float()
@@ -196,8 +198,14 @@ def ppo_update(
         b_logp, b_values = ac(ids, attn, T, cfg.temperature, cfg.logprob_chunk)  # (N, T) each
         b_ref = per_token_logps(ref, ids, attn, T, cfg.temperature, cfg.logprob_chunk)
         b_scores = roll.rewards.flatten().to(device)  # (N,)
-        b_rewards, b_kl = kl_penalised_rewards(b_scores, b_logp, b_ref, mask, beta)
-        b_adv, b_returns = gae(b_rewards, b_values, mask, cfg.gamma, cfg.gae_lambda)
+        # over the generated tokens as one sequence (an episode's tool/environment tokens moved out)
+        order = generated_first(mask)
+        c_mask = mask.gather(1, order)
+        c_rewards, c_kl = kl_penalised_rewards(
+            b_scores, b_logp.gather(1, order), b_ref.gather(1, order), c_mask, beta
+        )
+        c_adv, c_returns = gae(c_rewards, b_values.gather(1, order), c_mask, cfg.gamma, cfg.gae_lambda)
+        b_kl, b_adv, b_returns = (x.new_zeros(x.shape).scatter(1, order, x) for x in (c_kl, c_adv, c_returns))
         if cfg.whiten_advantages:
             b_adv = whiten(b_adv, mask)
     mb_size = N // cfg.num_minibatches
@@ -327,11 +335,17 @@ def train_ppo(
                 **upd,
                 "length/mean": roll.completion_mask.sum(-1).float().mean().item(),
                 **guard.fields(roll.grades),
+                **roll.agent,
                 "lr": scheduler.get_last_lr()[0],
                 "perf/step_seconds": time.perf_counter() - t0,
                 "perf/gen_seconds": roll.gen_seconds,
             }
-            bar = {"score": rec["reward/score"], "kl": rec["kl/seq"], "beta": rec["kl/beta"]}
+            bar = {
+                "score": rec["reward/score"],
+                "kl": rec["kl/seq"],
+                "beta": rec["kl/beta"],
+                **agent_bar(roll.agent),
+            }
             run.log(rec, bar={**bar, **guard.bar_fields()})
             guard.check(step, roll.grades)  # a grader failing on the first step (or 3 in a row) stops here
         return run.finish(
@@ -343,6 +357,7 @@ def train_ppo(
                 "final_kl": run.eval_value("eval/kl"),
                 "kl_target": cfg.kl_target,
                 "final_beta": kl_ctl.value,
+                **agent_finish(run.dir, run.records()),  # and agent.png
                 **guard.summary(run.records("train")),
             },
             plot=("reward/score", "eval/reward_mean"),
