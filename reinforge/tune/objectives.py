@@ -10,7 +10,8 @@ pipeline (model, few-shot pool, seed, documents), the grader, the configuration 
 It returns a dict of metrics: ``score`` (mean grade), ``scores`` (per example, for paired tests),
 ``tokens``, ``usd`` and ``latency_s`` (per example: cost objectives), ``examples_graded``, ``tokens_spent``,
 ``model_calls`` and ``cost_usd`` (new work only: what budgets count) and ``failures`` (the worst
-examples, which an LLM mutator reads).
+examples, with an agent's trajectory and the grader's sub-scores and error flags: what an LLM mutator
+reflects on).
 
 >>> from reinforge.graders.base import CallableGrader
 >>> rows = [{"q": "2+2", "answer": "4"}, {"q": "3+3", "answer": "6"}]
@@ -134,6 +135,8 @@ class ExampleObjective:
                     "model_calls": o["model_calls"],
                     "latency_s": o.get("latency_s", latency),
                     "extra": numeric_extras(o),
+                    "trace": trace(o),  # an agent's calls and results, for a mutator to reflect on
+                    "notes": {**g.sub_rewards, **{k: True for k, v in g.errors.items() if v}},  # grader's
                 }
                 self.cache.cache_put(keys[i], rec)  # 3. committed at once: a kill loses nothing graded
                 records[i] = rec
@@ -154,6 +157,8 @@ class ExampleObjective:
                 "output": _short(records[i]["output_text"]),
                 "expected": _short({k: v for k, v in rows[i].items() if k != "messages"}),
                 "score": scores[i],
+                **({"trajectory": records[i]["trace"]} if records[i].get("trace") else {}),
+                **({"grader_notes": records[i]["notes"]} if records[i].get("notes") else {}),
             }
             for i in worst
             if scores[i] < 1.0
@@ -203,6 +208,23 @@ def numeric_extras(output: dict) -> dict[str, float]:
         for k, v in output.items()
         if k not in STANDARD and isinstance(v, int | float) and not isinstance(v, bool)
     }
+
+
+def trace(output: dict) -> str | None:
+    """An agent output's turns after the prompt, one short line each (None for a plain completion).
+
+    >>> trace({"trajectory": {"messages": [{"role": "assistant", "tool_calls": [
+    ...     {"function": {"name": "calc", "arguments": '{"e": "2*3"}'}}]}, {"role": "tool", "content": "6"}]}})
+    'assistant: calc({"e": "2*3"}) | tool: 6'
+    """
+    messages = (output.get("trajectory") or {}).get("messages") or []
+    if not any(m.get("tool_calls") or m.get("role") == "tool" for m in messages):
+        return None
+    lines = []
+    for m in messages:
+        calls = [f"{c['function']['name']}({c['function']['arguments']})" for c in m.get("tool_calls") or []]
+        lines.append(f"{m['role']}: {', '.join(calls) or m.get('content') or ''}")
+    return _short(" | ".join(lines), 600)
 
 
 def _short(x: Any, limit: int = 300) -> str:

@@ -4,6 +4,7 @@ against the scripted tool-using endpoint (``reinforge.tune.toyagent``) on loopba
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,18 @@ def test_an_http_tool_without_a_schema_is_named(tmp_path, toy):
         objective(
             toy, tmp_path, **{"objective.tools": '[{"name": "search", "server_url": "http://127.0.0.1:9/s"}]'}
         )
+
+
+def test_failures_carry_the_trajectory_and_the_graders_notes_for_the_mutator(toy, tmp_path):
+    # issue 18: the LLM mutator reflects on failing trajectories and on the grader's notes
+    from reinforge.tune.evolution import LLMMutator
+    from tests.tune.test_samplers import FakeClient
+
+    half = {**GOOD, "system": "Answer briefly."}  # stops after looking the population up
+    failures = objective(toy, tmp_path)(nest(half))["failures"]
+    two_step = [f for f in failures if "times" in f["input"]]
+    assert two_step and "lookup(" in two_step[0]["trajectory"] and "tool: " in two_step[0]["trajectory"]
+    assert two_step[0]["grader_notes"]["answer"] == 0.0 and two_step[0]["grader_notes"]["clean"] == 1.0
+    client = FakeClient("Use your tools, step by step.")
+    LLMMutator("m", client=client).mutate(half["system"], failures, random.Random(0))
+    assert "lookup(" in client.prompts[0] and "grader_notes" in client.prompts[0]
