@@ -38,6 +38,7 @@ from reinforge.train.dpo import DPOConfig, load_pairs, train_dpo
 from reinforge.train.grpo import GRPOConfig, train_grpo
 from reinforge.train.hyperparameters import base_values, map_hyperparameters
 from reinforge.train.sft_trainer import SFTConfig, load_sft_rows, step_units, train_sft
+from reinforge.train.trackers import check_installed
 from reinforge.train.warmup import resolve_model
 
 # method.type -> (trainer config, trainer); every trainer has the call shape
@@ -86,10 +87,11 @@ def job_config(
     output_dir: str,
     seed: int,
     n_train_rows: int,
+    integrations: list[Any] | None = None,
 ) -> TrainerConfig:
     """The trainer config of one job, with about three checkpoints over the steps the trainer will run
-    (:func:`planned_steps`; ``train_file`` holds ``n_train_rows`` rows). Raises
-    ConfigError naming the offending key under ``method.``."""
+    (:func:`planned_steps`; ``train_file`` holds ``n_train_rows`` rows) and the job's ``integrations``
+    (:func:`integration_trackers`). Raises ConfigError naming the offending key under ``method.``."""
     kind = method_type(method)
     cls = METHODS[kind][0]
     body = method.get(kind) or {}
@@ -111,6 +113,8 @@ def job_config(
         agent = {**(data.get("agent") or {}), **{k: body[k] for k in AGENT_KEYS if k in body}}
         if agent:
             data["agent"] = service_agent(agent)
+    for name, value in integration_trackers(integrations).items():
+        data[name] = value if name == "tracker_args" else sorted({*data.get(name, []), *value})
     data.update(
         model=model, train_file=train_file, validation_file=validation_file, output_dir=output_dir, seed=seed
     )
@@ -120,6 +124,7 @@ def job_config(
         grader_error = any(err["loc"][:1] == ("grader",) for err in e.errors())
         where = "method.reinforcement" if grader_error else "method"
         raise ConfigError(format_validation_error(e, where, cls)) from None
+    check_installed(cfg.report_to, "integrations" if integrations else "method.reinforge.report_to")
     total = planned_steps(cfg, n_train_rows)
     if "save_interval" not in extra:  # about three checkpoints per job, like OpenAI's per-epoch ones
         cfg.save_interval = max(1, math.ceil(total / 3))
@@ -147,6 +152,37 @@ def service_agent(agent: dict[str, Any]) -> dict[str, Any]:
             "worker); use tool endpoints, or `reinforge rft` on your own machine"
         )
     return agent
+
+
+def integration_trackers(integrations: list[Any] | None) -> dict[str, Any]:
+    """OpenAI's ``integrations: [{"type": "wandb", "wandb": {"project", "name"?, "entity"?, "tags"?}}]``
+    as trainer keys: ``report_to: [wandb]`` and ``tracker_args.wandb`` (the worker's WANDB_API_KEY or
+    WANDB_MODE decide where the run goes).
+
+    >>> integration_trackers([{"type": "wandb", "wandb": {"project": "p", "tags": ["a"]}}])
+    {'report_to': ['wandb'], 'tracker_args': {'wandb': {'project': 'p', 'tags': ['a']}}}
+    """
+    if not integrations:
+        return {}
+    if not isinstance(integrations, list) or len(integrations) > 1:
+        raise ConfigError("integrations: a list of at most one {type: wandb, wandb: {project, ...}} object")
+    item = integrations[0]
+    if not isinstance(item, dict) or item.get("type") != "wandb":
+        raise ConfigError("integrations[0].type: only 'wandb' is supported; give {type: wandb, wandb: {...}}")
+    wandb = item.get("wandb")
+    if not isinstance(wandb, dict) or not isinstance(wandb.get("project"), str):
+        raise ConfigError("integrations[0].wandb.project: required, the W&B project name")
+    unknown = sorted(set(wandb) - {"project", "name", "entity", "tags"})
+    if unknown:
+        raise ConfigError(f"integrations[0].wandb.{unknown[0]}: unknown key; use project, name, entity, tags")
+    return {"report_to": ["wandb"], "tracker_args": {"wandb": wandb}}
+
+
+def job_integrations(config: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A job's ``integrations`` as OpenAI returns them, from its stored trainer config."""
+    if not config or "wandb" not in config.get("report_to", []):
+        return []
+    return [{"type": "wandb", "wandb": config.get("tracker_args", {}).get("wandb", {})}]
 
 
 def planned_steps(cfg: TrainerConfig, n_train_rows: int) -> int:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from reinforge.errors import ConfigError, ReinforgeError
-from reinforge.openai_compat import FILE_KINDS, job_config, job_method
+from reinforge.openai_compat import FILE_KINDS, job_config, job_integrations, job_method
 from reinforge.serve.context import CallerDep, Limit, Owner, Seq, Service, Svc, page
 from reinforge.serve.db import CheckpointRow, EventRow, FileRow, Job, add_event, new_id
 from reinforge.serve.errors import APIError, documented, not_found
@@ -36,6 +36,7 @@ class JobCreate(BaseModel):
     method: dict[str, Any] | None = None
     hyperparameters: dict[str, Any] | None = None  # legacy: supervised hyperparameters at the top level
     metadata: dict[str, str] | None = None
+    integrations: list[Any] | None = None  # [{"type": "wandb", "wandb": {...}}]: openai_compat's trackers
 
 
 def job_obj(j: Job, result_files: list[str]) -> dict:
@@ -59,7 +60,7 @@ def job_obj(j: Job, result_files: list[str]) -> dict:
         "training_file": j.training_file,
         "validation_file": j.validation_file,
         "estimated_finish": None,
-        "integrations": [],
+        "integrations": job_integrations(j.config),
         "metadata": j.user_metadata,
         "method": j.method,
         "user_provided_suffix": j.suffix,
@@ -169,12 +170,15 @@ def create_job(req: JobCreate, svc: Svc, owner: Owner):
     run_dir = svc.data_dir / "jobs" / job_id
     train, val = files["training_file"], files.get("validation_file")
     try:  # the one validation of the job; the worker trains this config
+        val_path = val.path if val else None
         cfg = job_config(
-            method, model_path, train.path, val.path if val else None, str(run_dir), seed, train.rows
+            method, model_path, train.path, val_path, str(run_dir), seed, train.rows, req.integrations
         )
     except ReinforgeError as e:
         grader = str(e).startswith("method.reinforcement")
         param, code = ("method.reinforcement.grader", None) if grader else ("method", "invalid_value")
+        if str(e).startswith("integrations"):
+            param = "integrations"
         raise APIError(400, str(e), param=param, code=code) from None
     j = Job(
         id=job_id,

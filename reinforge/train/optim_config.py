@@ -1,7 +1,8 @@
 """The optimisation keys every trainer's config shares, declared and documented once.
 
 ``GRPOConfig``, ``PPOConfig``, ``DPOConfig``, ``SFTConfig`` and ``RMConfig`` derive from
-:class:`OptimSettings`; the keys stay top-level YAML keys (``learning_rate: 3e-4``, ``--set epochs=2``).
+:class:`OptimSettings` (itself a ``TrackerSettings``: ``report_to``, ``tracker_args``, in
+``train/trackers.py``); the keys stay top-level YAML keys (``learning_rate: 3e-4``, ``--set epochs=2``).
 ``learning_rate`` has no default here: each algorithm states its own, in one line of its config, and
 everything else (the service's jobs, ``learning_rate_multiplier``, tuning) reads that class default.
 ``Run.optimizer`` (``train/skeleton.py``) turns these keys into AdamW and its schedule, and applies
@@ -10,7 +11,7 @@ everything else (the service's jobs, ``learning_rate_multiplier``, tuning) reads
 >>> class Demo(OptimSettings):
 ...     learning_rate: float = 1e-4  # AdamW peak learning rate
 >>> Demo(epochs=2).model_dump()
-{'steps': None, 'epochs': 2.0, 'learning_rate': 0.0001, 'lr_schedule': 'constant', 'warmup_steps': 0, 'weight_decay': 0.0, 'max_grad_norm': 1.0, 'precision': 'auto', 'gradient_checkpointing': False, 'distributed': None}
+{'report_to': [], 'tracker_args': {}, 'steps': None, 'epochs': 2.0, 'learning_rate': 0.0001, 'lr_schedule': 'constant', 'warmup_steps': 0, 'weight_decay': 0.0, 'max_grad_norm': 1.0, 'precision': 'auto', 'gradient_checkpointing': False, 'distributed': None}
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
-from reinforge.config import Config
 from reinforge.train.distributed import DistributedSettings
 from reinforge.train.precision import Precision, check_precision
+from reinforge.train.trackers import TrackerSettings
 
 
-class OptimSettings(Config):
+class OptimSettings(TrackerSettings):
     """AdamW, its learning-rate schedule and the run length; a trainer's config adds its own keys after these."""
 
     steps: int | None = None  # total steps; default: epochs over the training data

@@ -12,10 +12,10 @@ A trainer shows only its algorithm (``sft_trainer.py`` is the shortest)::
             run.log({"step": step, "kind": "train", ...}, bar={"loss": ...})
         return run.finish({...})                                  # summary.json, plot, table
 
-Where the next services plug in: an experiment tracker (tensorboard, wandb, mlflow) is one more
-:class:`MetricSink` in ``sinks`` (it sees every record ``metrics.jsonl`` sees, and is closed with the
-run); a config key naming trackers would be turned into sinks here, in ``Run.__init__``, so no trainer
-changes. Under ``torch.distributed`` (``train/distributed.py``, joined here) every rank runs the same
+Experiment trackers are more :class:`MetricSink` s: ``report_to: [tensorboard, wandb, mlflow, trackio]``
+(``train/trackers.py``) is checked in ``Run.__init__`` and opened beside ``metrics.jsonl`` in
+:meth:`Run.optimizer` (each sees every record ``metrics.jsonl`` sees, and is closed with the run), so no
+trainer changes. Under ``torch.distributed`` (``train/distributed.py``, joined here) every rank runs the same
 loop and the same cadence (the stop signal is agreed across ranks in :meth:`Run.steps`); only rank 0
 (``is_main``) evaluates, sends records to the sinks and writes checkpoints, ``final/``, the summary, the
 plot and the table; the other ranks read ``metrics.jsonl`` back. A sharded model's checkpoint gathering
@@ -38,6 +38,7 @@ from reinforge.train.precision import autocast, enable_gradient_checkpointing
 from reinforge.train.progress import TrainProgress, print_table
 from reinforge.train.run import MetricsLog, plot_metric, prepare_run_dir, write_summary
 from reinforge.train.schedule import make_scheduler
+from reinforge.train.trackers import check_installed, open_trackers
 
 NAN = float("nan")
 
@@ -85,6 +86,7 @@ class Run:
         self.state: dict[str, Any] = ck.load_trainer_state(self.last) if self.last else {"step": 0}
         self.start: int = self.state["step"]
         self.resume = resume
+        check_installed(getattr(cfg, "report_to", []))  # a missing tracker package stops the run here
         self.sinks: list[MetricSink] = list(sinks or [])  # metrics.jsonl joins first, in optimizer()
         self.evals: list[dict] = []  # this session's evaluation records ({} where nothing was measured)
         self.final_eval: dict = {}  # the evaluation after the last step ({} when stopped)
@@ -123,6 +125,9 @@ class Run:
         resume_step = self.start if self.resume else None  # other ranks only read what rank 0 writes
         self.metrics = MetricsLog(self.dir / "metrics.jsonl", resume_step, read_only=not self.is_main)
         self.sinks.insert(0, self.metrics)
+        if self.is_main and getattr(cfg, "report_to", []):  # report_to's trackers, on rank 0 only
+            args = (cfg.report_to, self.dir, cfg.model_dump(mode="json"), resume_step, cfg.tracker_args)
+            self.sinks[1:1] = open_trackers(*args)
         return self.optim, self.scheduler
 
     # ------------------------------------------------------------------------------------ the loop

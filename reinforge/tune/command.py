@@ -20,6 +20,7 @@ from typing import Any
 
 from reinforge.config import load_config, read_yaml
 from reinforge.errors import ReinforgeError
+from reinforge.train.trackers import check_installed, report_trial
 from reinforge.tune.factory import ScoreRenamer, build_objective, build_study, check_estimate
 from reinforge.tune.report import print_table, rich_progress, write_outputs
 from reinforge.tune.run import Budget, optimize
@@ -59,6 +60,7 @@ def run_config(cfg: TuneConfig, config_path: Path | None, resume: bool, yes: boo
         cfg, objective.inner if isinstance(objective, ScoreRenamer) else objective, space, yes, echo
     )
     study = build_study(cfg)
+    check_installed(cfg.report_to)
     bar, update = rich_progress(cfg.n_trials)
     with bar:
         optimize(
@@ -69,12 +71,25 @@ def run_config(cfg: TuneConfig, config_path: Path | None, resume: bool, yes: boo
             cfg.executor,
             cfg.workers,
             Budget(**cfg.budget.model_dump()),
+            callbacks=[trial_reporter(cfg)] if cfg.report_to else [],
             progress=update,
         )
     print_table(study)
     paths = write_outputs(study, out, best_base)
     echo(f"wrote {', '.join(str(p) for p in paths)}")
     return study
+
+
+def trial_reporter(cfg: TuneConfig):
+    """The callback sending each finished trial to ``report_to``'s trackers: its objective values and
+    numeric metrics, as a run named ``STUDY/trial-N``."""
+
+    def report(study, trial) -> None:
+        metrics = {**trial.attrs, **dict(zip(study.objective_names, trial.values or []))}
+        number, params, out = trial.number, trial.params, Path(cfg.output_dir)
+        report_trial(cfg.report_to, out, cfg.study, number, params, metrics, cfg.tracker_args)
+
+    return report
 
 
 def run_study(path: Path, overrides: list[str], resume: bool, yes: bool) -> Any:

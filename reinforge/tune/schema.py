@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from reinforge.config import Config
+from reinforge.train.trackers import TrackerSettings
 from reinforge.tune.space import SpaceSpec
 from reinforge.tune.train_objective import PBTSettings
 
@@ -63,8 +64,9 @@ class PriceSettings(Config):
     output_per_1k: float = 0.0  # money per 1000 completion tokens
 
 
-class TuneConfig(Config):
-    """A study: space, objective(s), sampler, scheduler, budget, executor, outputs."""
+class TuneConfig(TrackerSettings):
+    """A study: space, objective(s), sampler, scheduler, budget, executor, outputs; ``report_to``
+    sends each finished trial to the trackers as a run of its own (``train/trackers.py``)."""
 
     study: str = "study"  # study name inside the storage file
     storage: str | None = None  # SQLite file (default: <output_dir>/study.db)

@@ -65,3 +65,20 @@ def test_control_of_a_queued_job_follows_the_table(api):
     assert post("cancel").json()["status"] == "cancelled"
     r = post("pause")
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_state"
+
+
+def test_a_wandb_integration_becomes_the_jobs_tracker(api):
+    client, sf, fid = api
+    method = {"type": "reinforcement", "reinforcement": {"grader": STRING_CHECK}}
+    wandb = {"project": "p", "name": "n", "tags": ["t"]}
+    body = {"model": "tiny:addition:1m", "training_file": fid, "method": method}
+    job = client.post(
+        "/v1/fine_tuning/jobs", json={**body, "integrations": [{"type": "wandb", "wandb": wandb}]}
+    ).json()
+    assert job["integrations"] == [{"type": "wandb", "wandb": wandb}]  # as OpenAI echoes it
+    with sf() as s:
+        config = s.get(Job, job["id"]).config
+    assert (config["report_to"], config["tracker_args"]) == (["wandb"], {"wandb": wandb})
+    bad = client.post("/v1/fine_tuning/jobs", json={**body, "integrations": [{"type": "neptune"}]})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "integrations"
+    assert "only 'wandb'" in bad.json()["error"]["message"]
