@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import uuid
 from typing import Any, Literal
 
 import torch
@@ -93,6 +94,7 @@ class AgentRunner:
         if self.tools:  # an endpoint that does not answer stops the run here, before any step
             asyncio.run(probe(self.tools))
         self.schemas = [t.schema for t in self.tools.values() if t.schema]
+        self.tag = uuid.uuid4().hex[:8]  # rollout ids (sent to tool endpoints) unique across runs too
 
     def env_factory(self):
         """``(row, rollout_id) -> Environment``, or None: single-turn episodes (no tools to run)."""
@@ -106,11 +108,19 @@ class AgentRunner:
         )
 
     def run(self, backend, tokenizer, rows: list[dict], n: int, params: SamplingParams, prefix: str):
-        """``n`` episodes per row, prompt-major; rows without ``tools`` are offered the tools' schemas."""
+        """``n`` episodes per row, prompt-major; rows without ``tools`` are offered the tools' schemas.
+        Rollout ids are ``<tag>-<prefix>-<row>-<sample>``."""
         if self.schemas:
             rows = [r if "tools" in r else {**r, "tools": self.schemas} for r in rows]
         return run_episodes(
-            backend, tokenizer, rows, self.env_factory(), self.limits, n, params, rollout_prefix=prefix
+            backend,
+            tokenizer,
+            rows,
+            self.env_factory(),
+            self.limits,
+            n,
+            params,
+            rollout_prefix=f"{self.tag}-{prefix}",
         )
 
     def scored(self, episodes: list[Episode]) -> tuple[list[bool], list[bool]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,7 +185,6 @@ class StepRollouts:
         self.tokenizer = tokenizer
         # episodes instead of completions when cfg has an agent section or the rows offer tools
         self.agent = agent_runner(cfg, rows)
-        self.tag = uuid.uuid4().hex[:8]  # rollout ids (sent to tool endpoints) are unique across runs too
         self.prompt_ids = [] if self.agent else [encode_prompt(tokenizer, prompt_messages(r)) for r in rows]
 
     def __call__(self, step: int, n: int, shard: tuple[int, int] | None = None) -> Rollout:
@@ -206,7 +204,7 @@ class StepRollouts:
         rows = [self.rows[i] for i in idx]
         if self.agent:
             return collect_episodes(
-                self.agent, self.backend, self.tokenizer, self.grader, rows, params, f"{self.tag}-{step}"
+                self.agent, self.backend, self.tokenizer, self.grader, rows, params, f"step{step}"
             )
         prompts = [self.prompt_ids[i] for i in idx]
         return collect_rollout(self.backend, self.grader, rows, prompts, params, self.backend.pad_id)

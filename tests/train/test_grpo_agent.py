@@ -30,8 +30,11 @@ class Chatty:
     """An environment that answers the first turn with a user message and ends after the second: every
     episode has observation tokens between two generated turns."""
 
+    seen: list[str] = []  # the rollout ids environments were built with
+
     def __init__(self, row: dict, rollout_id: str):
         self.turns = 0
+        Chatty.seen.append(rollout_id)
 
     def reset(self, row: dict) -> list[dict]:
         return row["messages"]
@@ -200,3 +203,13 @@ def test_rft_raises_the_reward_of_single_turn_function_calling(tmp_path, tool_ca
     assert last >= first + 0.2, (first, last)  # measured: 0.53 -> 0.92
     assert summary["valid_call_rate"] > 0.8 and summary["discarded_rollouts"] == 0
     assert (tmp_path / "rft" / "agent.png").exists()
+
+
+def test_rollout_ids_are_unique_per_episode_and_run(tiny_addition_dir):
+    policy, tok = load_model(str(tiny_addition_dir))
+    backend, grader = HFBackend(policy, tok), CallableGrader(lambda item, sample: 0.0)
+    Chatty.seen.clear()
+    for _ in range(2):  # two runs, the same step
+        runner = AgentRunner(AgentSettings(environment=f"{__name__}:Chatty", max_episode_steps=1), 2)
+        collect_episodes(runner, backend, tok, grader, ROWS, SamplingParams(n=2, seed=0), "step1")
+    assert len(Chatty.seen) == 8 and len(set(Chatty.seen)) == 8
