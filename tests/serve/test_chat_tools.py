@@ -13,8 +13,13 @@ import pytest
 
 openai = pytest.importorskip("openai")
 
+from fastapi import FastAPI, Request  # noqa: E402
+from fastapi.responses import PlainTextResponse  # noqa: E402
+
+from reinforge.demo_agent import ToolServer  # noqa: E402
 from reinforge.tasks.calculator import TOOL, calculator  # noqa: E402
-from tests.serve.helpers import start_server  # noqa: E402
+from tests.helpers import wait_for, write_jsonl  # noqa: E402
+from tests.serve.helpers import quick_rft_method, start_server  # noqa: E402
 
 QUESTION, ANSWER = "12+34", "46"
 CALL = {
@@ -67,7 +72,7 @@ def served(tmp_path_factory):
     sft_warmup(model, tok, rows, steps=80, batch_size=len(rows), lr=3e-3)
     root = tmp_path_factory.mktemp("chat-tools")
     save_tiny(model, tok, root / "calc")
-    srv = start_server(root / "data", workers=0, models=(root / "calc",))
+    srv = start_server(root / "data", workers=1, models=(root / "calc",))
     client = openai.OpenAI(base_url=srv.url + "/v1", api_key=srv.new_key("alice"), max_retries=0, timeout=60)
     yield client
     srv.stop()
@@ -153,3 +158,54 @@ def agents_settings():
     from agents import ModelSettings
 
     return ModelSettings(temperature=0, max_tokens=96)
+
+
+# a python grader (run in the sandbox) that reads the episode's calls as well as its answer
+CALLS_GRADER = {
+    "type": "python",
+    "name": "calls",
+    "source": (
+        "def grade(sample, item):\n"
+        "    called = any(c['function']['name'] == 'calculator' for c in sample['output_tools'])\n"
+        "    return 0.5 * called + 0.5 * (sample['output_text'].strip() == item['answer'])\n"
+    ),
+}
+
+
+def test_an_agent_rft_job_calls_the_tool_endpoint_and_its_model_answers_with_tool_calls(served, tmp_path):
+    rollouts: list[str] = []
+    app = FastAPI()
+
+    @app.post("/calculator")
+    async def calc(request: Request) -> PlainTextResponse:  # records each call's rollout id
+        rollouts.append(request.headers.get("x-rollout-id", ""))
+        return PlainTextResponse(calculator(**await request.json()))
+
+    row = {"messages": [{"role": "user", "content": QUESTION}], "tools": [TOOL], "answer": ANSWER}
+    train = served.files.create(
+        file=write_jsonl(tmp_path / "t.jsonl", [row] * 4).open("rb"), purpose="fine-tune"
+    )
+    method = quick_rft_method(CALLS_GRADER, steps=2, max_new_tokens=96, learning_rate=1e-6)
+    with ToolServer(app) as url:  # Agent RFT's keys: the endpoint and the turns an episode may take
+        endpoint = {"name": "calculator", "server_url": f"{url}/calculator"}
+        method["reinforcement"] |= {"tools": [endpoint], "max_episode_steps": 3}
+        job = served.fine_tuning.jobs.create(model="calc", training_file=train.id, method=method)
+
+        def finished():
+            j = served.fine_tuning.jobs.retrieve(job.id)
+            assert j.status not in ("failed", "cancelled"), j.error
+            return j if j.status == "succeeded" else None
+
+        job = wait_for(finished, timeout=300)
+    metrics = [
+        e.data for e in served.fine_tuning.jobs.list_events(job.id, limit=50).data if e.type == "metrics"
+    ]
+    assert rollouts and all(rollouts) and len(set(rollouts)) > 1, metrics  # calls carry their episode's id
+    rewards = [m["train_mean_reward"] for m in metrics if "train_mean_reward" in m]
+    # without the calls in output_tools no episode scores over 0.5, nor a step's mean
+    assert rewards and max(rewards) > 0.5, metrics
+    reply = served.chat.completions.create(
+        model=job.fine_tuned_model, messages=[{"role": "user", "content": QUESTION}], tools=[TOOL],
+        temperature=0, max_tokens=96,
+    ).choices[0]  # fmt: skip
+    assert reply.finish_reason == "tool_calls" and reply.message.tool_calls[0].function.name == "calculator"
