@@ -172,6 +172,7 @@ CALLS_GRADER = {
 }
 
 
+@pytest.mark.slow  # a job through the server's worker: ~1-3 min on 2 busy cores (tests/test_openai_compat: the mapping)
 def test_an_agent_rft_job_calls_the_tool_endpoint_and_its_model_answers_with_tool_calls(served, tmp_path):
     rollouts: list[str] = []
     app = FastAPI()
