@@ -23,6 +23,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/reinforge demo
 
+.PHONY: demo-reverse
+demo-reverse: $(STAMP)  # the demo on a task whose answer is a word (reverse it), not a number
+	$(BIN)/reinforge demo --task reverse --output-dir runs/demo-reverse
+
 demo-rlhf: $(STAMP)
 	$(BIN)/reinforge demo rlhf
 
