@@ -12,32 +12,10 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 from safetensors.torch import load_file
 
-from reinforge.train.grpo import GRPOConfig, train_grpo
-
-
-def cfg_dict(model_dir, out: Path) -> dict:
-    return dict(
-        model=str(model_dir),
-        task="addition",
-        output_dir=str(out),
-        steps=6,
-        prompts_per_step=4,
-        group_size=4,
-        max_new_tokens=4,
-        learning_rate=1e-3,
-        lr_schedule="cosine",
-        warmup_steps=2,
-        loss_type="dapo",
-        beta=0.04,
-        eval_interval=3,
-        save_interval=3,
-        train_examples=64,
-        validation_examples=16,
-        progress=False,
-    )
+from reinforge.train.grpo import train_grpo
+from tests.train.test_grpo import small_cfg
 
 
 def figures(run_dir: Path) -> list[dict]:
@@ -48,8 +26,9 @@ def figures(run_dir: Path) -> list[dict]:
 
 def test_two_runs_with_one_seed_are_bit_identical(tiny_addition_dir, tmp_path):
     here, there = tmp_path / "here", tmp_path / "there"
-    train_grpo(GRPOConfig(**cfg_dict(tiny_addition_dir, here)))
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg_dict(tiny_addition_dir, there)))
+    kw = dict(lr_schedule="cosine", warmup_steps=2, loss_type="dapo", eval_interval=3, save_interval=3)
+    train_grpo(small_cfg(tiny_addition_dir, here, **kw))
+    small_cfg(tiny_addition_dir, there, **kw).save(tmp_path / "cfg.yaml")
     env = {**os.environ, "PYTHONHASHSEED": "12345", "OMP_NUM_THREADS": str(torch.get_num_threads())}
     subprocess.run(
         [sys.executable, "-m", "reinforge", "rft", str(tmp_path / "cfg.yaml")],
