@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import torch
 
-from reinforge.agents.episode import episode_metrics
+from reinforge.agents.episode import Episode, episode_metrics
 from reinforge.graders.base import Grader, make_sample
 from reinforge.models.chat import encode_prompt, prompt_messages
 from reinforge.models.generation import HFBackend, SamplingParams
@@ -37,7 +37,8 @@ def evaluate(
     With ``agent``, each sample is an episode graded whole, and the greedy episodes' ``agent/*`` figures
     are in the result; discarded episodes (or truncated ones, with ``on_truncated: discard``) score 0."""
     prompts = [] if agent else [encode_prompt(tokenizer, prompt_messages(r)) for r in rows]
-    greedy_rewards, outputs, sampled, episodes = [], [], [], []
+    greedy_rewards, outputs, sampled = [], [], []
+    episodes: list[Episode] = []  # the greedy ones, with an agent
 
     def sample(chunk_rows: list[dict], params: SamplingParams, first: int):  # (texts, grades), row-major
         if agent is not None:

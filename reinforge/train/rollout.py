@@ -90,7 +90,7 @@ def collect_rollout(
 
 def pack(
     prompts: list[list[int]], completions: list[list[int]], logprobs: list[list[float]], pad_id: int
-) -> tuple[torch.Tensor, ...]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(input_ids, attention_mask, completion_mask, sample_logps) of N rows [left-padded prompt |
     right-padded completion], so every completion starts at column P. Rows are built as Python lists and
     converted once (a tensor op per row costs more than the row)."""

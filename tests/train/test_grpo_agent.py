@@ -213,3 +213,31 @@ def test_rollout_ids_are_unique_per_episode_and_run(tiny_addition_dir):
         runner = AgentRunner(AgentSettings(environment=f"{__name__}:Chatty", max_episode_steps=1), 2)
         collect_episodes(runner, backend, tok, grader, ROWS, SamplingParams(n=2, seed=0), "step1")
     assert len(Chatty.seen) == 8 and len(set(Chatty.seen)) == 8
+
+
+def test_short_rft_run_over_multi_turn_episodes_logs_the_agent_figures(tmp_path, tiny_addition_dir):
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS * 4))
+    cfg = GRPOConfig(
+        model=str(tiny_addition_dir),
+        train_file=str(data),
+        validation_file=str(data),
+        output_dir=str(tmp_path / "run"),
+        agent={"environment": f"{__name__}:Chatty", "max_episode_tokens": 40},
+        steps=2,
+        group_size=2,
+        prompts_per_step=2,
+        max_new_tokens=6,
+        eval_interval=0,
+        save_interval=0,
+        progress=False,
+        audit=False,
+    )
+    summary = train_grpo(cfg, reward_fn=lambda item, sample: float(item["answer"] in sample["output_text"]))
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").open()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert [r["agent/turns_mean"] for r in train] == [2.0, 2.0]  # Chatty: two turns each
+    assert all(r["agent/tokens_mean"] > r["agent/generated_tokens_mean"] for r in train)  # observations
+    assert records[-1]["kind"] == "eval" and records[-1]["eval/agent/turns_mean"] == 2.0
+    assert summary["discarded_rollouts"] == 0 and summary["truncated_episodes"] >= 0
+    assert (tmp_path / "run" / "agent.png").exists()
