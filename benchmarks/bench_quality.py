@@ -237,14 +237,18 @@ def plot(curves: dict[str, list], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    # against training seconds (the comparison), and against steps (learning per step, apart from speed)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for name, curve in curves.items():
-        ax.plot([t for t, _, _ in curve], [r for _, _, r in curve], marker="o", ms=3, label=name)
-    ax.set_xlabel("training seconds (evaluation excluded)")
-    ax.set_ylabel("validation reward (greedy)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
+        for ax, x in zip(axes, (0, 1)):
+            ax.plot([c[x] for c in curve], [c[2] for c in curve], marker="o", ms=3, label=name)
+    axes[0].set_xlabel("training seconds (evaluation excluded)")
+    axes[1].set_xlabel("GRPO steps")
+    axes[0].set_ylabel("validation reward (greedy)")
+    fig.suptitle(title, fontsize=9)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -289,7 +293,8 @@ def bench(model: str, seconds: float, every: float, order: list[str], out_dir: P
     res["validation_prompts"] = len(val_rows)
     res["curves"] = curves
     png = out_dir / "quality.png"
-    plot(curves, png, f"addition, tiny 1m, {seconds:g} s each, {res['threads']} threads")
+    threads = ", ".join(f"{s} {n}" for s, n in res["threads"].items())
+    plot(curves, png, f"{seconds:g} training seconds each; torch threads: {threads}; load {load}")
     res["plot"] = str(png)
     return res
 
