@@ -286,7 +286,7 @@ def take_turn(
     parsed = fmt.parse(text, start=len(ep.calls))
     ep.calls += parsed.calls
     ep.invalid_calls += len(parsed.invalid)
-    ep.final_text = parsed.content.strip()
+    ep.final_text = parsed.content  # as plain RFT grades a completion: unstripped
     ep.messages.append(parsed.to_message())
     if cut:
         ep.end("truncated", "max_episode_tokens")
