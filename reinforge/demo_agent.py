@@ -11,12 +11,13 @@
    ``valid_call_rate``, ``mean_tool_calls``, ``discarded_rollouts``, ``seconds``) and ``agent_demo.png``
    (reward and tool calls per episode against step).
 
-Before the demonstrations, both copies are warmed on echoing digit strings (a stand-in for the copying
-every pretrained LLM can do and a model trained from scratch on a few dozen rows cannot learn).
+Both copies start from one model warmed on echoing digit strings and expressions: a stand-in for the
+copying every pretrained LLM can do and a model trained from scratch on a few dozen rows cannot learn.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import shutil
@@ -130,22 +131,15 @@ def echo_rows(task: CalculatorTask, n: int, seed: int) -> list[dict]:
     ]
 
 
-def sft_model(rows: list[dict], s: dict, seed: int, warm: list[dict], label: str):
-    """A fresh tiny model: echo warm-up, then SFT on ``rows`` (with their ``tools``)."""
-    from reinforge.models.tiny import build_model, build_tokenizer
+def sft(model, tok, rows: list[dict], steps: int, batch: int, seed: int, label: str):
+    """SFT ``model`` in place on chat ``rows`` (with their ``tools``), with a progress bar."""
     from reinforge.train.progress import TrainProgress
     from reinforge.train.sft import sft_warmup
 
-    tok = build_tokenizer()
-    model = build_model(s["size"], seed, len(tok))
-    for data, steps, batch, what in (
-        (warm, s["echo_steps"], 32, "echo"),
-        (rows, s["sft_steps"], s["sft_batch"], label),
-    ):
-        with TrainProgress(steps, 0, what) as bar:
-            sft_warmup(model, tok, data, steps=steps, batch_size=batch, seed=seed,
-                       on_step=lambda done, loss: bar.update(done, {"loss": loss}))  # fmt: skip
-    return model, tok
+    with TrainProgress(steps, 0, label) as bar:
+        sft_warmup(model, tok, rows, steps=steps, batch_size=batch, seed=seed,
+                   on_step=lambda done, loss: bar.update(done, {"loss": loss}))  # fmt: skip
+    return model
 
 
 def plot_agent_demo(out: Path, summary: dict, records: list[dict]) -> Path:
@@ -181,6 +175,20 @@ def plot_agent_demo(out: Path, summary: dict, records: list[dict]) -> Path:
     return path
 
 
+def valid_call_rate(metrics: dict, prefix: str = "") -> float | None:
+    """Well-formed calls over all calls of a validation's episodes; None when no call was made at all.
+
+    >>> valid_call_rate({"agent/tool_calls_mean": 0.0, "agent/invalid_call_rate": 0.0}) is None
+    True
+    >>> valid_call_rate({"eval/agent/tool_calls_mean": 1.5, "eval/agent/invalid_call_rate": 0.25}, "eval/")
+    0.75
+    """
+    invalid = metrics.get(f"{prefix}agent/invalid_call_rate", 0.0)
+    if metrics.get(f"{prefix}agent/tool_calls_mean", 0.0) == 0 and invalid == 0:
+        return None
+    return 1 - invalid
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> str:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
@@ -190,7 +198,7 @@ def run_demo_agent(output_dir: Path = Path("runs/demo-agent"), quick: bool = Fal
     import torch
 
     from reinforge.models.generation import HFBackend
-    from reinforge.models.tiny import save_tiny
+    from reinforge.models.tiny import build_model, build_tokenizer, save_tiny
     from reinforge.tasks import sft_rows
     from reinforge.train.agent import AgentRunner, AgentSettings
     from reinforge.train.evaluate import evaluate
@@ -213,10 +221,14 @@ def run_demo_agent(output_dir: Path = Path("runs/demo-agent"), quick: bool = Fal
     mt = s["max_new_tokens"]
 
     say(f"1/3 SFT on {len(rows)} questions: without the tool (answers only), then with it (demonstrations)")
-    plain, tok = sft_model(sft_rows(rows), s, seed, warm, "SFT, no tool")
+    tok = build_tokenizer()
+    warmed = sft(build_model(s["size"], seed, len(tok)), tok, warm, s["echo_steps"], 32, seed, "echo warm-up")
+    plain = sft(
+        copy.deepcopy(warmed), tok, sft_rows(rows), s["sft_steps"], s["sft_batch"], seed, "SFT, no tool"
+    )
     no_tool = [{k: v for k, v in r.items() if k != "tools"} for r in val]
     no_tool_score = evaluate(HFBackend(plain, tok), tok, task.grader, no_tool, max_tokens=16)["reward_mean"]
-    tool_model, tok = sft_model(demonstrations(rows), s, seed, warm, "SFT, tool")
+    tool_model = sft(warmed, tok, demonstrations(rows), s["sft_steps"], s["sft_batch"], seed, "SFT, tool")
     save_tiny(tool_model, tok, out / "sft")
     console.print(f"    validation reward without the tool: {no_tool_score:.3f}")
 
@@ -256,8 +268,8 @@ def run_demo_agent(output_dir: Path = Path("runs/demo-agent"), quick: bool = Fal
         "no_tool_val_reward": no_tool_score,
         "sft_val_reward": sft_eval["reward_mean"],
         "final_val_reward": rft["final_val_reward"],
-        "sft_valid_call_rate": 1 - sft_eval["agent/invalid_call_rate"],
-        "valid_call_rate": 1 - last_eval.get("eval/agent/invalid_call_rate", 0.0),
+        "sft_valid_call_rate": valid_call_rate(sft_eval),
+        "valid_call_rate": valid_call_rate(last_eval, "eval/"),
         "mean_tool_calls": last_eval.get("eval/agent/tool_calls_mean", 0.0),
         "discarded_rollouts": rft.get("discarded_rollouts", 0),
         "seconds": round(time.time() - t0, 1),

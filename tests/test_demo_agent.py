@@ -41,8 +41,9 @@ def test_quick_demo_runs_every_stage_to_the_summary_and_plot(tmp_path):
     on_disk = json.loads((tmp_path / "demo" / "summary.json").read_text())
     for key in SUMMARY_KEYS:
         assert key in on_disk and on_disk[key] == summary[key], key
-    for key in ("no_tool_val_reward", "sft_val_reward", "final_val_reward", "valid_call_rate"):
+    for key in ("no_tool_val_reward", "sft_val_reward", "final_val_reward"):
         assert 0 <= summary[key] <= 1, key
+    assert summary["valid_call_rate"] is None or 0 <= summary["valid_call_rate"] <= 1  # None: no call made
     # the final figure is the RFT run's last validation, of episodes against the HTTP tool
     run = tmp_path / "demo" / "rft"
     evals = [
