@@ -1,4 +1,6 @@
-"""``reward_model``: score a sample with a trained reward model (``reinforge rm``), mapped to 0..1.
+"""``reward_model``: score a sample with a trained reward model, mapped to 0..1: any directory that
+``AutoModelForSequenceClassification`` loads with one label (``reinforge rm``'s ``final/``, TRL's
+``RewardTrainer`` output), or one in the older ``reinforge rm`` format.
 
 Spec::
 
@@ -10,7 +12,8 @@ Spec::
 
 Calibration (documented in ``models/reward_model.py``): reward = sigmoid((raw - mu) / sigma) with
 ``mu``/``sigma`` the mean and std of the raw scores on held-out responses at training time, so a
-typical training response scores about 0.5. ``"calibration": "standard"`` gives (raw - mu) / sigma
+typical training response scores about 0.5 (a directory without ``reward_model.json``, e.g. TRL's:
+``mu = 0``, ``sigma = 1``, so the reward is sigmoid(raw)). ``"calibration": "standard"`` gives (raw - mu) / sigma
 instead (unbounded; what PPO optimises). ``metadata["raw_score"]`` keeps the raw score.
 """
 
@@ -44,7 +47,7 @@ class RewardModelGrader(Grader):
     def __init__(self, spec: dict):
         if not spec.get("model"):
             raise ValueError(
-                "reward_model grader: 'model' (a reward model directory from `reinforge rm`) is required"
+                "reward_model grader: 'model' (a reward model directory: `reinforge rm`'s or TRL's) is required"
             )
         self.name = spec.get("name", "reward_model")
         self.path = str(spec["model"])

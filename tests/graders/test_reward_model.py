@@ -69,3 +69,61 @@ def test_registry_builds_reward_model_grader(rm_dir):
 
     g = from_spec({"type": "reward_model", "name": "rm", "model": str(rm_dir)})
     assert 0.0 < g.grade({"prompt": "x"}, {"output_text": "y"}).reward < 1.0
+
+
+def test_a_trl_reward_model_grades(tmp_path):
+    """A reward model trained by TRL's RewardTrainer (a few steps on a micro Llama) is a reward_model grader:
+    its scores are the classifier's logits, and it prefers what it was trained to prefer."""
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardConfig, RewardTrainer
+
+    from reinforge.graders.reward_model import RewardModelGrader
+
+    base = micro_model(tmp_path / "base")
+    prompt = [{"role": "user", "content": "say"}]
+    rows = [{"prompt": prompt, "chosen": [{"role": "assistant", "content": "7777"}],
+             "rejected": [{"role": "assistant", "content": "1111"}]}] * 32  # fmt: skip
+    args = RewardConfig(str(tmp_path / "trl"), max_steps=15, per_device_train_batch_size=8, learning_rate=1e-2,
+                        report_to="none", use_cpu=True, save_strategy="no", logging_strategy="no")  # fmt: skip
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    trainer = RewardTrainer(model, args, train_dataset=Dataset.from_list(rows),
+                            processing_class=AutoTokenizer.from_pretrained(base))  # fmt: skip
+    trainer.train()
+    trainer.save_model(str(tmp_path / "trl_rm"))
+
+    g = RewardModelGrader({"type": "reward_model", "model": str(tmp_path / "trl_rm")})
+    item = {"messages": prompt}
+    good, bad = g.grade_batch([(item, {"output_text": "7777"}), (item, {"output_text": "1111"})])
+    assert good.reward > bad.reward
+    hf = AutoModelForSequenceClassification.from_pretrained(tmp_path / "trl_rm")
+    logits = hf(**g.model.encode([prompt] * 2, ["7777", "1111"])).logits[:, 0]
+    assert [good.metadata["raw_score"], bad.metadata["raw_score"]] == pytest.approx(logits.tolist(), abs=1e-5)
+    assert good.reward == pytest.approx(1 / (1 + math.exp(-good.metadata["raw_score"])))  # mu 0, sigma 1
+
+
+def test_a_reward_model_in_the_older_format_still_loads(tmp_path):
+    """backbone/ + head.safetensors + reward_model.json (what `reinforge rm` wrote before): the last
+    token's hidden state through a head with a bias."""
+    from safetensors.torch import save_file
+    from transformers import AutoModel, AutoTokenizer
+
+    from reinforge.models.reward_model import RewardModel
+
+    base = micro_model(tmp_path / "base")
+    old = tmp_path / "old"
+    backbone = AutoModel.from_pretrained(base)
+    backbone.save_pretrained(old / "backbone")
+    AutoTokenizer.from_pretrained(base).save_pretrained(old)
+    head = {"weight": torch.randn(1, 32), "bias": torch.tensor([0.5])}
+    save_file(head, str(old / "head.safetensors"))
+    (old / "reward_model.json").write_text('{"kind": "causal_lm", "max_length": 64, "mu": 0.1, "sigma": 2.0}')
+
+    rm = RewardModel.load(old)
+    enc = rm.encode([[{"role": "user", "content": "hi"}]], ["abc"])
+    last = int(enc["attention_mask"][0].sum()) - 1
+    hidden = backbone(**enc).last_hidden_state[0, last]
+    assert rm.score([[{"role": "user", "content": "hi"}]], ["abc"]).item() == pytest.approx(
+        (hidden @ head["weight"][0] + 0.5).item(), abs=1e-5
+    )
+    assert (rm.mu, rm.sigma, rm.kind) == (0.1, 2.0, "causal_lm")

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from transformers import AutoModelForSequenceClassification
 
 from reinforge.data.preferences import Ranking
 from reinforge.train.losses import bradley_terry_loss, pairwise_accuracy, plackett_luce_loss
@@ -71,6 +72,11 @@ def test_causal_lm_reward_model_learns(tmp_path, loss):
     raw = rm.score([[{"role": "user", "content": "p1"}]] * 2, ["xxxxxo", "oooooo"])
     assert raw[0] > raw[1]
     assert rm.sigma > 0 and 0.5 < rm.calibrate(raw)[0].item() < 1.0
+    # final/ is a Hugging Face sequence classifier with one label, as TRL's RewardTrainer saves
+    hf = AutoModelForSequenceClassification.from_pretrained(summary["reward_model"])
+    enc = rm.encode([[{"role": "user", "content": "p1"}]] * 2, ["xxxxxo", "oooooo"])
+    assert hf.config.num_labels == 1
+    assert torch.allclose(hf(**enc).logits[:, 0], raw, atol=1e-5)
 
 
 def test_minilm_reward_model_saves_and_loads(tmp_path):
