@@ -97,6 +97,7 @@ class Episode:
             "tool_errors": sum(self.tool_errors.values()),
             "status": self.status,
             "truncation": self.truncation,
+            "env_reward": self.env_reward,  # an environment's own last reward, for the grader to use
         }
 
     def sample(self) -> dict:

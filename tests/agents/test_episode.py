@@ -100,7 +100,7 @@ def test_ids_are_kept_as_generated_not_re_tokenised():
     assert ep.output_tools == [
         {"id": "call_0", "type": "function", "function": {"name": "add", "arguments": '{"a": 2, "b": 3}'}}
     ]
-    assert ep.sample()["trajectory"]["tool_calls"] == 1
+    assert ep.sample()["trajectory"]["tool_calls"] == 1 and ep.sample()["trajectory"]["env_reward"] is None
 
 
 def test_observation_segment_is_what_the_template_appends():
