@@ -19,7 +19,8 @@ both have trained, one evaluator (reinforge's greedy ``evaluate`` on 200 held-ou
 so evaluation is identical for both sides and outside the budget. Model loading and trainer set-up are
 outside the budget too; the clock starts at each side's first step.
 
-    python -m benchmarks.bench_quality --seconds 60 --eval-every 4
+    python -m benchmarks.bench_quality                  # 120 s each, weights copied every 6 s
+    python -m benchmarks.bench_quality --seconds 240 --eval-every 12   # on a loaded machine
 """
 
 from __future__ import annotations
@@ -301,8 +302,8 @@ def bench(model: str, seconds: float, every: float, order: list[str], out_dir: P
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=60.0, help="training seconds per side")
-    ap.add_argument("--eval-every", type=float, default=4.0, help="training seconds between weight copies")
+    ap.add_argument("--seconds", type=float, default=120.0, help="training seconds per side")
+    ap.add_argument("--eval-every", type=float, default=6.0, help="training seconds between weight copies")
     ap.add_argument(
         "--model",
         default=DEMO_SFT,
