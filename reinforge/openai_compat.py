@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from reinforge.config import format_validation_error
 from reinforge.errors import ConfigError
 from reinforge.models.loading import load_tokenizer
+from reinforge.train.agent import AgentSettings
 from reinforge.train.batching import steps_for
 from reinforge.train.dpo import DPOConfig, load_pairs, train_dpo
 from reinforge.train.grpo import GRPOConfig, train_grpo
@@ -151,6 +152,10 @@ def service_agent(agent: dict[str, Any]) -> dict[str, Any]:
             "method.reinforge.agent.environment: not available in the service (it imports code in the "
             "worker); use tool endpoints, or `reinforge rft` on your own machine"
         )
+    try:  # checked here so that a bad value is named where the job wrote it, not as the trainer's key
+        AgentSettings.model_validate(agent)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, "method.reinforcement", AgentSettings)) from None
     return agent
 
 

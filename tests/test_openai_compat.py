@@ -177,6 +177,11 @@ def test_agent_rft_tools_and_max_episode_steps_become_the_agent_section(files):
             {"type": "reinforcement", "reinforcement": {"grader": GRADER, "tools": {"name": "calc"}}},
             "method.reinforcement.tools: must be a list",
         ),
+        # named where the job wrote it (it read "method: agent: agent.max_episode_steps=0")
+        (
+            {"type": "reinforcement", "reinforcement": {"grader": GRADER, "max_episode_steps": 0}},
+            "method.reinforcement: agent.max_episode_steps=0: must be >= 1",
+        ),
     ],
 )
 def test_bad_job_is_one_config_error_naming_the_key(files, method, needle):
