@@ -38,6 +38,8 @@ class ScriptedBackend:
     """A GenerationBackend that answers call t with ``script[t]`` for every prompt, and records its inputs
     (the runner's contract with a backend is exactly these ids in, these ids out)."""
 
+    pad_id = 0
+
     def __init__(self, script: list[list[int]], finish: str = "stop"):
         self.script, self.finish = script, finish
         self.prompts: list[list[list[int]]] = []

@@ -241,3 +241,23 @@ def test_short_rft_run_over_multi_turn_episodes_logs_the_agent_figures(tmp_path,
     assert records[-1]["kind"] == "eval" and records[-1]["eval/agent/turns_mean"] == 2.0
     assert summary["discarded_rollouts"] == 0 and summary["truncated_episodes"] >= 0
     assert (tmp_path / "run" / "agent.png").exists()
+
+
+def add(a: int, b: int) -> int:
+    """A Python tool: ``agent.tools: [{python: tests.train.test_grpo_agent:add}]``."""
+    return a + b
+
+
+def test_python_tools_run_and_their_schemas_are_offered():
+    from tests.agents.test_episode import CALL, EOS, TOK, ScriptedBackend, ids_of
+
+    backend = ScriptedBackend([ids_of(CALL) + [EOS], ids_of("5") + [EOS]])
+    settings = AgentSettings(tools=[{"python": f"{__name__}:add"}], max_episode_tokens=400)
+    runner = AgentRunner(settings, max_new_tokens=128)
+    row = {"messages": [{"role": "user", "content": "2+3?"}], "answer": "5"}  # no tools of its own
+    grader = CallableGrader(lambda item, sample: float(sample["output_text"] == item["answer"]))
+    roll = collect_episodes(runner, backend, TOK, grader, [row], SamplingParams(n=1), "t")
+    assert '"name": "add"' in TOK.decode(backend.prompts[0][0])  # the tool's schema is in the prompt
+    assert "<tool_response>5</tool_response>" in TOK.decode(backend.prompts[1][0])  # the tool ran
+    assert roll.rewards.item() == 1.0 and roll.agent["agent/tool_calls_mean"] == 1
+    assert roll.agent["agent/tool_errors"] == 0 and roll.agent["agent/tool_seconds_max"] > 0
