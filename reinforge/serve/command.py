@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import sys
 import time
@@ -123,7 +124,7 @@ def serve_command(
     from reinforge.serve.app import ServeSettings, create_app
     from reinforge.serve.db import make_engine, session_factory
     from reinforge.serve.limits import uvicorn_limits
-    from reinforge.serve.pool import WorkerPool, recover_jobs
+    from reinforge.serve.pool import WorkerPool, recover_at_start, supervisor_name
 
     for m in models:
         if not (Path(m) / "config.json").exists():
@@ -133,7 +134,8 @@ def serve_command(
         if sandbox_note:
             print(f"reinforge serve: {sandbox_note}", file=sys.stderr)
         url = _db_url(db, data_dir)
-        n = recover_jobs(session_factory(make_engine(url)), "Server restarted while the job was running")
+        name = supervisor_name("serve")  # only this machine's jobs, and jobs whose heartbeat stopped
+        n = recover_at_start(session_factory(make_engine(url)), name) if workers else 0
         if n:
             print(f"requeued {n} interrupted job(s); they resume from their last checkpoints")
         settings = ServeSettings(
@@ -144,8 +146,9 @@ def serve_command(
             **(limits or {}),
         )
         app = create_app(settings)
-        pool = WorkerPool(url, Path(data_dir).resolve(), workers)
-        pool.start()
+        pool = WorkerPool(url, Path(data_dir).resolve(), workers, name)
+        if workers:  # --workers 0: the API only; `reinforge worker` processes train the jobs
+            pool.start()
         print(
             f"reinforge serve: http://{host}:{port}/  (API at /v1, {workers} worker(s), data in {data_dir})"
         )
@@ -156,3 +159,40 @@ def serve_command(
             uvicorn.Server(uvicorn.Config(app, log_level="warning", **server_limits)).run(sockets=[sock])
         finally:
             pool.stop()
+
+
+def worker_command(
+    db: str,
+    data_dir: Path,
+    gpus: list[str] | None,
+    workers: int,
+    heartbeat_timeout: float,
+) -> None:
+    """``reinforge worker``: job workers on this machine against the service's database, until SIGTERM or
+    Ctrl-C (their jobs are checkpointed and queued again)."""
+    import signal
+    import threading
+
+    from reinforge.serve.db import make_engine, session_factory
+    from reinforge.serve.pool import WorkerPool, recover_at_start, supervisor_name
+
+    n = len(gpus) if gpus else workers
+    if n < 1:
+        raise ReinforgeError(f"--workers {workers}: a worker machine runs 1 or more; give --workers 1")
+    if heartbeat_timeout <= 0:
+        raise ReinforgeError(f"--heartbeat-timeout {heartbeat_timeout}: give seconds > 0 (default 60)")
+    url = _db_url(db, data_dir)
+    name = supervisor_name(f"worker{os.getpid()}")  # its own prefix: other workers here are not its
+    recover_at_start(session_factory(make_engine(url)), name, heartbeat_timeout)
+    pool = WorkerPool(url, Path(data_dir).resolve(), n, name, gpus, heartbeat_timeout)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    pool.start()
+    where = f"GPUs {','.join(gpus)}" if gpus else f"{n} process(es)"
+    print(f"reinforge worker {name}: {where}, data in {data_dir}, jobs from {url.split('@')[-1]}", flush=True)
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        pool.stop()

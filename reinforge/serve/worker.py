@@ -7,8 +7,9 @@ API never trains; for a running job it only writes ``control`` ("cancel" / "paus
 ``CANCEL_GRACE_S`` ends the worker process; the server starts a fresh one. The worker trains the config
 resolved when the job was created (``job.config``, see ``reinforge.openai_compat``).
 
-A worker that dies (``kill -9``, a crash, a server restart) leaves its job ``running``; the server puts it
-back in the queue (``serve/pool.py``) and the next worker continues from the last checkpoint, dropping
+A worker that dies (``kill -9``, a crash, a server restart) leaves its job ``running``; its supervisor, or
+once its heartbeat has stopped for ``--heartbeat-timeout`` any other machine's, puts it back in the queue
+(``serve/pool.py``) and the next worker continues from the last checkpoint, dropping
 the metrics of the steps after it, which it redoes: no step is lost or counted twice. A database restart
 stalls a worker (each of its database calls is retried, ``db.retry_db``) instead of failing its job; a
 full disk fails the job with ``storage_error``, its checkpoints intact.
@@ -77,8 +78,22 @@ def openai_metrics(rec: dict) -> dict:
 
 
 def claim_next(sf: sessionmaker, token: str) -> str | None:
-    """Atomically move the oldest queued job to running under ``token``; None when the queue is empty."""
+    """Atomically move the oldest queued job to running under ``token``; None when the queue is empty.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED``, so workers on many machines each lock a different
+    queued row without waiting on each other. SQLite (one machine): a conditional UPDATE of a queued row
+    (the database serialises writers), trying the next row when another worker took this one."""
     with sf() as s:
+        if s.get_bind().dialect.name == "postgresql":
+            oldest = select(Job).where(Job.status == QUEUED).order_by(Job.created_at).limit(1)
+            job = s.scalars(oldest.with_for_update(skip_locked=True)).first()
+            if job is None:
+                return None
+            move(job, RUNNING)
+            job.worker, job.heartbeat_at, job.control = token, time.time(), None
+            job.attempts += 1
+            s.commit()
+            return job.id
         ids = s.scalars(select(Job.id).where(Job.status == QUEUED).order_by(Job.created_at).limit(5)).all()
         for job_id in ids:
             res = s.execute(
