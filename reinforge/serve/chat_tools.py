@@ -57,7 +57,8 @@ def check_tool_choice(choice: str | dict[str, Any] | None, names: list[str]) -> 
                 400, f"tool_choice {choice!r}: must be none, auto, required or a function", "tool_choice"
             )
         return choice
-    name = (choice.get("function") or {}).get("name") if choice.get("type") == "function" else None
+    fn = choice.get("function") if choice.get("type") == "function" else None
+    name = fn.get("name") if isinstance(fn, dict) else None
     if name not in names:
         raise APIError(
             400,
@@ -78,8 +79,13 @@ def template_message(m: dict[str, Any], where: str = "messages[0]") -> dict[str,
     """One OpenAI message as chat templates take it: text content; ``tool_calls`` with parsed arguments."""
     out: dict[str, Any] = {"role": m.get("role", "user"), "content": _text(m.get("content"))}
     calls = []
-    for j, c in enumerate(m.get("tool_calls") or []):
-        fn = c.get("function") or {}
+    raw = m.get("tool_calls") or []
+    for j, c in enumerate(raw if isinstance(raw, list) else [raw]):
+        fn = c.get("function") if isinstance(c, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise APIError(
+                400, f"{where}.tool_calls[{j}]: must be {{'function': {{'name', 'arguments'}}}}", "messages"
+            )
         args = fn.get("arguments", "{}")
         if isinstance(args, str):
             try:

@@ -132,11 +132,18 @@ def test_streamed_tool_calls_arrive_as_chunks(served):
         ({"tool_choice": "auto"}, "tool_choice"),  # a tool choice without tools
         ({"tools": [TOOL], "tool_choice": "sometimes"}, "tool_choice"),  # not a mode
         ({"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "web"}}}, "tool_choice"),
+        (
+            {"tools": [TOOL], "tool_choice": {"type": "function", "function": "calculator"}},
+            "tool_choice",
+        ),  # was a 500
+        ({"messages": [{"role": "assistant", "tool_calls": ["calculator"]}]}, "messages"),  # was a 500
     ],
 )
 def test_malformed_tools_are_400_naming_the_parameter(served, body, param):
     with pytest.raises(openai.BadRequestError) as e:
-        served.chat.completions.create(model="calc", messages=[{"role": "user", "content": "1+2"}], **body)
+        served.chat.completions.create(
+            **{"model": "calc", "messages": [{"role": "user", "content": "1+2"}], **body}
+        )
     assert e.value.body["param"] == param
 
 
