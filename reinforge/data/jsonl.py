@@ -1,4 +1,6 @@
-"""JSONL reading with errors that name ``file:line``; nothing is silently dropped.
+"""JSONL reading with errors that name ``file:line``; nothing is silently dropped. Every data path is read
+here: Parquet, CSV, ``datasets`` directories, hub ids and column mapping (``data/sources.py``) come back
+the same way, as ``(row number, row)``.
 
 >>> import tempfile, os
 >>> p = os.path.join(tempfile.mkdtemp(), "x.jsonl")
@@ -14,12 +16,24 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from reinforge.data.sources import drop_nulls, is_table_source, iter_rows, map_columns, parse_source
 from reinforge.errors import DataError
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)``; blank lines are skipped, anything else must be a JSON object."""
-    p = Path(path)
+    """Yield ``(line_number, object)``; blank lines are skipped, anything else must be a JSON object.
+    ``path`` may name another source and map columns (``data/sources.py``): a table's rows are numbered
+    from 1."""
+    source, options = parse_source(path)
+    columns = options.get("columns", {})
+    if not is_table_source(source):
+        yield from map_columns(_jsonl_lines(Path(source)), columns, str(path))
+        return
+    rows = map_columns(enumerate(iter_rows(source, options, str(path)), 1), columns, str(path))
+    yield from ((number, drop_nulls(row)) for number, row in rows)
+
+
+def _jsonl_lines(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not p.exists():
         raise DataError(f"{p}: file not found")
     if not p.is_file():
