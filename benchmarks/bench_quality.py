@@ -295,7 +295,10 @@ def bench(model: str, seconds: float, every: float, order: list[str], out_dir: P
     res["curves"] = curves
     png = out_dir / "quality.png"
     threads = ", ".join(f"{s} {n}" for s, n in res["threads"].items())
-    plot(curves, png, f"{seconds:g} training seconds each; torch threads: {threads}; load {load}")
+    before, after = load["loadavg_1m_before"], load["loadavg_1m_after_training"]
+    plot(
+        curves, png, f"{seconds:g} training seconds each; torch threads: {threads}; load {before} -> {after}"
+    )
     res["plot"] = str(png)
     return res
 
