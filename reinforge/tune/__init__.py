@@ -7,9 +7,9 @@
 (0, 40)
 
 The YAML objectives are here too: ``LLMClient`` (any OpenAI-compatible endpoint or a local model),
-``chat_objective``, ``agent_objective``, ``answering_rag_objective``; each returns an objective that
-``tune.run`` takes, e.g. ``tune.run(chat_objective(LLMClient("gpt-4o-mini", base_url), "rows.jsonl",
-"grader.json"), space, directions={"score": "maximize", "tokens": "minimize"})``.
+``chat_objective``, ``agent_objective``, ``workflow_objective``, ``answering_rag_objective``; each
+returns an objective that ``tune.run`` takes, e.g. ``tune.run(chat_objective(LLMClient("gpt-4o-mini",
+base_url), "rows.jsonl", "grader.json"), space, directions={"score": "maximize", "tokens": "minimize"})``.
 """
 
 from typing import Any
@@ -32,6 +32,10 @@ def __getattr__(name: str) -> Any:
         from reinforge.tune.agent_objective import agent_objective
 
         return agent_objective
+    if name == "workflow_objective":
+        from reinforge.tune.workflow_objective import workflow_objective
+
+        return workflow_objective
     raise AttributeError(f"module 'reinforge.tune' has no attribute {name!r}")
 
 
@@ -40,6 +44,7 @@ __all__ = [
     "LLMClient",
     "chat_objective",
     "agent_objective",
+    "workflow_objective",
     "answering_rag_objective",
     "optimize",
     "Study",

@@ -18,6 +18,7 @@ from reinforge.tune.schema import TuneConfig
 from reinforge.tune.space import Space
 from reinforge.tune.study import Study
 from reinforge.tune.train_objective import TrainObjective
+from reinforge.tune.workflow_objective import workflow_objective
 
 
 def build_study(cfg: TuneConfig) -> Study:
@@ -44,7 +45,7 @@ def build_objective(cfg: TuneConfig, base_dir: Path):
         q = Path(p)
         return str(q if q.is_absolute() or q.exists() else base_dir / q)
 
-    if o.type in ("chat", "agent") or (o.type == "rag" and o.llm is not None):
+    if o.type in ("chat", "agent", "workflow") or (o.type == "rag" and o.llm is not None):
         obj = llm_objective(cfg, path, base_dir)
         client: LLMClient = obj.pipeline.client  # type: ignore[attr-defined]
         client.check()  # before anything starts: an unreachable endpoint is one line, not failed trials
@@ -102,6 +103,14 @@ def llm_objective(cfg: TuneConfig, path, base_dir: Path) -> ExampleObjective:
     if o.type == "rag":  # answers generated from the retrieved context
         docs, questions = path(o.documents, "documents"), path(o.questions, "questions")
         return answering_rag_objective(client, docs, questions, grader, cache, prices(cfg))
+    if o.type == "workflow":
+        if not o.workflow:
+            raise ConfigError("objective.workflow: give the workflow's steps (inline or a YAML file)")
+        space = Space.from_dict(cfg.space)
+        wf = o.workflow
+        return workflow_objective(
+            client, path(o.data, "data"), grader, wf, space, base_dir, cache, prices(cfg)
+        )
     if o.type == "chat":
         shots = path(o.few_shot_data, "few_shot_data") if o.few_shot_data else None
         return chat_objective(client, path(o.data, "data"), grader, shots, cache, prices(cfg))

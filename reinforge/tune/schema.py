@@ -26,14 +26,13 @@ class LLMSettings(Config):
 
 
 class ObjectiveSettings(Config):
-    type: Literal["rag", "generation", "chat", "agent", "train", "python"]  # what is tuned
-    # -- chat, agent (and rag's answers): the user's rows, grader and model
+    type: Literal["rag", "generation", "chat", "agent", "workflow", "train", "python"]  # what is tuned
+    # -- chat, agent, workflow (and rag's answers): the user's rows, grader and model
     data: str | None = None  # JSONL of OpenAI RFT rows {"messages": [...], <reference fields>}
     llm: LLMSettings | None = None  # the model called (rag: answers from the retrieved context)
     few_shot_data: str | None = None  # chat: JSONL of worked examples (messages ending with the answer)
-    tools: list[dict] | str | None = (
-        None  # agent: tool specs as Agent RFT's (python: or server_url:), or a YAML/JSON file of them
-    )
+    tools: list[dict] | str | None = None  # agent: Agent RFT tool specs (python:|server_url:) or a file
+    workflow: dict | str | None = None  # workflow: {start, steps, schemas}, or a YAML file of it
     # -- rag
     documents: str | None = None  # JSONL of {"id", "text", "title"?}
     questions: str | None = None  # JSONL of {"question", "doc_id", <reference fields for an answer grader>}

@@ -109,6 +109,8 @@ def respond(body: dict) -> dict:
     question = next(m["content"] for m in messages if m["role"] == "user")
     if "Context:" in question and "Question:" in question:  # a reader: the best-matching context line
         return _answer(read(question))
+    if not tools and not re.fullmatch(r"What is .*\?", question):  # a workflow step's prompt
+        return _answer(step(question))
     seen = [
         m["content"]
         for m in messages
@@ -150,6 +152,23 @@ def read(prompt: str) -> str:
     lines = [ln[2:] for ln in prompt.split("Question:")[0].splitlines() if ln.startswith("- ")]
     best = max(lines, key=lambda ln: len(asked & set(re.findall(r"\w+", ln.lower()))), default="")
     return best or "I do not know."
+
+
+def step(prompt: str) -> str:
+    """A workflow step: classifies by the labels' descriptions, multiplies exactly only when asked for
+    exact arithmetic (else a guess), names a capital only when the prompt speaks of geography; JSON
+    ``{"answer": ...}`` when asked for it."""
+    low = prompt.lower()
+    if low.startswith("classify"):
+        labels = re.findall(r"^- (\w+): (.*)$", prompt, re.M)
+        asked = set(re.findall(r"\w+", prompt.rsplit("Input:", 1)[-1].strip().splitlines()[0].lower()))
+        return max(labels, key=lambda lb: len(asked & set(re.findall(r"\w+", lb[1].lower()))))[0]
+    answer = "I do not know."
+    if (m := re.search(r"(\d+) \* (\d+)", prompt)) is not None:
+        answer = str(int(m[1]) * int(m[2]) + (0 if "exact" in low else 10))
+    elif (m := re.search(r"capital of (\w+)", prompt)) is not None and "geograph" in low:
+        answer = FACTS.get(m[1], ("I do not know.",))[0]
+    return json.dumps({"answer": answer}) if "reply with json" in low else answer
 
 
 def _fits(tool: dict, words: tuple[str, ...]) -> bool:

@@ -3,7 +3,6 @@ against the scripted tool-using endpoint (``reinforge.tune.toyagent``) on loopba
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from reinforge.tune.factory import build_objective
 from reinforge.tune.schema import TuneConfig
 from reinforge.tune.space import nest
 from reinforge.tune.toyagent import ToyEndpoint
+from tests.tune.helpers import run_example
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/tune/agent.yaml"
 GOOD = {
@@ -83,10 +83,7 @@ def test_the_grader_reads_the_final_answer_and_the_trajectory(toy, tmp_path):
 
 def test_the_agent_example_runs_as_written(toy, tmp_path):
     out = tmp_path / "out"
-    sets = [f"objective.llm.base_url={toy.base_url}", f"output_dir={out}", "n_trials=12"]
-    r = CliRunner().invoke(app, ["tune", str(EXAMPLE), *[a for s in sets for a in ("--set", s)]])
-    assert r.exit_code == 0, r.output
-    trials = json.loads((out / "trials.json").read_text())["trials"]
+    trials = run_example(EXAMPLE, out, f"objective.llm.base_url={toy.base_url}", "n_trials=12")
     assert len(trials) == 12 and all(t["state"] == "complete" for t in trials)
     assert (out / "plots/pareto.png").exists()
 

@@ -13,6 +13,7 @@ from reinforge.cli import app
 from reinforge.errors import DataError
 from reinforge.tune.chat_objective import chat_messages, load_shots
 from tests.serve.helpers import free_port
+from tests.tune.helpers import run_example
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/tune/chat.yaml"
 runner = CliRunner()
@@ -22,16 +23,8 @@ runner = CliRunner()
 def test_the_chat_example_runs_against_reinforge_serve(served, tmp_path):
     server, key_env = served
     out = tmp_path / "out"
-    sets = [
-        f"output_dir={out}",
-        f"objective.llm.base_url={server.url}/v1",
-        f"objective.llm.api_key_env={key_env}",
-        "n_trials=5",
-        "estimate_probes=1",
-    ]
-    r = runner.invoke(app, ["tune", str(EXAMPLE), *[a for s in sets for a in ("--set", s)]])
-    assert r.exit_code == 0, r.output
-    trials = json.loads((out / "trials.json").read_text())["trials"]
+    url, key = f"objective.llm.base_url={server.url}/v1", f"objective.llm.api_key_env={key_env}"
+    trials = run_example(EXAMPLE, out, url, key, "n_trials=5", "estimate_probes=1")
     assert [t["state"] for t in trials] == ["complete"] * 5
     for t in trials:
         m = t["metrics"]

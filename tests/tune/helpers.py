@@ -1,0 +1,18 @@
+"""Helpers for the tune tests: run an example study through the CLI and read its trials."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from reinforge.cli import app
+
+
+def run_example(example: Path, out: Path, *sets: str) -> list[dict]:
+    """``reinforge tune EXAMPLE --set output_dir=OUT --set ...``; its trials (the run must succeed)."""
+    args = ["tune", str(example), "--set", f"output_dir={out}", *[a for s in sets for a in ("--set", s)]]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    return json.loads((out / "trials.json").read_text())["trials"]
