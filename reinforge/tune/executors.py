@@ -74,9 +74,27 @@ class LocalExecutor(Executor):
 
 
 class RayExecutor(Executor):
-    """Evaluations as Ray tasks. ``address="auto"`` joins a running cluster; ``None`` starts a local instance."""
+    """Evaluations as Ray tasks. ``address="auto"`` joins a running cluster; ``None`` starts a local instance.
 
-    def __init__(self, address: str | None = None, workers: int = 2, num_cpus: float = 1, **init_kwargs: Any):
+    ``resources_per_trial``: what each trial's task reserves, ``{cpu: 4, gpu: 1}`` (YAML ``executor: {type:
+    ray, address: auto, resources_per_trial: {cpu: 4, gpu: 1}}``): Ray places a trial only where they are
+    free and shows it its GPUs alone (``CUDA_VISIBLE_DEVICES``), so training trials on a cluster see a GPU.
+    Default: ``num_cpus`` CPUs and no GPU."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int = 2,
+        num_cpus: float = 1,
+        resources_per_trial: dict[str, float] | None = None,
+        **init_kwargs: Any,
+    ):
+        res = {k.lower(): float(v) for k, v in (resources_per_trial or {}).items()}
+        if set(res) - {"cpu", "gpu"} or any(v < 0 for v in res.values()):
+            raise ConfigError(
+                f"executor.resources_per_trial {resources_per_trial}: give cpu and/or gpu counts >= 0, "
+                "e.g. {cpu: 4, gpu: 1}"
+            )
         try:
             import ray
         except ImportError:
@@ -93,7 +111,7 @@ class RayExecutor(Executor):
                 **init_kwargs,
             )
         self.workers = workers
-        self.remote = ray.remote(num_cpus=num_cpus)(_call)
+        self.remote = ray.remote(num_cpus=res.get("cpu", num_cpus), num_gpus=res.get("gpu", 0))(_call)
 
     def submit(self, fn: Callable, *args: Any) -> Any:
         return self.remote.remote(fn, args)

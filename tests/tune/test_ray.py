@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reinforge import tune
+from reinforge.errors import ConfigError
 
 ray = pytest.importorskip("ray")
 
@@ -44,3 +45,24 @@ def test_ray_executor_runs_a_study_on_a_local_instance(tmp_path):
         assert any(t.attrs.get("budget") == 4 for t in study2.trials)
     finally:
         ray.shutdown()
+
+
+def visible_gpus() -> list:
+    return list(ray.get_gpu_ids())
+
+
+@pytest.mark.ray
+def test_resources_per_trial_reserve_a_gpu_for_each_trial():
+    # a local instance that declares one GPU (Ray hands out the id; no device is touched)
+    ex = tune.RayExecutor(address=None, workers=1, resources_per_trial={"cpu": 1, "gpu": 1}, num_gpus=1)
+    try:
+        [(_, ok, gpus)] = ex.wait([ex.submit(visible_gpus)])
+        assert ok and len(gpus) == 1  # the trial's task holds a GPU of its own
+    finally:
+        ray.shutdown()
+
+
+def test_resources_per_trial_rejects_unknown_resources():
+    with pytest.raises(ConfigError) as e:
+        tune.RayExecutor(address=None, resources_per_trial={"tpu": 1})
+    assert "resources_per_trial" in str(e.value) and "{cpu: 4, gpu: 1}" in str(e.value)
