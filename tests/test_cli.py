@@ -1,5 +1,8 @@
 """The ``reinforge`` command: user errors are one line on stderr, exit 2, no traceback; `config` lists keys."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -179,3 +182,14 @@ def test_every_option_is_described():
         if not param.help  # eval --max-tokens, --temperature and serve's options had none
     ]
     assert not bare
+
+
+def test_a_missing_serve_extra_is_one_line_naming_it(tmp_path):
+    """fastapi, uvicorn and sqlalchemy are the serve extra: without one, `reinforge serve` says so."""
+    code = "import sys; sys.modules['uvicorn'] = None; from reinforge.cli import main; main()"
+    args = [sys.executable, "-c", code, "serve", "--data-dir", str(tmp_path)]
+    out = subprocess.run(
+        args, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "needs the serve extra (uvicorn is not installed): pip install 'reinforge[serve]'" in out.stderr

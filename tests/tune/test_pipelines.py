@@ -33,6 +33,17 @@ def test_rag_bm25_recall_grows_with_k_and_costs_context(tmp_path):
     assert obj({**base, "k": 1})["examples_graded"] == 0  # cached
 
 
+def test_bm25_ranks_by_term_rarity_and_a_question_of_stop_words_matches_nothing(tmp_path):
+    docs = ["apple pie recipe", "apple tart", "pear crumble with apple", "plum jam"]
+    (tmp_path / "d.jsonl").write_text(
+        "".join(f'{{"id": "d{i}", "text": "{t}"}}\n' for i, t in enumerate(docs))
+    )
+    pipe = RAGPipeline(tmp_path / "d.jsonl")
+    scores, _, owners = pipe.scores({"chunk_size": 10, "retriever": "bm25"}, ["apple pie", "the of", "plum"])
+    assert owners[scores[0].argmax()] == "d0" and owners[scores[2].argmax()] == "d3"  # the rarer term wins
+    assert scores[1].tolist() == [0.0] * 4
+
+
 @pytest.mark.slow  # loading sentence-transformers and MiniLM takes 10-25 s on a busy 2-core machine
 def test_rag_dense_retrieval_with_minilm():
     pipe = RAGPipeline(RAG / "documents.jsonl")
