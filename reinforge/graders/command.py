@@ -12,7 +12,11 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from reinforge.data.jsonl import iter_jsonl
 from reinforge.errors import ConfigError, DataError
@@ -62,6 +66,25 @@ def _chunks(path: Path) -> Iterator[list[tuple[dict, dict]]]:
         yield chunk
 
 
+@contextmanager
+def grade_bar(path: Path):
+    """A progress bar on stderr over the rows of ``path`` (counted first for JSONL, else open-ended),
+    shown for inputs longer than one batch (``CHUNK`` rows)."""
+    lines = count_rows(path)
+    columns = (TextColumn("grade"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[reward]}"))
+    show = lines is None or lines > CHUNK
+    with Progress(*columns, TimeRemainingColumn(), console=Console(stderr=True), disable=not show) as bar:
+        yield bar, bar.add_task("grade", total=lines, reward="")
+
+
+def count_rows(path: Path) -> int | None:
+    """Non-blank lines of a JSONL file, or None for another source (its length is not known up front)."""
+    if path.suffix.lower() not in (".jsonl", ".json", ".ndjson") or not path.is_file():
+        return None
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
 def grade_command(
     grader: Path | None = None,
     input: Path | None = None,
@@ -83,12 +106,14 @@ def grade_command(
     t0 = time.perf_counter()
     out = open(output.with_name(output.name + ".tmp"), "w", encoding="utf-8") if output else sys.stdout
     try:
-        for chunk in _chunks(Path(input)):
-            for grade in g.grade_batch(chunk):
-                out.write(json.dumps(output_row(grade), ensure_ascii=False) + "\n")
-                n += 1
-                total += grade.reward
-                errors.update(k for k, v in grade.errors.items() if v)
+        with grade_bar(Path(input)) as (bar, task):
+            for chunk in _chunks(Path(input)):
+                for grade in g.grade_batch(chunk):
+                    out.write(json.dumps(output_row(grade), ensure_ascii=False) + "\n")
+                    n += 1
+                    total += grade.reward
+                    errors.update(k for k, v in grade.errors.items() if v)
+                bar.update(task, completed=n, reward=f"reward {total / n:.4f}")
         if output:
             out.close()
             output.with_name(output.name + ".tmp").replace(output)

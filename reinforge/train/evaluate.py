@@ -15,6 +15,7 @@ from reinforge.models.generation import HFBackend, SamplingParams
 from reinforge.train.agent import AgentRunner
 from reinforge.train.logprobs import per_token_logps
 from reinforge.train.losses import pass_at_k
+from reinforge.train.progress import TrainProgress
 from reinforge.train.rollout import collect_rollout, first_row_where, grade_episodes, grade_safely
 
 
@@ -32,8 +33,10 @@ def evaluate(
     pass_threshold: float = 1.0,
     return_rows: bool = False,
     agent: AgentRunner | None = None,
+    progress: bool = False,
 ):
     """Greedy ``reward_mean`` over ``rows``; with ``k > 1`` also ``pass@k`` and ``sample_reward_mean``.
+    ``progress``: a bar over the rows (``reinforge eval``), with the reward so far, after each batch.
     With ``agent``, each sample is an episode graded whole, and the greedy episodes' ``agent/*`` figures
     are in the result; discarded episodes (or truncated ones, with ``on_truncated: discard``) score 0."""
     prompts = [] if agent else [encode_prompt(tokenizer, prompt_messages(r)) for r in rows]
@@ -53,17 +56,19 @@ def evaluate(
             grader, [(chunk_rows[j // n], make_sample(t)) for j, t in enumerate(g.texts)]
         )
 
-    for i in range(0, len(rows), batch_size):
-        chunk = rows[i : i + batch_size]
-        texts, grades = sample(chunk, SamplingParams(temperature=0.0, max_tokens=max_tokens), i)
-        greedy_rewards += [x.reward for x in grades]
-        outputs += texts
-        if k > 1:
-            params = SamplingParams(
-                temperature=temperature, top_p=top_p, max_tokens=max_tokens, n=k, seed=seed + i
-            )
-            _, sg = sample(chunk, params, i)
-            sampled += [[x.reward for x in sg[j * k : (j + 1) * k]] for j in range(len(chunk))]
+    with TrainProgress(len(rows), 0, "eval", enabled=progress) as bar:
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i : i + batch_size]
+            texts, grades = sample(chunk, SamplingParams(temperature=0.0, max_tokens=max_tokens), i)
+            greedy_rewards += [x.reward for x in grades]
+            outputs += texts
+            if k > 1:
+                params = SamplingParams(
+                    temperature=temperature, top_p=top_p, max_tokens=max_tokens, n=k, seed=seed + i
+                )
+                _, sg = sample(chunk, params, i)
+                sampled += [[x.reward for x in sg[j * k : (j + 1) * k]] for j in range(len(chunk))]
+            bar.update(i + len(chunk), {"reward": sum(greedy_rewards) / len(greedy_rewards)})
     result = {
         "reward_mean": sum(greedy_rewards) / len(greedy_rewards),
         "exact_fraction": sum(r >= pass_threshold for r in greedy_rewards) / len(greedy_rewards),
@@ -175,6 +180,7 @@ def eval_command(
         temperature=temperature,  # of the pass@k samples; 0 is greedy too (it was silently 1.0)
         return_rows=True,
         agent=runner,
+        progress=True,
     )
     if output:
         write_jsonl(output, per_row)

@@ -66,3 +66,18 @@ def test_bad_input_row_names_file_and_line(tmp_path):
     inp.write_text('{"item": {}, "model_sample": "a"}\n{"item": {}}\n')
     res = invoke("--grader", g, "--input", inp)
     assert res.exit_code == 2 and f"{inp}:2" in res.stderr
+
+
+def test_a_long_input_shows_a_progress_bar(tmp_path):
+    """More rows than one batch (CHUNK): a bar over the counted rows on stderr; a short input shows none."""
+    from reinforge.graders.command import CHUNK
+
+    g, inp = tmp_path / "g.json", tmp_path / "in.jsonl"
+    g.write_text(json.dumps(STRING_CHECK))
+    inp.write_text(json.dumps({"item": {"label": "1"}, "model_sample": "1"}) + "\n" * 2)  # a blank line too
+    short = invoke("--grader", g, "--input", inp, "--output", tmp_path / "o.jsonl")
+    inp.write_text((json.dumps({"item": {"label": "1"}, "model_sample": "1"}) + "\n") * (CHUNK + 4))
+    long = invoke("--grader", g, "--input", inp, "--output", tmp_path / "o.jsonl")
+    assert long.exit_code == 0, long.output
+    assert f"{CHUNK + 4}/{CHUNK + 4}" in long.stderr and "reward 1.0000" in long.stderr
+    assert "/1 " not in short.stderr and "graded 1 rows" in short.stderr

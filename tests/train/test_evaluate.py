@@ -46,3 +46,13 @@ def test_eval_refuses_a_template_typo_before_loading_the_model(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     assert f"{data}:1: grader 'fuzzy' grader.reference: '{{{{item.kk}}}}'" in out.stderr
     assert "no field 'kk'" in out.stderr
+
+
+def test_eval_shows_a_progress_bar_over_the_rows(tmp_path, capsys):
+    model = micro_model(tmp_path / "m")
+    data = write_jsonl(tmp_path / "rows.jsonl", prompt_rows(3))
+    grader = tmp_path / "grader.json"
+    grader.write_text(json.dumps(FUZZY))
+    res = eval_command(str(model), data, str(grader), None, 1, 0.0, 4, None)
+    err = capsys.readouterr().err
+    assert "eval" in err and "3/3" in err and f"reward {res['reward_mean']:.3f}" in err
