@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from reinforge import cli_keys, cli_worker
+from reinforge import cli_keys, cli_runs, cli_worker
 from reinforge.errors import ReinforgeError
 
 app = typer.Typer(
@@ -338,6 +338,7 @@ keys_app.command("create")(user_errors(cli_keys.keys_create))
 keys_app.command("list")(user_errors(cli_keys.keys_list))
 keys_app.command("revoke")(user_errors(cli_keys.keys_revoke))
 app.command("worker")(user_errors(cli_worker.worker))  # job workers on any machine (cli_worker.py)
+app.add_typer(cli_runs.runs_app(user_errors), name="runs")  # `runs compare RUN_DIR...` (cli_runs.py)
 
 
 @data_app.command("to-sft")
