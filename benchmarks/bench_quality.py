@@ -94,7 +94,7 @@ def demo_sft_model() -> Path:
     return path
 
 
-def run_reinforge(model_dir: Path, rows: list[dict], grader, clock: Clock, out: Path) -> dict:
+def run_reinforge(model_dir: Path, rows: list[dict], grader, clock: Clock, out: Path, seed: int) -> dict:
     """reinforge's GRPO steps as ``train_grpo`` runs them (rollout, grade, ``grpo_update``, AdamW), timed."""
     from reinforge.models.vllm_backend import make_backend
     from reinforge.train.grpo import GRPOConfig, build_policy, grpo_update
@@ -116,7 +116,7 @@ def run_reinforge(model_dir: Path, rows: list[dict], grader, clock: Clock, out: 
         loss_type="dapo",
         temperature=1.0,
         dtype="float32",
-        seed=SEED,
+        seed=seed,
         progress=False,
     )
     torch.manual_seed(cfg.seed)
@@ -138,7 +138,7 @@ def run_reinforge(model_dir: Path, rows: list[dict], grader, clock: Clock, out: 
     return {"threads": torch.get_num_threads()}
 
 
-def run_trl(model_dir: Path, rows: list[dict], grader, clock: Clock, out: Path) -> dict:
+def run_trl(model_dir: Path, rows: list[dict], grader, clock: Clock, out: Path, seed: int) -> dict:
     """TRL's GRPOTrainer on the same model, rows, grader and settings; stopped by the clock."""
     import trl
     from datasets import Dataset
@@ -188,7 +188,7 @@ def run_trl(model_dir: Path, rows: list[dict], grader, clock: Clock, out: Path) 
         temperature=1.0,
         top_p=1.0,
         top_k=0,
-        seed=SEED,
+        seed=seed,
         logging_steps=10**6,
         report_to=[],
         save_strategy="no",
@@ -259,7 +259,9 @@ def plot(curves: dict[str, list], path: Path, title: str) -> None:
 SIDES: dict[str, Callable[..., dict]] = {"reinforge": run_reinforge, "trl": run_trl}
 
 
-def bench(model: str, seconds: float, every: float, order: list[str], out_dir: Path, val_n: int) -> dict:
+def bench(
+    model: str, seconds: float, every: float, order: list[str], out_dir: Path, val_n: int, seed: int = SEED
+) -> dict:
     from reinforge.tasks import get_task
     from reinforge.train.warmup import resolve_model
 
@@ -273,7 +275,7 @@ def bench(model: str, seconds: float, every: float, order: list[str], out_dir: P
         clocks, info = {}, {}
         for side in order:
             clocks[side] = Clock(seconds, every)
-            info[side] = SIDES[side](model_dir, rows, task.grader, clocks[side], Path(tmp) / side)
+            info[side] = SIDES[side](model_dir, rows, task.grader, clocks[side], Path(tmp) / side, seed)
         load["loadavg_1m_after_training"] = round(os.getloadavg()[0], 2)
         curves = {s: evaluate_snapshots(model_dir, clocks[s].snapshots, val_rows, task.grader) for s in order}
     trl_final = curves["trl"][-1][2] if "trl" in curves else None
@@ -284,6 +286,9 @@ def bench(model: str, seconds: float, every: float, order: list[str], out_dir: P
     if trl_final is not None:
         for s in order:
             res[f"{s}_seconds_to_trl_final"] = seconds_to_reach(curves[s], trl_final)
+        trl_best = max(r for _, _, r in curves["trl"])  # TRL's final can sit below its own best
+        for s in order:
+            res[f"{s}_seconds_to_trl_best"] = seconds_to_reach(curves[s], trl_best)
     for s in order:
         res[f"{s}_steps"] = clocks[s].steps
         res[f"{s}_train_seconds"] = curves[s][-1][0]
@@ -291,7 +296,7 @@ def bench(model: str, seconds: float, every: float, order: list[str], out_dir: P
     res["trl_version"] = info.get("trl", {}).get("trl")
     res["trl_activation_checkpointing"] = info.get("trl", {}).get("checkpointing")
     res.update(load)
-    res["validation_prompts"] = len(val_rows)
+    res["validation_prompts"], res["seed"] = len(val_rows), seed
     res["curves"] = curves
     png = out_dir / "quality.png"
     threads = ", ".join(f"{s} {n}" for s, n in res["threads"].items())
@@ -314,6 +319,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--order", default="trl,reinforge", help="sides, run one after the other in this order")
     ap.add_argument("--validation", type=int, default=VAL_ROWS, help="held-out prompts evaluated")
+    ap.add_argument(
+        "--seed", type=int, default=SEED, help="both sides' training seed (data order, sampling); same start"
+    )
     ap.add_argument("--out", default="runs/bench-quality", help="directory of the plot and result.json")
     args = ap.parse_args(argv)
     order = args.order.split(",")
@@ -325,7 +333,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(json.dumps(res))
             return res
     out = Path(args.out)
-    res = bench(args.model, args.seconds, args.eval_every, order, out, args.validation)
+    res = bench(args.model, args.seconds, args.eval_every, order, out, args.validation, args.seed)
     (out / "result.json").write_text(json.dumps(res, indent=1))
     head = {k: v for k, v in res.items() if k != "curves"}
     print(json.dumps(head), flush=True)

@@ -18,6 +18,7 @@ def test_quality_bench_smoke_runs_both_sides(tiny_addition_dir, tmp_path, capsys
     line = json.loads(next(x for x in capsys.readouterr().out.splitlines() if x.startswith('{"bench"')))
     assert list(line)[:4] == ["bench", "seconds", "reinforge_val_reward", "trl_val_reward"]
     assert line["bench"] == "quality" and "curves" not in line
+    assert line["trl_seconds_to_trl_final"] is not None and line["trl_seconds_to_trl_best"] is not None
     for side in ("reinforge", "trl"):
         curve = res["curves"][side]
         assert res[f"{side}_steps"] >= 1 and curve[-1][1] == res[f"{side}_steps"]
