@@ -6,8 +6,11 @@ policy changes every step, so its weights are pushed into the engine before a ge
 changed since the last push. Log-probs are vLLM's processed ones (after temperature), the same quantity
 :class:`HFBackend` returns.
 
-Not exercised against a real vLLM here: this project's machines have no GPU in CI. The test
-(``tests/models/test_vllm_backend.py``) runs it on a stand-in engine with vLLM's interface.
+Checked against vLLM's V1 source (``vllm/v1/executor/uniproc_executor.py``: the external launcher needs
+the engine in this process; ``WorkerWrapperBase.__getattr__`` reaches the worker's ``model_runner``), as
+TRL 1.16's colocated mode does. Not run against a real vLLM here (no GPU with vLLM on this project's
+machines): ``tests/models/test_vllm_backend.py`` runs it on a stand-in engine with vLLM's interface, and
+against vLLM itself wherever vLLM and CUDA are there.
 """
 
 from __future__ import annotations
@@ -28,9 +31,13 @@ def vllm_available() -> bool:
 
 
 def _single_process_env() -> None:
-    """vLLM's in-process executor ("external_launcher") joins a torch.distributed group of one."""
+    """vLLM's in-process executor ("external_launcher") joins a torch.distributed group of one. Its V1
+    engine must run in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``): ``ExecutorWithExternalLauncher``
+    asserts it (vllm/v1/executor/uniproc_executor.py), and only then does ``LLM.llm_engine`` expose the
+    ``model_executor`` whose driver worker holds the model the weights are pushed into."""
     for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "localhost")):
         os.environ.setdefault(key, value)
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     if not os.environ.get("MASTER_PORT"):
         with socket.socket() as s:
             s.bind(("localhost", 0))
@@ -87,7 +94,14 @@ class VLLMBackend:
         version = self._weights_version()
         if version == self._pushed:
             return False
-        engine_model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
+        executor = getattr(self.llm.llm_engine, "model_executor", None)
+        if executor is None:  # a multiprocess engine: its model lives in another process
+            raise ReinforgeError(
+                "generation_backend: vllm runs its engine in another process (VLLM_ENABLE_V1_MULTIPROCESSING); "
+                "set VLLM_ENABLE_V1_MULTIPROCESSING=0 so the policy's weights can be pushed into it"
+            )
+        # V1: the driver worker (WorkerWrapperBase) hands attributes on to its Worker, whose runner holds it
+        engine_model = executor.driver_worker.model_runner.model
         engine_model.load_weights((name, p.data) for name, p in self.model.named_parameters())
         self.llm.reset_prefix_cache()  # cached prefixes were computed with the old weights
         self._pushed = version

@@ -3,6 +3,8 @@ request -> Generations mapping, weight pushes only when the policy changed, and 
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import sys
 import types
 from types import SimpleNamespace
@@ -135,3 +137,38 @@ def test_backend_choice(fake_vllm, policy, monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # not installed
     with pytest.raises(ReinforgeError, match="pip install vllm"):
         make_backend("vllm", model, tok)
+
+
+def test_the_engine_runs_in_this_process(fake_vllm, policy, monkeypatch):
+    """vLLM V1's external launcher asserts VLLM_ENABLE_V1_MULTIPROCESSING=0, and only an in-process engine
+    exposes llm_engine.model_executor (the weight push's path); a multiprocess one is a one-line error."""
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
+    model, tok = policy
+    backend = make_backend("vllm", model, tok)
+    assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+    backend.llm.llm_engine = SimpleNamespace()  # what a multiprocess engine has: no model_executor
+    with pytest.raises(ReinforgeError, match="VLLM_ENABLE_V1_MULTIPROCESSING=0"):
+        backend.sync_weights()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed")
+def test_real_vllm_generates_and_follows_the_policys_weights(tiny_untrained_dir):
+    """On a GPU with vLLM: the backend generates the greedy tokens HF generates, and after the policy's
+    weights change (here: a zeroed output layer) the engine's next greedy output follows."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not torch.cuda.is_available():
+        pytest.skip("vLLM needs CUDA")
+    model = AutoModelForCausalLM.from_pretrained(tiny_untrained_dir).cuda()
+    tok = AutoTokenizer.from_pretrained(tiny_untrained_dir)
+    backend = VLLMBackend(model, tok, eos_token_ids=[-1], gpu_memory_utilization=0.2, max_model_len=128)
+    prompt = tok("1+1=", add_special_tokens=False)["input_ids"]
+    greedy = SamplingParams(temperature=0.0, max_tokens=4, n=1)
+    out = backend.generate([prompt], greedy)
+    hf = HFBackend(model, tok, eos_token_ids=[-1]).generate([prompt], greedy)
+    assert out.completion_ids == hf.completion_ids and len(out.logprobs[0]) == 4
+    assert out.completion_ids[0] != [0, 0, 0, 0]
+    with torch.no_grad():  # every logit 0: greedy decoding then picks token 0, if the engine has the push
+        model.get_output_embeddings().weight.zero_()
+    assert backend.generate([prompt], greedy).completion_ids == [[0, 0, 0, 0]]
