@@ -19,9 +19,28 @@ from reinforge.errors import ReinforgeError
 
 
 def _worker(config: dict[str, Any]) -> None:
-    """One Ray Train worker: the trainer, in the process group Ray made."""
+    """One Ray Train worker: the trainer, in the process group Ray made, in the caller's directory where
+    this machine has it (Ray starts workers elsewhere; a config's relative paths are the caller's)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if os.path.isdir(config["cwd"]):
+        os.chdir(config["cwd"])
     config["train"](config["cfg"], resume=config["resume"])
+
+
+def user_error(e: BaseException | None) -> ReinforgeError | None:
+    """The user error (a ReinforgeError) a worker raised, found inside Ray's wrappers; None if none."""
+    seen: set[int] = set()
+    todo = [e]
+    while todo:
+        x = todo.pop()
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        inner = getattr(x, "cause", None)  # a RayTaskError holds the worker's own exception
+        if isinstance(x, ReinforgeError) and not isinstance(inner, BaseException):
+            return x
+        todo += [x.__cause__, inner, *getattr(x, "worker_failures", {}).values()]
+    return None
 
 
 def run_on_ray(train: Callable[..., dict], cfg: Any, resume: bool) -> dict[str, Any]:
@@ -40,7 +59,7 @@ def run_on_ray(train: Callable[..., dict], cfg: Any, resume: bool) -> dict[str, 
         ray.init(address=d.address, include_dashboard=False, log_to_driver=True, **local)
     trainer = TorchTrainer(
         _worker,
-        train_loop_config={"train": train, "cfg": cfg, "resume": resume},
+        train_loop_config={"train": train, "cfg": cfg, "resume": resume, "cwd": os.getcwd()},
         scaling_config=ScalingConfig(
             num_workers=d.workers,
             use_gpu=d.use_gpu,
@@ -51,10 +70,9 @@ def run_on_ray(train: Callable[..., dict], cfg: Any, resume: bool) -> dict[str, 
     try:
         trainer.fit()
     except Exception as e:  # Ray wraps a worker's error: a user error comes back as its one line
-        cause = e
-        while cause is not None and not isinstance(cause, ReinforgeError):
-            cause = cause.__cause__
-        if cause is not None:
-            raise cause from None
-        raise
+        err = user_error(e)
+        if err is None:
+            raise
+        ray.shutdown()  # the workers' forwarded logs end before the one line
+        raise ReinforgeError(str(err)) from None
     return json.loads((out / "summary.json").read_text())
