@@ -15,6 +15,7 @@ answer 404). Errors use OpenAI's shape: ``{"error": {"message", "type", "param",
 ``serve/feedback.py``       ``/v1/feedback``: queues to judge, preference export
 ``serve/annotation.py``     ``/v1/feedback``: several annotators per queue, labels, quality, rounds
 ``serve/keys.py``           ``/v1/keys``: list, create, revoke (admin keys only)
+``serve/studies.py``        ``/v1/studies``: a key's tune studies, read-only
 ``serve/ui.py``             ``/``, ``/static``, ``/health``
 ==========================  ==================================================
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from reinforge.serve import annotation, chat, feedback, files, graders, jobs, keys, models, ui
+from reinforge.serve import annotation, chat, feedback, files, graders, jobs, keys, models, studies, ui
 from reinforge.serve.context import ServeSettings, Service
 from reinforge.serve.errors import install_handlers
 from reinforge.serve.limits import BodyLimit
@@ -42,7 +43,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app = FastAPI(title="reinforge", version="0.1.0", docs_url="/docs")
     app.state.service = Service(settings)
     install_handlers(app)
-    for module in (files, models, jobs, graders, chat, feedback, annotation, keys, ui):
+    for module in (files, models, jobs, graders, chat, feedback, annotation, keys, studies, ui):
         app.include_router(module.router)
     # uploads (multipart) up to max_upload_bytes plus the form's overhead, other bodies max_json_bytes
     app.add_middleware(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.serve.helpers import Postgres, SmallDisk, start_server
+from tests.serve.helpers import Postgres, SmallDisk, launch_chromium, start_server
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +17,16 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def api_key(server) -> str:
     return server.new_key("alice")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium through Playwright (skipped without the playwright package)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
 
 
 @pytest.fixture(scope="session")

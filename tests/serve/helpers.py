@@ -292,3 +292,24 @@ def signed_in_page(browser, url: str, key: str):
     page.click("#login")
     page.wait_for_selector("#session:not([hidden])")
     return page
+
+
+# ---------------------------------------------------------------- a tune study for /v1/studies
+
+
+def two_objective_study(path, n: int = 8):
+    """loss = (x - 1)^2 and cost = x: the front lies at x <= 1; ``big`` changes nothing."""
+    from reinforge.tune.space import Choice, Float
+    from reinforge.tune.study import Study
+
+    study = Study(
+        {"x": Float(-2, 2), "big": Choice([False, True])},
+        sampler="random",
+        directions={"loss": "minimize", "cost": "minimize"},
+        storage=path,
+        name="demo",
+    )
+    for _ in range(n):
+        t = study.ask()
+        study.tell(t.number, [(t.params["x"] - 1) ** 2, t.params["x"]])
+    return study

@@ -10,21 +10,12 @@ import httpx
 import pytest
 
 from reinforge.serve.db import create_key, default_db_url, make_engine
-from tests.serve.helpers import CHROMIUM, launch_chromium, signed_in_page
+from tests.serve.helpers import CHROMIUM, signed_in_page
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 def press_through(page, keys: list[str]) -> None:

@@ -16,6 +16,8 @@ from fastapi.testclient import TestClient
 
 from reinforge.serve.app import ServeSettings, create_app
 from reinforge.serve.db import CheckpointRow, Job, create_key
+from reinforge.tune.space import Float
+from reinforge.tune.study import Study
 from tests.serve.helpers import STRING_CHECK, rft_rows
 
 OBJECT = "object"  # a path parameter names one of A's objects: B gets 404
@@ -57,6 +59,8 @@ ROUTES = {
     ("GET", "/v1/keys"): ADMIN,
     ("POST", "/v1/keys"): ADMIN,
     ("DELETE", "/v1/keys/{key_id}"): ADMIN,
+    ("GET", "/v1/studies"): LISTING,
+    ("GET", "/v1/studies/{study_id:path}"): OBJECT,
     ("GET", "/"): NO_OBJECTS,  # the page itself
     ("GET", "/health"): NO_OBJECTS,
     ("POST", "/ui/login"): NO_OBJECTS,  # trades a key for a session of that same key
@@ -75,6 +79,7 @@ OBJECTS = {
     "job_id": ["job"],
     "qid": ["queue"],
     "item_id": ["item"],
+    "study_id": ["study"],
 }
 # bodies for routes that need one besides the path
 BODIES = {
@@ -137,6 +142,8 @@ def tenants(tmp_path_factory):
     )
     a["queue"] = q.json()["id"]
     a["item"] = str(client.get(f"/v1/feedback/queues/{a['queue']}", headers=ha).json()["items"][0]["id"])
+    Study({"x": Float(0, 1)}, "random", storage=d / "studies" / a_id / "s.db", name="a-study").storage.close()
+    a["study"] = "s.db/a-study"
     return client, ha, hb, a
 
 
@@ -188,7 +195,7 @@ def test_other_tenants_objects_are_404(tenants):
 
 def test_listings_never_name_other_tenants_objects(tenants):
     client, ha, hb, a = tenants
-    a_ids = [a[k] for k in ("file", "job", "model", "checkpoint_model", "queue")]
+    a_ids = [a[k] for k in ("file", "job", "model", "checkpoint_model", "queue", "study")]
     for (method, path), kind in ROUTES.items():
         if kind == LISTING:
             seen_by_b = client.request(method, path, headers=hb)

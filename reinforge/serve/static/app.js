@@ -75,7 +75,7 @@ $("#login-form").addEventListener("submit", (ev) => {
 $("#logout").addEventListener("click", () => Session.logout());
 
 // ---------------------------------------------------------------- routing
-const pages = ["feedback", "rounds", "jobs", "graders"];
+const pages = ["feedback", "rounds", "jobs", "graders", "files", "new-job", "chat", "studies"];
 function route() {
   const [page, arg] = (location.hash.slice(1) || "feedback").split("/");
   for (const p of pages) $(`#page-${p}`).hidden = p !== page;
@@ -84,6 +84,9 @@ function route() {
   if (page === "rounds") Rounds.open(arg);
   if (page === "jobs") Jobs.open(arg);
   if (page === "graders") Graders.open();
+  if (page === "files") Files.open(); else if (page === "new-job") NewJob.open();  // workflow.js
+  else if (page === "chat") Chat.open(arg && decodeURIComponent(arg));
+  else if (page === "studies") Studies.open(arg && decodeURIComponent(arg));  // studies.js
 }
 window.addEventListener("hashchange", route);
 
@@ -295,6 +298,7 @@ const Jobs = {
     $("#job-pause").disabled = !["running", "queued"].includes(job.status);
     $("#job-resume").disabled = job.status !== "paused";
     $("#job-cancel").disabled = TERMINAL.includes(job.status);
+    $("#job-chat").hidden = !job.fine_tuned_model; $("#job-chat").href = `#chat/${encodeURIComponent(job.fine_tuned_model || "")}`;
     $("#job-events").replaceChildren(...events.data.map((e) => el("li", { class: e.level },
       `${new Date(e.created_at * 1000).toLocaleTimeString()} ${e.message}`)));
     $("#job-checkpoints").replaceChildren(...ckpts.data.map((c) => el("li", {},
@@ -324,43 +328,6 @@ const Jobs = {
 $("#job-pause").addEventListener("click", () => Jobs.control("pause"));
 $("#job-resume").addEventListener("click", () => Jobs.control("resume"));
 $("#job-cancel").addEventListener("click", () => Jobs.control("cancel"));
-
-// A line chart in inline SVG: series = [{key, name, color, points: [[x, y], ...]}].
-function drawChart(svg, series) {
-  const W = 640, H = 260, L = 48, R = 12, T = 14, B = 30;
-  const all = series.flatMap((s) => s.points);
-  const NS = "http://www.w3.org/2000/svg";
-  const node = (tag, attrs, text) => {
-    const e = document.createElementNS(NS, tag);
-    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-    if (text !== undefined) e.textContent = text;
-    return e;
-  };
-  svg.replaceChildren();
-  if (!all.length) { svg.append(node("text", { x: W / 2 - 40, y: H / 2 }, "no data yet")); return; }
-  let [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
-  let [y0, y1] = [Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
-  if (x1 === x0) x1 = x0 + 1;
-  if (y1 - y0 < 1e-9) { y0 -= 0.5; y1 += 0.5; }
-  const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
-  const sy = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
-  svg.append(node("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#bbb" }),
-    node("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#bbb" }));
-  for (let i = 0; i <= 4; i++) {
-    const y = y0 + ((y1 - y0) * i) / 4;
-    svg.append(node("text", { x: 4, y: sy(y) + 4 }, y.toFixed(2)),
-      node("line", { x1: L, y1: sy(y), x2: W - R, y2: sy(y), stroke: "#eee" }));
-  }
-  svg.append(node("text", { x: L, y: H - 8 }, `step ${x0}`), node("text", { x: W - R - 60, y: H - 8 }, `step ${x1}`));
-  series.forEach((s, i) => {
-    if (!s.points.length) return;
-    const d = s.points.map((p) => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(" ");
-    svg.append(node("polyline", { points: d, fill: "none", stroke: s.color, "stroke-width": 2,
-      class: `series series-${s.key}`, "data-points": s.points.length }));
-    for (const p of s.points) svg.append(node("circle", { cx: sx(p[0]), cy: sy(p[1]), r: 2.5, fill: s.color }));
-    svg.append(node("text", { x: L + 10 + i * 150, y: T + 4, fill: s.color, style: `fill:${s.color}` }, s.name));
-  });
-}
 
 // ---------------------------------------------------------------- (c) grader playground
 const Graders = {
