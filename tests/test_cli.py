@@ -61,12 +61,16 @@ def test_rlhf_sections_checked_at_load(tmp_path, section, needle):
 
 
 def test_config_rft_lists_every_grpo_key():
+    from reinforge.train.agent import AgentSettings
+    from reinforge.train.distributed import DistributedSettings
     from reinforge.train.grpo import GRPOConfig, LoraSettings
 
     res = invoke("config", "rft")
     assert res.exit_code == 0, res.output
     listed = {line.split()[0] for line in res.stdout.splitlines()[3:]}
-    assert listed == set(GRPOConfig.model_fields) | {f"lora.{k}" for k in LoraSettings.model_fields}
+    sections = {"lora": LoraSettings, "agent": AgentSettings, "distributed": DistributedSettings}
+    nested = {f"{name}.{k}" for name, cls in sections.items() for k in cls.model_fields}
+    assert listed == set(GRPOConfig.model_fields) | nested
     line = next(li for li in res.stdout.splitlines() if li.startswith("group_size "))
     assert line.split()[1:3] == ["int", "8"] and "samples per prompt" in line
 
