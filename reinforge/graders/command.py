@@ -7,6 +7,7 @@ flags that fired and their details. A summary (rows, mean reward, error counts, 
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -106,8 +107,10 @@ def grade_command(
     t0 = time.perf_counter()
     out = open(output.with_name(output.name + ".tmp"), "w", encoding="utf-8") if output else sys.stdout
     try:
+        chunks = _chunks(Path(input))
+        first = next(chunks, None)  # a source that cannot be read fails here, before a bar is drawn
         with grade_bar(Path(input)) as (bar, task):
-            for chunk in _chunks(Path(input)):
+            for chunk in itertools.chain([first] if first else [], chunks):
                 for grade in g.grade_batch(chunk):
                     out.write(json.dumps(output_row(grade), ensure_ascii=False) + "\n")
                     n += 1
