@@ -24,6 +24,7 @@ from reinforge.data.rft import load_rft_rows, split_rows
 from reinforge.data.to_sft import read_as_sft
 from reinforge.errors import DataError
 from reinforge.tasks import get_task, sft_rows
+from reinforge.train import distributed
 from reinforge.train.batching import batch_indices, steps_for
 from reinforge.train.optim_config import OptimSettings
 from reinforge.train.sft import pad_batch, sft_loss, tokenize_chat
@@ -159,12 +160,18 @@ def train_sft(
         for step in run.steps(evaluate if val_ex else None, state, val=("val", "eval/loss")):
             t0 = time.perf_counter()
             # 1. a batch of (packed) rows
-            batch = [units[i] for i in batch_indices(step, cfg.batch_size, len(units), cfg.seed)]
+            idx = batch_indices(step, cfg.batch_size, len(units), cfg.seed)
+            lo, hi = distributed.shard_range(len(idx), what="batch_size")  # data parallel: this rank's rows
+            batch = [units[i] for i in idx[lo:hi]]
             ids, mask, lab = pad_batch([b[0] for b in batch], [b[1] for b in batch], pad_id)
-            # 2-3. masked cross-entropy, update
-            loss = sft_loss(model, ids.to(device), mask.to(device), lab.to(device))
+            # 2-3. masked cross-entropy (over all ranks' tokens: this rank's share of them), update
+            n_tok = int((lab[:, 1:] != -100).sum())
+            share = n_tok / max(1e-9, distributed.mean_across(n_tok))
+            with run.autocast():
+                loss = sft_loss(model, ids.to(device), mask.to(device), lab.to(device)) * share
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.average_gradients(model.parameters())  # N ranks with B/N rows: one with B
             gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
@@ -173,7 +180,7 @@ def train_sft(
             rec = {
                 "step": step,
                 "kind": "train",
-                "loss/sft": loss.item(),
+                "loss/sft": distributed.mean_across(loss.item()),
                 "grad/norm": float(gn),
                 "lr": scheduler.get_last_lr()[0],
                 "perf/step_seconds": dt,

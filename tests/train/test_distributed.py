@@ -131,14 +131,14 @@ def rft_yaml(tmp_path: Path, model_dir, **kw) -> Path:
     return path
 
 
-def launch(config: Path, nproc: int, *extra: str) -> subprocess.Popen:
+def launch(config: Path, nproc: int, *extra: str, command: str = "rft") -> subprocess.Popen:
     """``torchrun --nproc-per-node N -m reinforge rft CONFIG`` (``python -m reinforge`` for 1)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "REINFORGE_DIST_BACKEND": "gloo"}
     if nproc == 1:
-        args = [sys.executable, "-m", "reinforge", "rft", str(config), *extra]
+        args = [sys.executable, "-m", "reinforge", command, str(config), *extra]
     else:
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc)]
-        args = [*torchrun, "--master-port", str(free_port()), "-m", "reinforge", "rft", str(config), *extra]
+        args = [*torchrun, "--master-port", str(free_port()), "-m", "reinforge", command, str(config), *extra]
     return subprocess.Popen(
         args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
@@ -242,3 +242,35 @@ def test_two_rank_run_killed_resumes_on_one_rank(tiny_addition_dir, tmp_path):
     assert [r["step"] for r in recs if r["kind"] == "train"] == [1, 2, 3, 4]  # none lost or repeated
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 4 and summary["status"] == "succeeded"
+
+
+@pytest.mark.slow
+def test_two_rank_sft_step_is_the_one_process_step(tmp_path):
+    from tests.helpers import chat_rows, micro_model, write_jsonl
+
+    model = micro_model(tmp_path / "m")
+    data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(16))
+    weights, losses = {}, {}
+    for nproc in (1, 2):
+        cfg = dict(model=str(model), train_file=str(data), output_dir=str(tmp_path / f"run{nproc}"), steps=1,
+                   batch_size=8, learning_rate=1e-2, max_length=64, eval_interval=0, save_interval=0,
+                   progress=False, device="cpu")  # fmt: skip
+        (tmp_path / "sft.yaml").write_text(yaml.safe_dump(cfg))
+        finished(launch(tmp_path / "sft.yaml", nproc, command="sft"))
+        weights[nproc] = load_file(str(tmp_path / f"run{nproc}" / "final" / "model.safetensors"))
+        recs = [json.loads(x) for x in (tmp_path / f"run{nproc}" / "metrics.jsonl").read_text().splitlines()]
+        losses[nproc] = [r["loss/sft"] for r in recs if r["kind"] == "train"]
+    worst = max((weights[2][k] - weights[1][k]).abs().max().item() for k in weights[1])
+    assert worst < 1e-5, worst  # 2 ranks of 4 rows: the update of 1 process with the 8 rows
+    assert losses[2] == pytest.approx(losses[1], rel=1e-5)  # the loss over all 8 rows, logged once
+    odd = launch(
+        tmp_path / "sft.yaml",
+        2,
+        "--set",
+        "batch_size=7",
+        "--set",
+        f"output_dir={tmp_path / 'odd'}",
+        command="sft",
+    )
+    said = odd.communicate(timeout=600)[0]  # the rows are split across the ranks: 7 do not split in 2
+    assert odd.returncode != 0 and "batch_size=7: must be a multiple of the world size 2" in said, said
