@@ -97,7 +97,7 @@ def tool_server():
     """The tool server, started once per session: routes /add, /flaky/N, /slow, /trickle, /big, /v1/chat/completions."""
     port = free_port()
     state = ToolServer(f"http://127.0.0.1:{port}")
-    server = uvicorn.Server(uvicorn.Config(tool_app(state), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(tool_app(state), host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started or not thread.is_alive(), timeout=30, every=0.05)
