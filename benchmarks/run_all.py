@@ -12,7 +12,15 @@ import json
 import subprocess
 import sys
 
-MODULES = ["bench_grpo", "bench_grpo_gpu", "bench_quality", "bench_graders", "bench_tune", "bench_serve", "bench_scaling"]
+MODULES = [
+    "bench_grpo",
+    "bench_grpo_gpu",
+    "bench_quality",
+    "bench_graders",
+    "bench_tune",
+    "bench_serve",
+    "bench_scaling",
+]
 
 
 def main() -> int:

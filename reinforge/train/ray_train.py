@@ -55,7 +55,9 @@ def run_on_ray(train: Callable[..., dict], cfg: Any, resume: bool) -> dict[str, 
     d = cfg.distributed
     out = Path(cfg.output_dir).resolve()
     if not ray.is_initialized():
-        local = {"num_cpus": max(1, int(d.workers * d.cpus_per_worker))} if d.address is None else {}
+        local: dict[str, Any] = (
+            {"num_cpus": max(1, int(d.workers * d.cpus_per_worker))} if d.address is None else {}
+        )
         ray.init(address=d.address, include_dashboard=False, log_to_driver=True, **local)
     trainer = TorchTrainer(
         _worker,
