@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from reinforge.errors import ConfigError
 from reinforge.tune.evolution import EvolutionSampler
+from reinforge.tune.optuna_compat import accepts, constraint_attrs, constraint_kwargs, set_constraints
 from reinforge.tune.sampler_base import AskContext, Sampler, SearchExhausted, config_key
 from reinforge.tune.space import Space, Subset
 from reinforge.tune.storage import Trial
@@ -104,8 +105,9 @@ class OptunaSampler(Sampler):
             "cmaes": optuna.samplers.CmaEsSampler,
             "nsga2": optuna.samplers.NSGAIISampler,
         }[self.algorithm]
-        if self.algorithm in ("gp", "cmaes"):
+        if self.algorithm in ("gp", "cmaes") and accepts(make, "warn_independent_sampling"):  # GP: 4.3+
             kw.setdefault("warn_independent_sampling", False)
+        kw.update(constraint_kwargs(make, ctx.has_constraints))  # Optuna 4 only
         # directions are minimize|maximize (Study checks them); Optuna's stubs want the Literal
         self.ostudy = optuna.create_study(sampler=make(**kw), directions=ctx.directions)  # type: ignore[arg-type]
         return self.ostudy
@@ -117,7 +119,6 @@ class OptunaSampler(Sampler):
                 continue
             params, dists = optuna_params(ctx.space, t.params)
             state = TrialState.COMPLETE if t.state == "complete" else TrialState.PRUNED
-            cons = {f"constraints:{i}": c for i, c in enumerate(t.constraints or [])}  # Optuna 5's format
             inter = {int(k): v for k, v in t.intermediate.items()} if len(ctx.directions) == 1 else {}
             ostudy.add_trial(
                 optuna.trial.create_trial(
@@ -125,7 +126,7 @@ class OptunaSampler(Sampler):
                     distributions=dists,
                     values=t.values if state == TrialState.COMPLETE else None,
                     state=state,
-                    system_attrs=cons,
+                    system_attrs=constraint_attrs(t.constraints),
                     intermediate_values=inter,
                 )
             )
@@ -157,8 +158,7 @@ class OptunaSampler(Sampler):
         otrial = self.live.pop(trial.number, None)
         if otrial is None or self.ostudy is None:
             return
-        for i, c in enumerate(trial.constraints or []):  # Optuna 5: constraints live on the trial
-            otrial.set_constraint(str(i), c)
+        set_constraints(otrial, trial.constraints)
         if trial.state == "complete" and trial.values is not None:
             self.ostudy.tell(otrial, trial.values if len(trial.values) > 1 else trial.values[0])
         else:

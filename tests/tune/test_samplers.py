@@ -255,3 +255,24 @@ def test_rule_mutator_crossover_mixes_clauses_of_two_one_sentence_prompts():
     assert any("check your work" in k or "think step by step" in k.lower() for k in mixed)
     assert "Answer briefly, then check your work." in kids  # a phrase of each, as one sentence
     assert all(k[0].isupper() and k.endswith(".") for k in kids)
+
+
+def test_optuna_reads_constraints_of_stored_and_told_trials():
+    # issue 21: Optuna 4 keeps one "constraints" list (read through constraints_func), Optuna 5 one
+    # attribute per constraint; either way its samplers must see both kinds of trial's values
+    from reinforge.tune.sampler_base import AskContext
+    from reinforge.tune.samplers import OptunaSampler
+    from reinforge.tune.space import Space
+    from reinforge.tune.storage import Trial
+
+    space = Space({"x": tune.Float(0.0, 1.0)})
+    stored = Trial(0, {"x": 0.5}, "complete", [1.0], constraints=[0.5, -1.0])
+    sampler = OptunaSampler("tpe", seed=0)
+    sampler.ask(AskContext(space, [stored], 1, ["minimize"], has_constraints=True))
+    sampler.tell(Trial(1, {"x": 0.1}, "complete", [2.0], constraints=[-0.25, 0.0]))
+    assert sampler.ostudy is not None
+    seen = [
+        ft.constraints.values() if hasattr(ft, "constraints") else ft.system_attrs["constraints"]
+        for ft in sampler.ostudy.trials
+    ]
+    assert [list(c) for c in seen] == [[0.5, -1.0], [-0.25, 0.0]]
