@@ -105,7 +105,7 @@ class OptunaSampler(Sampler):
             "cmaes": optuna.samplers.CmaEsSampler,
             "nsga2": optuna.samplers.NSGAIISampler,
         }[self.algorithm]
-        if self.algorithm in ("gp", "cmaes") and accepts(make, "warn_independent_sampling"):  # GP: 4.3+
+        if self.algorithm in ("gp", "cmaes") and accepts(make, "warn_independent_sampling"):  # GP: not 4.2
             kw.setdefault("warn_independent_sampling", False)
         kw.update(constraint_kwargs(make, ctx.has_constraints))  # Optuna 4 only
         # directions are minimize|maximize (Study checks them); Optuna's stubs want the Literal
