@@ -37,7 +37,15 @@ from reinforge.tune.chat_objective import chat_messages
 from reinforge.tune.fingerprint import digest
 from reinforge.tune.llm_client import LLMClient, Reply
 from reinforge.tune.objectives import ExampleObjective, whole_batch_objective
-from reinforge.tune.space import Space, Subset
+from reinforge.tune.space import Space
+from reinforge.tune.subagents import (
+    AgentSpec,
+    Delegate,
+    architecture,
+    check_agent_space,
+    check_subset,
+    load_agents,
+)
 
 SUMMARISE = (
     "Summarise the work so far for the assistant that continues it: what was asked, every tool "
@@ -58,26 +66,98 @@ def offered_schemas(schemas: dict[str, dict], params: dict) -> list[dict]:
 
 
 class AgentPipeline:
-    """``pipeline(params, rows)``: one agent episode per row, at most the client's ``concurrency`` at once."""
+    """``pipeline(params, rows)``: one agent episode per row, at most the client's ``concurrency`` at once;
+    with ``architecture: orchestrator`` an orchestrator delegating to sub-agents (:mod:`.subagents`)."""
 
-    def __init__(self, client: LLMClient, tools: dict[str, Tool], schemas: dict[str, dict]):
-        self.client, self.tools, self.schemas = client, tools, schemas
+    def __init__(
+        self,
+        client: LLMClient,
+        tools: dict[str, Tool],
+        schemas: dict[str, dict],
+        agents: dict[str, AgentSpec] | None = None,
+    ):
+        self.client, self.tools, self.schemas, self.agents = client, tools, schemas, agents or {}
 
     def fingerprint(self) -> dict:
         where = {
             n: getattr(t, "server_url", None) or repr(getattr(t, "fn", t)) for n, t in self.tools.items()
         }
-        return {"client": self.client.fingerprint(), "schemas": self.schemas, "tools": where}
+        agents = {n: vars(a) for n, a in self.agents.items()}
+        return {
+            "client": self.client.fingerprint(),
+            "schemas": self.schemas,
+            "tools": where,
+            "agents": agents,
+        }
 
     def __call__(self, params: dict, rows: list[dict]) -> list[dict]:
         return self.client.map(lambda row: self.episode(params, row), rows)
 
     def episode(self, params: dict, row: dict) -> dict[str, Any]:
-        names = list(params.get("tools", list(self.tools)))
-        schemas = offered_schemas(self.schemas, params)
-        env = ToolEnvironment({n: self.tools[n] for n in names}, rollout_id=f"tune-{digest(row)[:16]}")
-        env.offered = set(names)
+        rid = f"tune-{digest(row)[:16]}"
         messages = chat_messages(params, row, [])
+        subruns: list[dict] = []
+        if architecture(params, self.agents) == "orchestrator":
+            prompt = (params.get("orchestrator") or {}).get("prompt")
+            if prompt:
+                messages = [{"role": "system", "content": prompt}] + [
+                    m for m in messages if m["role"] not in ("system", "developer")
+                ]
+
+            def run(name: str, settings: dict, task: str) -> str:
+                own = [{"role": "system", "content": settings["prompt"]}, {"role": "user", "content": task}]
+                sub = self.loop(own, list(settings["tools"]), params, int(settings["max_iterations"]), rid)
+                subruns.append({"agent": name, "task": task, **sub})
+                return sub["final"]
+
+            chosen = params.get("subagents", list(self.agents))
+            delegates = {n: Delegate(n, self.agents[n].settings(params), run) for n in chosen}
+            main = self.loop(messages, delegates, params, int(params.get("max_iterations", 5)), rid)
+        else:
+            names = list(params.get("tools", list(self.tools)))
+            main = self.loop(messages, names, params, int(params.get("max_iterations", 5)), rid)
+        runs = [main, *subruns]
+        calls = [c for r in runs for c in r["calls"]]
+        counts = {k: sum(r[k] for r in runs) for k in ("turns", "summaries", "invalid_calls", "tool_errors")}
+        trajectory = {
+            "messages": main["messages"],
+            "tool_calls": len(calls),
+            "status": main["status"],
+            "truncation": None if main["status"] == "done" else "max_iterations",
+            **counts,
+            "delegations": len(subruns),
+            "subagents": [{k: v for k, v in r.items() if k not in ("calls", "usage")} for r in subruns],
+        }
+        sample = make_sample(main["final"], [c.to_openai() for c in calls], trajectory=trajectory)
+        usage = {k: sum(r["usage"][k] for r in runs) for k in main["usage"]}
+        return {
+            **sample,
+            **usage,
+            "tool_calls": len(calls),
+            "turns": counts["turns"],
+            "summaries": counts["summaries"],
+            "delegations": len(subruns),
+        }
+
+    def loop(
+        self,
+        messages: list[dict],
+        tools: list[str] | dict[str, Any],
+        params: dict,
+        max_iterations: int,
+        rid: str,
+    ) -> dict[str, Any]:
+        """One agent's turns from ``messages`` with ``tools`` (names of the objective's tools, or tool
+        objects by name) until it answers or ``max_iterations`` turns are spent; its turns, calls, counts
+        and usage."""
+        if isinstance(tools, dict):
+            offered, schemas = tools, [t.schema for t in tools.values()]
+        else:
+            offered, schemas = (
+                {n: self.tools[n] for n in tools},
+                offered_schemas(self.schemas, {**params, "tools": tools}),
+            )
+        env = ToolEnvironment(offered, rollout_id=rid)  # type: ignore[arg-type]
         n_prompt = len(messages)
         options = {
             "temperature": float(params.get("temperature", 0.0)),
@@ -88,7 +168,7 @@ class AgentPipeline:
         calls: list[ToolCall] = []
         counts = {"turns": 0, "summaries": 0, "invalid_calls": 0, "tool_errors": 0}
         status, final, last_prompt = "max_iterations", "", 0
-        for _ in range(int(params.get("max_iterations", 5))):
+        for _ in range(max_iterations):
             if limit and last_prompt > int(limit) and len(messages) > n_prompt:
                 messages = messages[:n_prompt] + [self.summary(messages[n_prompt:], usage)]
                 n_prompt, counts["summaries"] = len(messages), counts["summaries"] + 1
@@ -105,20 +185,14 @@ class AgentPipeline:
             messages += result.observation if isinstance(result.observation, list) else []
             counts["invalid_calls"] += len(turn.invalid)
             counts["tool_errors"] += sum(r.error is not None for r in result.results)
-        trajectory = {
-            "messages": messages[n_prompt:],
-            "tool_calls": len(calls),
-            "status": status,
-            "truncation": None if status == "done" else "max_iterations",
-            **counts,
-        }
-        sample = make_sample(final, [c.to_openai() for c in calls], trajectory=trajectory)
         return {
-            **sample,
-            **usage,
+            "messages": messages[n_prompt:],
+            "final": final,
+            "status": status,
+            "calls": calls,
+            "usage": usage,
             "tool_calls": len(calls),
-            "turns": counts["turns"],
-            "summaries": counts["summaries"],
+            **counts,
         }
 
     def summary(self, turns: list[dict], usage: dict) -> dict:
@@ -180,16 +254,7 @@ def load_agent_tools(specs: list[dict] | str, base_dir: Path, rows: list[dict]) 
 def check_space(space: Space, tools: dict[str, Tool]) -> None:
     """The knobs that name tools name defined ones: ``tools`` (a Subset) and ``tool_descriptions.<tool>``."""
     known = ", ".join(tools)
-    p = space.params.get("tools")
-    if p is not None:
-        if not isinstance(p, Subset):
-            raise ConfigError("space.tools: make it {type: subset, options: [tool names]}")
-        for option in p.options:
-            if option not in tools:
-                raise ConfigError(
-                    f"space.tools: option {option!r} is not a tool of objective.tools ({known}); "
-                    "define it there or drop it from the options"
-                )
+    check_subset(space, "tools", list(tools), "tool")
     for name in space:
         group, _, tool = name.partition(".")
         if group == "tool_descriptions" and tool not in tools:
@@ -208,11 +273,15 @@ def agent_objective(
     base_dir: Path = Path("."),
     cache: Any = None,
     prices: tuple[float, float] = (0.0, 0.0),
+    agents: dict | None = None,
 ) -> ExampleObjective:
-    """Grade the agent loop on the rows of ``data`` with ``grader``, the tools checked against ``space``."""
+    """Grade the agent loop on the rows of ``data`` with ``grader``, the tools and the sub-agents
+    (``agents``: :mod:`.subagents`) checked against ``space``."""
     rows = load_rft_rows(data)
     loaded, schemas = load_agent_tools(tools, base_dir, rows)
     check_space(space, loaded)
+    specs = load_agents(agents, loaded)
+    check_agent_space(space, specs, loaded)
     return whole_batch_objective(
-        AgentPipeline(client, loaded, schemas), rows, grader, f"agent:{Path(data).name}", cache, prices
+        AgentPipeline(client, loaded, schemas, specs), rows, grader, f"agent:{Path(data).name}", cache, prices
     )

@@ -117,7 +117,8 @@ def llm_objective(cfg: TuneConfig, path, base_dir: Path) -> ExampleObjective:
     if not o.tools:
         raise ConfigError("objective.tools: give the tools the agent may call (a list of specs or a file)")
     space = Space.from_dict(cfg.space)
-    return agent_objective(client, path(o.data, "data"), grader, o.tools, space, base_dir, cache, prices(cfg))
+    data = path(o.data, "data")
+    return agent_objective(client, data, grader, o.tools, space, base_dir, cache, prices(cfg), o.agents)
 
 
 def prices(cfg: TuneConfig) -> tuple[float, float]:

@@ -32,6 +32,7 @@ class ObjectiveSettings(Config):
     llm: LLMSettings | None = None  # the model called (rag: answers from the retrieved context)
     few_shot_data: str | None = None  # chat: JSONL of worked examples (messages ending with the answer)
     tools: list[dict] | str | None = None  # agent: Agent RFT tool specs (python:|server_url:) or a file
+    agents: dict[str, dict] | None = None  # agent: sub-agents {name: {description, prompt, tools, ...}}
     workflow: dict | str | None = None  # workflow: {start, steps, schemas}, or a YAML file of it
     # -- rag
     documents: str | None = None  # JSONL of {"id", "text", "title"?}

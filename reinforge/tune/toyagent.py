@@ -4,7 +4,8 @@ It is no language model: a few rules that react to what an agent study tunes, so
 tests run offline in seconds (given a ``Context:``/``Question:`` prompt it reads: it answers with the
 context line that shares the most words with the question). It calls a tool only when the tool's *description* says it fits the
 question (arithmetic, or facts about countries); it chains two tools only when the system prompt tells
-it to work step by step or use its tools; it slips (an answer off by one) more often the higher the
+it to work step by step or use its tools; offered sub-agents (tools taking a ``task``) instead, it hands the
+question to the one whose description fits and answers with its answer; it slips (an answer off by one) more often the higher the
 temperature; every offered tool's schema costs prompt tokens. Point ``base_url`` at a real endpoint for
 real work.
 
@@ -120,6 +121,8 @@ def respond(body: dict) -> dict:
         kind: next((t["function"]["name"] for t in tools if _fits(t, words)), None)
         for kind, words in (("calc", ARITHMETIC), ("facts", GEOGRAPHY))
     }
+    if any("task" in (t["function"].get("parameters") or {}).get("properties", {}) for t in tools):
+        return _orchestrate(question, fits, seen)  # its tools are sub-agents
     digest = hashlib.sha256(json.dumps([messages, body.get("temperature", 1.0)]).encode()).digest()
     slip = digest[0] / 256 < 0.4 * float(body.get("temperature", 1.0))
     if m := re.fullmatch(r"What is (\d+) \* (\d+)\?", question):
@@ -144,6 +147,15 @@ def respond(body: dict) -> dict:
             return _call(fits["calc"], {"expression": f"{people[1]} * {m[2]}"})
         return _answer(str(int(people[1]) * int(m[2]) + (digest[1] % 2)))  # in its head: right half the time
     return _answer("I do not know.")
+
+
+def _orchestrate(question: str, fits: dict, seen: list[str]) -> dict:
+    """An orchestrator hands the whole question to the sub-agent whose description fits it (numbers to
+    an arithmetic agent, countries to a geography one) and answers with what that agent says."""
+    if seen:
+        return _answer(seen[-1].strip())
+    fit = fits["calc"] if re.fullmatch(r"What is (\d+) \* (\d+)\?", question) else fits["facts"]
+    return _call(fit, {"task": question}) if fit else _answer("I do not know.")
 
 
 def read(prompt: str) -> str:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from reinforge.tune.toyagent import ToyEndpoint
 from tests.serve.helpers import start_server
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """The scripted tool-using endpoint (``reinforge.tune.toyagent``) on a free loopback port."""
+    with ToyEndpoint() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="module")

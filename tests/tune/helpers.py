@@ -8,6 +8,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from reinforge.cli import app
+from reinforge.config import load_config
+from reinforge.tune.factory import build_objective
+from reinforge.tune.schema import TuneConfig
 
 
 def run_example(example: Path, out: Path, *sets: str) -> list[dict]:
@@ -16,3 +19,10 @@ def run_example(example: Path, out: Path, *sets: str) -> list[dict]:
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     return json.loads((out / "trials.json").read_text())["trials"]
+
+
+def toy_objective(example: Path, toy, tmp_path: Path, **overrides):
+    """The objective of ``example`` pointed at the scripted endpoint ``toy``, with ``--set``-style overrides."""
+    sets = [f"objective.llm.base_url={toy.base_url}", f"output_dir={tmp_path}"]
+    sets += [f"{k}={v}" for k, v in overrides.items()]
+    return build_objective(load_config(TuneConfig, example, sets), example.parent)

@@ -11,13 +11,9 @@ import yaml
 from typer.testing import CliRunner
 
 from reinforge.cli import app
-from reinforge.config import load_config
 from reinforge.errors import ConfigError
-from reinforge.tune.factory import build_objective
-from reinforge.tune.schema import TuneConfig
 from reinforge.tune.space import nest
-from reinforge.tune.toyagent import ToyEndpoint
-from tests.tune.helpers import run_example
+from tests.tune.helpers import run_example, toy_objective
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/tune/agent.yaml"
 GOOD = {
@@ -31,17 +27,8 @@ GOOD = {
 DEFAULT = {"system": "You are a helpful assistant.", "tools": ["calculator", "lookup", "clock", "weather"]}
 
 
-@pytest.fixture(scope="module")
-def toy():
-    with ToyEndpoint() as endpoint:
-        yield endpoint
-
-
 def objective(toy, tmp_path, **overrides):
-    sets = [f"objective.llm.base_url={toy.base_url}", f"output_dir={tmp_path}"]
-    sets += [f"{k}={v}" for k, v in overrides.items()]
-    cfg = load_config(TuneConfig, EXAMPLE, sets)
-    return build_objective(cfg, EXAMPLE.parent)
+    return toy_objective(EXAMPLE, toy, tmp_path, **overrides)
 
 
 def test_the_tuned_knobs_change_what_the_agent_does_and_costs(toy, tmp_path):
