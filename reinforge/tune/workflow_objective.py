@@ -158,11 +158,14 @@ def account(usage: dict, reply: Any) -> None:
 
 
 def load_workflow(spec: dict | str, base_dir: Path) -> Workflow:
-    data = spec
-    if isinstance(spec, str):
-        p = Path(spec) if Path(spec).is_absolute() else base_dir / spec
-        data = read_yaml(p)
-    return Workflow.model_validate(data)
+    """The workflow inline, or from its YAML file (then an error names the file first)."""
+    if not isinstance(spec, str):
+        return Workflow.model_validate(spec)
+    p = Path(spec) if Path(spec).is_absolute() else base_dir / spec
+    try:
+        return Workflow.model_validate(read_yaml(p))
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
 
 
 def check_space(space: Space, wf: Workflow) -> None:

@@ -89,6 +89,24 @@ def test_a_workflow_routing_to_an_unknown_step_names_the_key_and_the_fix(steps, 
     assert says in str(e.value)
 
 
+def test_a_workflow_file_routing_to_an_unknown_step_is_one_line_naming_the_file_and_key(tmp_path):
+    # issue 18 part 7, through the CLI: before, the line named the key but not the file it is in
+    cfg = yaml.safe_load(EXAMPLE.read_text())
+    steps = yaml.safe_load((EXAMPLE.parent / cfg["objective"]["workflow"]).read_text())
+    steps["steps"]["route"]["routes"]["math"] = "maths"
+    (tmp_path / "steps.yaml").write_text(yaml.safe_dump(steps))
+    cfg["objective"]["workflow"] = str(tmp_path / "steps.yaml")
+    for key in ("data", "grader"):
+        cfg["objective"][key] = str(EXAMPLE.parent / cfg["objective"][key])
+    path = tmp_path / "wf.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    r = CliRunner().invoke(app, ["tune", str(path), "--set", f"output_dir={tmp_path / 'o'}"])
+    line = r.output.strip()
+    assert r.exit_code == 2 and "\n" not in line
+    assert f"{tmp_path / 'steps.yaml'}: workflow.steps.route.routes.math: 'maths' is not a step" in line
+    assert "route to one of them" in line
+
+
 def test_a_knob_of_an_unknown_step_is_named(tmp_path):
     cfg = yaml.safe_load(EXAMPLE.read_text())
     cfg["space"] = {"steps.maths.prompt": {"type": "text", "variants": ["x"]}}
