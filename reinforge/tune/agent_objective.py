@@ -157,7 +157,7 @@ class AgentPipeline:
                 {n: self.tools[n] for n in tools},
                 offered_schemas(self.schemas, {**params, "tools": tools}),
             )
-        env = ToolEnvironment(offered, rollout_id=rid)  # type: ignore[arg-type]
+        env = ToolEnvironment(offered, rollout_id=rid)
         n_prompt = len(messages)
         options = {
             "temperature": float(params.get("temperature", 0.0)),

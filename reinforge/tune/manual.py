@@ -12,11 +12,12 @@ from pathlib import Path
 
 from reinforge.config import load_config
 from reinforge.errors import ReinforgeError
-from reinforge.tune.factory import build_study
+from reinforge.tune.factory import build_objective, build_study
 from reinforge.tune.report import print_table, write_outputs
 from reinforge.tune.schema import TuneConfig
 from reinforge.tune.storage import Trial
 from reinforge.tune.study import Study
+from reinforge.tune.tryout import estimate_line, is_llm_study, try_params
 
 
 def open_study(target: str, overrides: list[str]) -> Study:
@@ -24,6 +25,12 @@ def open_study(target: str, overrides: list[str]) -> Study:
     p = Path(target)
     if p.suffix in (".yaml", ".yml"):
         return build_study(load_config(TuneConfig, p, overrides))
+    return load_study(target)
+
+
+def load_study(target: str) -> Study:
+    """A study from ``FILE.db`` (its only study) or ``FILE.db:NAME``."""
+    p = Path(target)
     name = None
     if ":" in target and not p.exists():
         target, name = target.rsplit(":", 1)
@@ -31,10 +38,17 @@ def open_study(target: str, overrides: list[str]) -> Study:
 
 
 def ask(target: str, overrides: list[str]) -> Trial:
-    """Start the next trial and print its parameters."""
-    trial = open_study(target, overrides).ask()
+    """Start the next trial and print its parameters; for a config whose objective calls a model, also
+    what the trial will cost, from a dry run of its configuration on one example."""
+    p = Path(target)
+    cfg = load_config(TuneConfig, p, overrides) if p.suffix in (".yaml", ".yml") else None
+    priced = cfg is not None and is_llm_study(cfg) and cfg.estimate_probes > 0
+    objective = build_objective(cfg, p.parent) if priced and cfg else None  # the endpoint checked first
+    trial = (build_study(cfg) if cfg else load_study(target)).ask()
     print(f"trial {trial.number}")
     print(json.dumps(trial.params, indent=1, default=str))
+    if objective is not None:
+        print(f"# {estimate_line(try_params(objective, trial.params, 1)['estimate'], 1)}")
     print(f"# when done: reinforge tune tell {target} {trial.number} VALUE")
     return trial
 
