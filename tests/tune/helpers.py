@@ -12,6 +12,15 @@ from reinforge.config import load_config
 from reinforge.tune.factory import build_objective
 from reinforge.tune.schema import TuneConfig
 
+GOOD_AGENT = {  # examples/tune/agent.yaml's configuration that answers every question (the toy endpoint)
+    "system": "Use your tools, step by step.",
+    "tools": ["calculator", "lookup"],
+    "tool_descriptions.calculator": "Exact arithmetic: multiply, add, subtract.",
+    "tool_descriptions.lookup": "Facts about a country: its capital and population.",
+    "max_iterations": 5,
+    "temperature": 0.0,
+}
+
 
 def run_example(example: Path, out: Path, *sets: str) -> list[dict]:
     """``reinforge tune EXAMPLE --set output_dir=OUT --set ...``; its trials (the run must succeed)."""

@@ -13,17 +13,10 @@ from typer.testing import CliRunner
 from reinforge.cli import app
 from reinforge.errors import ConfigError
 from reinforge.tune.space import nest
+from tests.tune.helpers import GOOD_AGENT as GOOD
 from tests.tune.helpers import run_example, toy_objective
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/tune/agent.yaml"
-GOOD = {
-    "system": "Use your tools, step by step.",
-    "tools": ["calculator", "lookup"],
-    "tool_descriptions.calculator": "Exact arithmetic: multiply, add, subtract.",
-    "tool_descriptions.lookup": "Facts about a country: its capital and population.",
-    "max_iterations": 5,
-    "temperature": 0.0,
-}
 DEFAULT = {"system": "You are a helpful assistant.", "tools": ["calculator", "lookup", "clock", "weather"]}
 
 

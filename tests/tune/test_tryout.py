@@ -12,17 +12,10 @@ from typer.testing import CliRunner
 from reinforge.cli import app
 from reinforge.tune.study import Study
 from reinforge.tune.tryout import try_params
+from tests.tune.helpers import GOOD_AGENT as GOOD
 from tests.tune.helpers import toy_objective
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/tune/agent.yaml"
-GOOD = {
-    "system": "Use your tools, step by step.",
-    "tools": ["calculator", "lookup"],
-    "tool_descriptions.calculator": "Exact arithmetic: multiply, add, subtract.",
-    "tool_descriptions.lookup": "Facts about a country: its capital and population.",
-    "max_iterations": 5,
-    "temperature": 0.0,
-}
 
 
 def test_a_configuration_tried_on_a_few_examples_shows_what_a_person_scores(toy, tmp_path):
