@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from reinforge.demo_baselines import SFTTuning, tune_sft
+from reinforge.demo_baselines import SFTTuning, tune_sft, tuning_rows
 from reinforge.errors import ConfigError
 from reinforge.tasks import get_task
 from reinforge.train.grpo import GRPOConfig, train_grpo
@@ -153,6 +153,7 @@ def run_demo(
     spec = get_task(recipe["task"])
     labelled = spec.make_rows(recipe["labelled_examples"], seed=seed + 1, split="train")
     val = spec.make_rows(recipe["validation_examples"], seed=seed, split="validation")
+    tune_val = tuning_rows(spec, val, recipe["validation_examples"], seed)  # baselines chosen on these
     mt, tuning = rft_kw["max_new_tokens"], recipe["sft_tuning"]
 
     console.print(
@@ -160,8 +161,8 @@ def run_demo(
         f"models on {len(labelled)} labelled {spec.name} examples ({tuning.trials} trials each, ASHA over "
         f"{tuning.min_steps}-{tuning.max_steps} steps)"
     )
-    small = tune_sft(recipe["small_size"], labelled, val, spec, tuning, seed, out / "sft-small", mt)
-    large = tune_sft(recipe["large_size"], labelled, val, spec, tuning, seed, out / "sft-large", mt)
+    small = tune_sft(recipe["small_size"], labelled, tune_val, val, spec, tuning, seed, out / "sft-small", mt)
+    large = tune_sft(recipe["large_size"], labelled, tune_val, val, spec, tuning, seed, out / "sft-large", mt)
     console.print(
         f"    tuned small SFT: {small['val_reward']:.3f}   tuned larger SFT: {large['val_reward']:.3f}"
     )
@@ -182,7 +183,7 @@ def run_demo(
     console.print("[bold]3/3[/] summary")
     records = [json.loads(x) for x in (out / "rft" / "metrics.jsonl").read_text().splitlines()]
     base, final = small["val_reward"], rft["final_val_reward"]
-    tuned = ("sft_steps", "learning_rate", "weight_decay", "steps_trained")
+    tuned = ("sft_steps", "learning_rate", "weight_decay", "steps_trained", "tune_reward")
     summary = {
         "task": spec.name,
         "seed": seed,
@@ -200,7 +201,12 @@ def run_demo(
         **{f"small_{k}": small[k] for k in tuned},
         **{f"larger_{k}": large[k] for k in tuned},
         "tuning": {
-            "sft": {"sampler": "quasirandom", "scheduler": "asha", **small["tuning"]},  # each model's
+            "sft": {  # each model's
+                "sampler": "quasirandom",
+                "scheduler": "asha",
+                "selected_on": f"{len(tune_val)} validation-split rows, none of the {len(val)} reported",
+                **small["tuning"],
+            },
             "rft": {"trials": 0, "how": RFT_TUNING, "hyperparameters": rft_kw},
         },
         "sft_history": {"small": small["jobs"], "larger": large["jobs"]},

@@ -4,10 +4,11 @@ Each baseline is a study (:func:`tune_sft`): learning rate and weight decay samp
 and the number of SFT steps as ASHA's budget: many short runs, the best of each length go on at twice
 the steps. Each job is a complete SFT run from scratch with its own cosine schedule over its steps, so
 every (parameters, steps) pair evaluated is a finished baseline of that length; the baseline is the
-best of them on validation reward, and its model is kept. Both models get the same trial budget.
+best of them on a tuning set, and its model is kept. Both models get the same trial budget.
 
-Selecting on the validation set that the comparison uses flatters the baselines: the RFT run gets no
-such choice (its figure is its last evaluation), so the comparison is, if anything, unfair to RFT.
+The tuning set (:func:`tuning_rows`) is held out from the same split as the validation set the
+comparison reports, and disjoint from it: the best of ~10 jobs on one set is flattered (or penalised)
+by that set's noise, so the chosen model is scored afresh on the reported set, where RFT is scored too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from reinforge.tasks import sft_rows
 from reinforge.train.evaluate import evaluate
 from reinforge.train.progress import TrainProgress, console
 from reinforge.train.sft import sft_warmup
+from reinforge.train.warmup import load_model
 from reinforge.tune import ASHA, Float, run
 
 
@@ -37,9 +39,17 @@ class SFTTuning:
     weight_decay_high: float = 0.1  # weight decay, uniform in [0, weight_decay_high]
 
 
+def tuning_rows(task, report: list[dict], n: int, seed: int) -> list[dict]:
+    """``n`` rows of ``task``'s validation split that are not in ``report`` (by prompt): the set the
+    baselines are chosen on, so that the reported set scores them without selection noise."""
+    seen = {r["messages"][-1]["content"] for r in report}
+    rows = task.make_rows(n + len(report), seed=seed + 1000, split="validation")
+    return [r for r in rows if r["messages"][-1]["content"] not in seen][:n]
+
+
 class SFTObjective:
     """One SFT run from scratch per job: ``budget`` steps at the trial's learning rate and weight decay,
-    scored on validation; the best model of all jobs so far is saved to ``out``."""
+    scored on the tuning rows ``val``; the best model of all jobs so far is saved to ``out``."""
 
     wants_trial = True  # tune.run passes trial=<number>
 
@@ -65,22 +75,23 @@ class SFTObjective:
             )
         backend = HFBackend(model, self.tok)
         score = evaluate(backend, self.tok, self.task.grader, self.val, self.max_tokens)["reward_mean"]
-        job = {"trial": trial, "sft_steps": budget, **params, "val_reward": score}
+        job = {"trial": trial, "sft_steps": budget, **params, "tune_reward": score}
         self.jobs.append(job)
         console.print(
             f"    {self.size} SFT #{trial}: {budget} steps, lr {params['learning_rate']:.2g}, "
-            f"wd {params['weight_decay']:.2g}: validation reward {score:.3f}"
+            f"wd {params['weight_decay']:.2g}: tuning-set reward {score:.3f}"
         )
-        if self.best is None or score > self.best["val_reward"]:
+        if self.best is None or score > self.best["tune_reward"]:
             self.best = job
             save_tiny(model, self.tok, self.out)
-        return {"val_reward": score, "steps": budget}
+        return {"tune_reward": score, "steps": budget}
 
 
 def tune_sft(
     size: str,
     rows: list[dict],
     val: list[dict],
+    report: list[dict],
     task,
     tuning: SFTTuning,
     seed: int,
@@ -88,10 +99,12 @@ def tune_sft(
     max_tokens: int,
     progress: bool = True,
 ) -> dict:
-    """Tune SFT of a fresh ``size`` model on ``rows``; the best model goes to ``out``.
+    """Tune SFT of a fresh ``size`` model on ``rows``, choosing on ``val`` (:func:`tuning_rows`); the best
+    model goes to ``out`` and is scored on ``report``.
 
-    Returns the best job (``val_reward``, ``sft_steps``, ``learning_rate``, ``weight_decay``), every job,
-    the budget (``tuning``) and the SFT steps all jobs trained together."""
+    Returns the best job (``tune_reward``, ``sft_steps``, ``learning_rate``, ``weight_decay``) with its
+    reward on ``report`` (``val_reward``), every job, the budget (``tuning``) and the SFT steps all jobs
+    trained together."""
     objective = SFTObjective(size, rows, val, task, seed, out, max_tokens, progress)
     space = {
         "learning_rate": Float(tuning.lr_low, tuning.lr_high, log=True),
@@ -104,12 +117,15 @@ def tune_sft(
         n_trials=tuning.trials,
         seed=seed,
         direction="maximize",
-        metric="val_reward",
+        metric="tune_reward",
         scheduler=ASHA(tuning.min_steps, tuning.max_steps, tuning.eta),
     )
     assert objective.best is not None  # run() starts at least one trial
+    model, tok = load_model(str(out))
+    score = evaluate(HFBackend(model, tok), tok, task.grader, report, max_tokens)["reward_mean"]
     return {
         **objective.best,
+        "val_reward": score,
         "jobs": objective.jobs,
         "tuning": asdict(tuning),
         "steps_trained": sum(j["sft_steps"] for j in objective.jobs),

@@ -23,7 +23,8 @@ def test_quick_demo_writes_summary_and_plots(tmp_path):
     evals = [
         r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "eval"
     ]
-    assert summary["baseline_val_reward"] == max(h["val_reward"] for h in summary["sft_history"]["small"])
+    # the baseline is the job best on the tuning set, scored on the reported set RFT is scored on
+    assert summary["small_tune_reward"] == max(h["tune_reward"] for h in summary["sft_history"]["small"])
     assert rft["baseline_val_reward"] == pytest.approx(summary["baseline_val_reward"])
     assert summary["final_val_reward"] == rft["final_val_reward"] == evals[-1]["eval/reward_mean"]
     assert [r["step"] for r in evals] == [0, 2, 4]
@@ -33,11 +34,12 @@ def test_quick_demo_writes_summary_and_plots(tmp_path):
     for who in ("small", "larger"):
         jobs = summary["sft_history"][who]
         assert [j["sft_steps"] for j in jobs] == [10, 10, 20]
-        best = max(jobs, key=lambda j: j["val_reward"])
+        best = max(jobs, key=lambda j: j["tune_reward"])
         assert summary[f"{who}_sft_steps"] == best["sft_steps"]
         assert summary[f"{who}_learning_rate"] == best["learning_rate"]
         assert summary[f"{who}_steps_trained"] == 40
-    assert summary["larger_sft_val_reward"] == max(j["val_reward"] for j in summary["sft_history"]["larger"])
+    assert summary["larger_tune_reward"] == max(j["tune_reward"] for j in summary["sft_history"]["larger"])
+    assert summary["tuning"]["sft"]["selected_on"].startswith("32 validation-split rows, none of the 32")
     # the RFT run's own budget is stated beside the baselines': its recipe, not tuned per run
     assert summary["tuning"]["rft"]["trials"] == 0
     assert summary["tuning"]["rft"]["hyperparameters"]["steps"] == 4
