@@ -8,6 +8,12 @@ default: more minibatches are drawn from each rank's own rows). Rank 0 logs, eva
 checkpoints; a checkpoint holds the one model and optimizer every rank shares, and the data position
 is a function of the step alone, so ``--resume`` works at any world size.
 
+Every trainer is wired the same way (rft, sft, rm, dpo, ppo): :func:`rows` takes this rank's block of the
+step's rows, a loss that is a mean over tokens is weighted by the rank's :func:`share` of them, one
+:func:`optimizer_step` backpropagates, averages, clips and steps, and :func:`mean_fields` /
+:func:`gather_rows` make the logged figures the whole batch's. PPO whitens its advantages over every
+rank's tokens (:func:`whiten_across`).
+
 Started by ``torchrun --nproc-per-node N -m reinforge rft CONFIG.yaml`` (its ``RANK``/``WORLD_SIZE``/
 ``LOCAL_RANK``/``MASTER_ADDR`` variables): gloo on CPU, NCCL on CUDA with one GPU per local rank. Under Ray
 Train the process group already exists and is used as it is. Without either, every function here is the
@@ -15,8 +21,8 @@ single-process identity (``world_size() == 1``), at no cost.
 
 >>> world_size(), rank(), shard_range(8)
 (1, 0, (0, 8))
->>> mean_across(3.0), any_across(False)
-(3.0, False)
+>>> mean_across(3.0), any_across(False), share(5), rows([4, 7])
+(3.0, False, 1.0, [4, 7])
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import torch.distributed as dist
 
 from reinforge.config import Config
 from reinforge.errors import ConfigError
+from reinforge.train.losses import whiten
 
 
 class DistributedSettings(Config):
@@ -88,6 +95,34 @@ def shard_range(
     return r * per, (r + 1) * per
 
 
+def rows(idx, what: str = "batch_size"):
+    """This rank's contiguous block of a step's rows ``idx`` (indices, a list or a 1-D tensor), whose
+    length must be a multiple of the world size (:func:`shard_range`; ``what`` names the knob)."""
+    lo, hi = shard_range(len(idx), what=what)
+    return idx[lo:hi]
+
+
+def share(n: float) -> float:
+    """This rank's ``n`` (tokens, rows) over the ranks' mean ``n``: a rank's mean loss times its share,
+    gradients then averaged (:func:`average_gradients`), is the mean over every rank's ``n`` at once.
+    One process: exactly 1.0."""
+    return n / max(1e-9, mean_across(n))
+
+
+def optimizer_step(optimizer, loss: torch.Tensor, params, max_grad_norm: float) -> float:
+    """One data-parallel update: ``loss.backward()``, gradients averaged over the ranks, then clipped
+    to ``max_grad_norm`` and applied. Returns the gradient norm before clipping (the same on every rank).
+    ``loss``: this rank's share of the global batch's loss (its mean over equal blocks, or weighted by
+    :func:`share`), so N ranks with B/N rows each make one process's update with B."""
+    params = [p for p in params if p.requires_grad]
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    average_gradients(params)
+    gn = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    return float(gn)
+
+
 def average_gradients(params) -> None:
     """Replace each parameter's gradient by its mean over the ranks (one flat all-reduce). A parameter
     without a gradient on this rank counts as zero, so every rank sends the same buffer."""
@@ -124,6 +159,34 @@ def mean_across(x: float) -> float:
     t = torch.tensor([float(x)], dtype=torch.float64, device=_device())
     dist.all_reduce(t)
     return t.item() / world_size()
+
+
+def mean_fields(rec: dict[str, float]) -> dict[str, float]:
+    """Each figure's mean over the ranks, in one all-reduce (a step's logged losses and accuracies: exact
+    for means over equal blocks of rows)."""
+    if not active():
+        return rec
+    t = torch.tensor([float(v) for v in rec.values()], dtype=torch.float64, device=_device())
+    dist.all_reduce(t)
+    return dict(zip(rec, (t / world_size()).tolist()))
+
+
+def whiten_across(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """:func:`~reinforge.train.losses.whiten` over the masked entries of every rank's ``x`` (any shape,
+    the same on each rank but dim 0), so a rank's advantages are normalised as one process's would be."""
+    if not active():
+        return whiten(x, mask, eps=eps)
+    m = mask.to(x.dtype)
+    n, total = _sum_across(torch.stack([m.sum(), (x * m).sum()])).tolist()
+    mean = total / max(n, 1.0)
+    var = _sum_across(((x - mean) * m).pow(2).sum().reshape(1)).item() / max(n - 1, 1.0)  # unbiased
+    return (x - mean) * torch.rsqrt(torch.tensor(var + eps, dtype=x.dtype, device=x.device))
+
+
+def _sum_across(t: torch.Tensor) -> torch.Tensor:
+    out = t.detach().to(_device(), torch.float64)
+    dist.all_reduce(out)
+    return out.to(t.device)
 
 
 def any_across(flag: bool) -> bool:

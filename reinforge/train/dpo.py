@@ -20,6 +20,7 @@ from reinforge.data.preferences import PreferencePair, load_preferences, to_pair
 from reinforge.errors import ReinforgeError
 from reinforge.models.chat import encode_prompt
 from reinforge.tasks import get_task
+from reinforge.train import distributed
 from reinforge.train.batching import batch_indices, split_rankings, steps_for
 from reinforge.train.evaluate import evaluate_policy
 from reinforge.train.logprobs import per_token_logps
@@ -207,26 +208,26 @@ def train_dpo(
         )
         for step in steps:
             t0 = time.perf_counter()
-            # 1-3. batch, forward, loss
-            idx = batch_indices(step, cfg.batch_size, len(train_pairs), cfg.seed)
+            # 1-3. batch (data parallel: this rank's block of it, train/distributed.py), forward, loss
+            idx = distributed.rows(batch_indices(step, cfg.batch_size, len(train_pairs), cfg.seed))
             logps, lengths = sequence_logps(policy, tok, [train_pairs[i] for i in idx], cfg)
             loss, cr, rr = preference_loss(cfg, logps, lengths, b_ref[idx])
-            # 4. update
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            gn = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-            optimizer.step()
+            # 4. update (gradients averaged over the ranks: N ranks with B/N pairs make one with B)
+            gn = distributed.optimizer_step(optimizer, loss, policy.parameters(), cfg.max_grad_norm)
             scheduler.step()
-            # 5. log (the skeleton evaluates and checkpoints)
-            rec = {
-                "step": step,
-                "kind": "train",
+            # 5. log (the skeleton evaluates and checkpoints): the means over every rank's pairs
+            figures = {
                 "loss/dpo": loss.item(),
                 "rewards/chosen": cr.mean().item(),
                 "rewards/rejected": rr.mean().item(),
                 "rewards/accuracy": pairwise_accuracy(cr, rr),
                 "rewards/margin": (cr - rr).mean().item(),
-                "grad/norm": float(gn),
+            }
+            rec = {
+                "step": step,
+                "kind": "train",
+                **distributed.mean_fields(figures),
+                "grad/norm": gn,
                 "lr": scheduler.get_last_lr()[0],
                 "perf/step_seconds": time.perf_counter() - t0,
             }

@@ -29,6 +29,7 @@ from reinforge.graders import as_grader
 from reinforge.graders.reward_model import RewardModelGrader
 from reinforge.models.generation import HFBackend
 from reinforge.tasks import get_task
+from reinforge.train import distributed
 from reinforge.train.agent import AgentSettings, agent_bar, agent_finish, generated_first
 from reinforge.train.batching import load_prompt_rows, steps_for
 from reinforge.train.evaluate import evaluate_policy
@@ -40,7 +41,6 @@ from reinforge.train.losses import (
     gae,
     kl_penalised_rewards,
     masked_mean,
-    whiten,
 )
 from reinforge.train.optim_config import OptimSettings
 from reinforge.train.rollout import StepRollouts, grader_guard
@@ -182,6 +182,18 @@ def load_eval_grader(cfg: PPOConfig):
 # ---------------------------------------------------------------------------------------------- update
 
 
+def check_minibatches(cfg: PPOConfig, world: int) -> None:
+    """Data parallel: each of the ``world`` ranks updates on its ``prompts_per_step / world`` rows, in
+    ``num_minibatches`` equal minibatches (more than one: each drawn from the rank's own rows)."""
+    if world > 1 and cfg.prompts_per_step % (world * cfg.num_minibatches):
+        fit = world * cfg.num_minibatches * max(1, cfg.prompts_per_step // (world * cfg.num_minibatches))
+        raise ConfigError(
+            f"prompts_per_step={cfg.prompts_per_step}: on {world} ranks each rank's share must split into "
+            f"num_minibatches={cfg.num_minibatches} equal minibatches; set --set prompts_per_step={fit} "
+            "(or fewer num_minibatches, or run on fewer processes)"
+        )
+
+
 def ppo_update(
     ac: ActorCritic, ref, optimizer, roll, cfg: PPOConfig, beta: float, step_seed: int
 ) -> dict[str, float]:
@@ -206,8 +218,8 @@ def ppo_update(
         )
         c_adv, c_returns = gae(c_rewards, b_values.gather(1, order), c_mask, cfg.gamma, cfg.gae_lambda)
         b_kl, b_adv, b_returns = (x.new_zeros(x.shape).scatter(1, order, x) for x in (c_kl, c_adv, c_returns))
-        if cfg.whiten_advantages:
-            b_adv = whiten(b_adv, mask)
+        if cfg.whiten_advantages:  # over every rank's tokens (data parallel), as one process would
+            b_adv = distributed.whiten_across(b_adv, mask)
     mb_size = N // cfg.num_minibatches
     gen = torch.Generator().manual_seed(step_seed)
     stats: dict[str, list[float]] = {
@@ -223,36 +235,41 @@ def ppo_update(
             logp, values = ac(ids[idx], attn[idx], T, cfg.temperature, cfg.logprob_chunk)
             pg, clipped = clipped_policy_loss(logp, b_logp[idx], b_adv[idx], cfg.clip_eps)
             vl, vclipped = clipped_value_loss(values, b_values[idx], b_returns[idx], cfg.clip_value)
-            policy_loss, value_loss = masked_mean(pg, mb_mask), masked_mean(vl, mb_mask)
+            # token means over every rank's minibatch tokens: this rank's means times its share of them
+            share = distributed.share(mb_mask.sum().item())
+            policy_loss, value_loss = masked_mean(pg, mb_mask) * share, masked_mean(vl, mb_mask) * share
             loss = policy_loss + cfg.vf_coef * value_loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            gn = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
+            gn = distributed.optimizer_step(optimizer, loss, params, cfg.max_grad_norm)
             stats["policy"].append(policy_loss.item())
             stats["value"].append(value_loss.item())
-            stats["clip"].append(masked_mean(clipped.float(), mb_mask).item())
-            stats["vclip"].append(masked_mean(vclipped.float(), mb_mask).item())
-            stats["approx_kl"].append(masked_mean(b_logp[idx] - logp.detach(), mb_mask).item())
-            stats["grad_norm"].append(float(gn))
+            stats["clip"].append(masked_mean(clipped.float(), mb_mask).item() * share)
+            stats["vclip"].append(masked_mean(vclipped.float(), mb_mask).item() * share)
+            stats["approx_kl"].append(masked_mean(b_logp[idx] - logp.detach(), mb_mask).item() * share)
+            stats["grad_norm"].append(gn)
     mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
-    seq_kl = b_kl.sum(-1)  # (N,)
+    # logged over every rank's rows (data parallel): scores, KL and the value fit of the whole batch
+    b_scores, seq_kl = distributed.gather_rows(b_scores), distributed.gather_rows(b_kl.sum(-1))  # (N,)
+    b_returns, b_values = distributed.gather_rows(b_returns), distributed.gather_rows(b_values)
+    fmask = distributed.gather_rows(fmask)
 
     # over real tokens only: padding would pull both variances toward zero
     def masked_var(x: torch.Tensor) -> torch.Tensor:
         return masked_mean((x - masked_mean(x, fmask)) ** 2, fmask)
 
     explained = 1.0 - masked_var(b_returns - b_values) / (masked_var(b_returns) + 1e-8)
-    return {
-        "reward/score": b_scores.mean().item(),
-        "reward/total": (b_scores - beta * seq_kl).mean().item(),
-        "kl/seq": seq_kl.mean().item(),
-        "kl/beta": beta,
+    figures = {
         "loss/policy": mean(stats["policy"]),
         "loss/value": mean(stats["value"]),
         "clip/fraction": mean(stats["clip"]),
         "clip/value_fraction": mean(stats["vclip"]),
         "kl/approx_update": mean(stats["approx_kl"]),
+    }
+    return {
+        "reward/score": b_scores.mean().item(),
+        "reward/total": (b_scores - beta * seq_kl).mean().item(),
+        "kl/seq": seq_kl.mean().item(),
+        "kl/beta": beta,
+        **distributed.mean_fields(figures),
         "value/explained_variance": explained.item(),
         "grad/norm": mean(stats["grad_norm"]),
     }
@@ -291,6 +308,7 @@ def train_ppo(
         if last is not None:
             ac.value_head.load_state_dict(torch.load(last / "value_head.pt"))
         optimizer, scheduler = run.optimizer(ac, tok, total)
+        check_minibatches(cfg, distributed.world_size())
         rollouts = StepRollouts(HFBackend(policy, tok), grader, train_rows, tok, cfg)
         kl_ctl = AdaptiveKLController(run.state.get("beta", cfg.beta), cfg.kl_target or 1.0, cfg.kl_horizon)
 
@@ -327,7 +345,8 @@ def train_ppo(
             # 6. KL control
             if cfg.kl_target is not None:
                 kl_ctl.update(upd["kl/seq"], cfg.prompts_per_step)
-            # 7. log (the skeleton evaluates and checkpoints)
+            # 7. log (the skeleton evaluates and checkpoints): every rank's lengths and grades
+            roll = distributed.for_logging(roll)
             rec = {
                 "step": step,
                 "kind": "train",

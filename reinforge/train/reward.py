@@ -20,6 +20,7 @@ from reinforge.data.preferences import PreferencePair, Ranking, load_preferences
 from reinforge.errors import ReinforgeError
 from reinforge.models.loading import pick_device
 from reinforge.models.reward_model import RewardModel
+from reinforge.train import distributed
 from reinforge.train.batching import batch_indices, split_rankings, steps_for
 from reinforge.train.losses import bradley_terry_loss, pairwise_accuracy, plackett_luce_loss
 from reinforge.train.optim_config import OptimSettings
@@ -148,8 +149,10 @@ def train_reward_model(
         )
         for step in steps:
             t0 = time.perf_counter()
-            # 1. the batch: epochs are fresh shuffles, so the position is a function of the step
-            batch = [units[i] for i in batch_indices(step, cfg.batch_size, len(units), cfg.seed)]
+            # 1. the batch: epochs are fresh shuffles, so the position is a function of the step;
+            # data parallel: this rank's block of it (train/distributed.py)
+            idx = distributed.rows(batch_indices(step, cfg.batch_size, len(units), cfg.seed))
+            batch = [units[i] for i in idx]
             # 2-3. scores and loss
             if cfg.loss == "plackett_luce":
                 scores, mask = ranking_scores(rm, batch)
@@ -162,19 +165,15 @@ def train_reward_model(
                 )
                 loss = bradley_terry_loss(chosen, rejected, margin)
                 acc = pairwise_accuracy(chosen, rejected)
-            # 4. update
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            gn = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
+            # 4. update (gradients averaged over the ranks: N ranks with B/N pairs make one with B)
+            gn = distributed.optimizer_step(optimizer, loss, params, cfg.max_grad_norm)
             scheduler.step()
-            # 5. log (the skeleton evaluates and checkpoints)
+            # 5. log (the skeleton evaluates and checkpoints): the means over every rank's pairs
             rec = {
                 "step": step,
                 "kind": "train",
-                "loss/rm": loss.item(),
-                "rm/accuracy": acc,
-                "grad/norm": float(gn),
+                **distributed.mean_fields({"loss/rm": loss.item(), "rm/accuracy": acc}),
+                "grad/norm": gn,
                 "lr": scheduler.get_last_lr()[0],
                 "perf/step_seconds": time.perf_counter() - t0,
             }

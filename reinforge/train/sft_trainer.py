@@ -161,19 +161,14 @@ def train_sft(
             t0 = time.perf_counter()
             # 1. a batch of (packed) rows
             idx = batch_indices(step, cfg.batch_size, len(units), cfg.seed)
-            lo, hi = distributed.shard_range(len(idx), what="batch_size")  # data parallel: this rank's rows
-            batch = [units[i] for i in idx[lo:hi]]
+            batch = [units[i] for i in distributed.rows(idx)]  # data parallel: this rank's rows
             ids, mask, lab = pad_batch([b[0] for b in batch], [b[1] for b in batch], pad_id)
             # 2-3. masked cross-entropy (over all ranks' tokens: this rank's share of them), update
-            n_tok = int((lab[:, 1:] != -100).sum())
-            share = n_tok / max(1e-9, distributed.mean_across(n_tok))
+            share = distributed.share(int((lab[:, 1:] != -100).sum()))
             with run.autocast():
                 loss = sft_loss(model, ids.to(device), mask.to(device), lab.to(device)) * share
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            distributed.average_gradients(model.parameters())  # N ranks with B/N rows: one with B
-            gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            optimizer.step()
+            # gradients averaged over the ranks: N ranks with B/N rows make one with B
+            gn = distributed.optimizer_step(optimizer, loss, model.parameters(), cfg.max_grad_norm)
             scheduler.step()
             # 4. log
             dt = time.perf_counter() - t0
@@ -181,7 +176,7 @@ def train_sft(
                 "step": step,
                 "kind": "train",
                 "loss/sft": distributed.mean_across(loss.item()),
-                "grad/norm": float(gn),
+                "grad/norm": gn,
                 "lr": scheduler.get_last_lr()[0],
                 "perf/step_seconds": dt,
                 "perf/tokens_per_s": float(mask.sum()) / dt,

@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from reinforge.config import load_config
 from reinforge.errors import ConfigError
 from reinforge.train import distributed
+from reinforge.train.losses import whiten
 from reinforge.train.rollout import Rollout
 
 
@@ -39,6 +40,8 @@ def _rank_main(rank: int, port: int, out) -> None:
     a.bias.grad = None  # no gradient on either rank: counts as zero
     distributed.average_gradients(a.parameters())
     ragged = torch.ones(rank + 1, rank + 2)  # rank 0: (1, 2), rank 1: (2, 3)
+    adv = torch.tensor([[1.0, 2.0, 9.0], [3.0, 4.0, 9.0]]) + 4 * rank  # rank 1's rows: 5..8
+    adv_mask = torch.tensor([[1, 1, 0], [1, 1, 0]])  # the 9s are padding
     out.put(
         (
             rank,
@@ -50,6 +53,10 @@ def _rank_main(rank: int, port: int, out) -> None:
                 "any": distributed.any_across(rank == 1),
                 "objects": distributed.gather_objects([f"r{rank}"]),
                 "rows": distributed.gather_rows(ragged, pad=-1).tolist(),
+                "block": distributed.rows(list(range(10, 16))),
+                "share": distributed.share(1.0 + 2 * rank),  # tokens 1 and 3: shares 0.5, 1.5
+                "fields": distributed.mean_fields({"loss": rank * 2.0, "acc": 1.0 - rank}),
+                "white": distributed.whiten_across(adv, adv_mask),
             },
         )
     )
@@ -74,6 +81,13 @@ def test_collectives_on_two_gloo_ranks():
         assert got[r]["objects"] == ["r0", "r1"]  # in rank order
         assert got[r]["rows"] == [[1, 1, -1], [1, 1, 1], [1, 1, 1]]  # rank 0's row padded to 3
     assert got[0]["shard"] == (0, 3) and got[1]["shard"] == (3, 6)  # whole groups, in blocks
+    assert got[0]["block"] == [10, 11, 12] and got[1]["block"] == [13, 14, 15]  # a step's rows, in blocks
+    assert (got[0]["share"], got[1]["share"]) == (0.5, 1.5)
+    assert got[0]["fields"] == got[1]["fields"] == {"loss": 1.0, "acc": 0.5}
+    # whitened over both ranks' 8 real entries, as one process whitens them all at once
+    whole = whiten(torch.arange(1.0, 9.0), None)
+    white = torch.cat([got[r]["white"][:, :2].reshape(-1) for r in range(2)])
+    assert torch.allclose(white.sort().values, whole, atol=1e-6)
 
 
 def test_single_process_is_the_identity():
