@@ -16,6 +16,7 @@ answer 404). Errors use OpenAI's shape: ``{"error": {"message", "type", "param",
 ``serve/annotation.py``     ``/v1/feedback``: several annotators per queue, labels, quality, rounds
 ``serve/keys.py``           ``/v1/keys``: list, create, revoke (admin keys only)
 ``serve/studies.py``        ``/v1/studies``: a key's tune studies, read-only
+``serve/trials.py``         ``/v1/trials``: ask, try and tell a study's trials by hand
 ``serve/ui.py``             ``/``, ``/static``, ``/health``
 ==========================  ==================================================
 
@@ -31,7 +32,19 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from reinforge.serve import annotation, chat, feedback, files, graders, jobs, keys, models, studies, ui
+from reinforge.serve import (
+    annotation,
+    chat,
+    feedback,
+    files,
+    graders,
+    jobs,
+    keys,
+    models,
+    studies,
+    trials,
+    ui,
+)
 from reinforge.serve.context import ServeSettings, Service
 from reinforge.serve.errors import install_handlers
 from reinforge.serve.limits import BodyLimit
@@ -43,7 +56,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app = FastAPI(title="reinforge", version="0.1.0", docs_url="/docs")
     app.state.service = Service(settings)
     install_handlers(app)
-    for module in (files, models, jobs, graders, chat, feedback, annotation, keys, studies, ui):
+    for module in (files, models, jobs, graders, chat, feedback, annotation, keys, studies, trials, ui):
         app.include_router(module.router)
     # uploads (multipart) up to max_upload_bytes plus the form's overhead, other bodies max_json_bytes
     app.add_middleware(
