@@ -70,6 +70,11 @@ bench: $(STAMP)
 bench-gpu: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_grpo_gpu --steps 3 --sides reinforge,reinforge_packed,reinforge_keep_logits,trl
 
+# multi-turn GRPO with a Python tool (calculator), reinforge vs TRL's tool-calling GRPOTrainer: completions/s
+.PHONY: bench-agent
+bench-agent: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_agent
+
 # validation reward against training seconds, reinforge vs TRL at the same budget (plot: runs/bench-quality/)
 .PHONY: bench-quality
 bench-quality: $(STAMP)

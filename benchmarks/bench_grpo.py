@@ -94,12 +94,38 @@ def step_flops(n_params: int, prompt_len: int, n_seqs: int, new_tokens: int, bet
     return {"decode": decode, "ref": ref, "update": update, "total": decode + ref + update}
 
 
+# TRL's GRPOConfig settings that keep a timed run to its steps: no logging, saving, progress bar or loader workers
+TRL_QUIET = dict(
+    logging_steps=1000,
+    report_to=[],
+    save_strategy="no",
+    use_cpu=not torch.cuda.is_available(),
+    bf16=False,
+    disable_tqdm=True,
+    dataloader_num_workers=0,
+)
+
+
+def trl_step_timer(times: list[float]):
+    """A TrainerCallback that appends each training step's seconds (rollout, scoring and update) to ``times``."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            times.append(time.perf_counter() - self.t0)
+
+    return StepTimer()
+
+
 class TRLSide:
     """TRL's GRPOTrainer, as in the anchor script; ``run(k)`` trains k steps and returns their seconds."""
 
     def __init__(self, model_dir: Path, rows: list[dict], out_dir: Path):
         from datasets import Dataset
-        from transformers import AutoTokenizer, LlamaForCausalLM, TrainerCallback
+        from transformers import AutoTokenizer, LlamaForCausalLM
         from trl import GRPOConfig as TRLConfig
         from trl import GRPOTrainer
 
@@ -111,32 +137,17 @@ class TRLSide:
             return [1.0 if c.strip() == a else 0.0 for c, a in zip(completions, answer)]
 
         self.times: list[float] = []
-        outer = self
-
-        class Timer(TrainerCallback):
-            def on_step_begin(self, args, state, control, **kw):
-                outer._t = time.perf_counter()
-
-            def on_step_end(self, args, state, control, **kw):
-                outer.times.append(time.perf_counter() - outer._t)
-
         self.args_kw = dict(
             output_dir=str(out_dir),
             per_device_train_batch_size=GROUP * PROMPTS,
             num_generations=GROUP,
             max_completion_length=NEW_TOKENS,
             learning_rate=LR,
-            logging_steps=1000,
-            report_to=[],
-            save_strategy="no",
-            use_cpu=not torch.cuda.is_available(),
-            bf16=False,
             beta=BETA,
             temperature=1.0,
-            disable_tqdm=True,
-            dataloader_num_workers=0,
+            **TRL_QUIET,
         )
-        self._cfg, self._trainer_cls, self._cb = TRLConfig, GRPOTrainer, Timer()
+        self._cfg, self._trainer_cls, self._cb = TRLConfig, GRPOTrainer, trl_step_timer(self.times)
         self.ds, self.tok, self.reward = Dataset.from_list(rows), tok, reward
 
     def run(self, k: int) -> list[float]:

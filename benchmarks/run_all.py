@@ -16,6 +16,7 @@ MODULES = [
     "bench_grpo",
     "bench_grpo_gpu",
     "bench_quality",
+    "bench_agent",
     "bench_graders",
     "bench_tune",
     "bench_serve",
