@@ -24,6 +24,7 @@ const Studies = {
     const dirs = s.objective_names.map((n, i) => `${n} (${s.directions[i]})`).join(", ");
     $("#study-title").textContent = `${s.name}: ${s.trials.length} trials, ${dirs}`;
     this.table(s); this.chart(s); this.importance(s);
+    Scoring.open(s);  // scoring.js: score an asked trial by hand
   },
 
   table(s) {
