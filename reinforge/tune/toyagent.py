@@ -225,9 +225,12 @@ def completion(body: dict) -> dict:
 
 
 class ToyEndpoint:
-    """The endpoint on 127.0.0.1 (``port=0``: a free one), in a thread; ``base_url`` ends in ``/v1``."""
+    """The endpoint on 127.0.0.1 (``port=0``: a free one), in a thread; ``base_url`` ends in ``/v1``;
+    ``requests`` holds every chat request's body, in order of arrival."""
 
     def __init__(self, port: int = 0):
+        outer, self.requests = self, []
+
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
@@ -249,6 +252,7 @@ class ToyEndpoint:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append(body)
                 self._send(200, completion(body))
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)

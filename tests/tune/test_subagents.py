@@ -50,6 +50,19 @@ def test_the_orchestrator_delegates_and_the_trajectory_holds_the_sub_agents_turn
     assert traj["tool_calls"] == 3 and traj["turns"] == 2 + 3  # the sub-agent's turns count too
 
 
+def test_the_orchestrator_and_each_sub_agent_get_their_own_prompt_and_tools(toy, tmp_path):
+    pipe = objective(toy, tmp_path).pipeline
+    toy.requests.clear()
+    pipe.episode(nest({**TEAM, "orchestrator.prompt": "Hand each question to one agent."}), TWO_STEP)
+    offered = lambda body: sorted(t["function"]["name"] for t in body.get("tools") or [])  # noqa: E731
+    first, sub = toy.requests[0], toy.requests[1]
+    assert first["messages"][0]["content"] == "Hand each question to one agent."
+    assert offered(first) == ["geo", "math"]  # the orchestrator's tools are the chosen sub-agents
+    assert sub["messages"][0] == {"role": "system", "content": "Use your tools, step by step."}
+    assert sub["messages"][1]["content"] == TWO_STEP["messages"][0]["content"]  # the task it was handed
+    assert offered(sub) == ["calculator", "lookup"]
+
+
 def test_each_sub_agents_knobs_change_what_it_does(toy, tmp_path):
     obj = objective(toy, tmp_path)
     team = obj(nest(TEAM))
