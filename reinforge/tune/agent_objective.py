@@ -10,8 +10,11 @@ summarised by the same model into one message, and the loop goes on from there.
 Knobs (defaults in brackets): ``system`` (Text; the row's own), ``tools`` (Subset of the tool names;
 all), ``tool_descriptions.<tool>`` (Text: that tool's description as the model reads it; its own),
 ``max_iterations`` (5), ``history_tokens`` (none), ``temperature`` (0), ``max_tokens`` per turn (256).
-The grader sees ``sample.output_text`` (the final answer), ``sample.output_tools`` and
-``sample.trajectory``; the metrics add ``tool_calls``, ``turns`` and ``summaries`` per example to the
+With sub-agents (``objective.agents``) an orchestrator may delegate to them instead: ``architecture``,
+``subagents``, ``agents.<name>.*`` and ``orchestrator.prompt`` (:mod:`~reinforge.tune.subagents`).
+The grader sees ``sample.output_text`` (the final answer), ``sample.output_tools`` (every agent's calls)
+and ``sample.trajectory`` (its ``subagents``: each delegated task's turns); the metrics add
+``tool_calls``, ``turns``, ``summaries`` and ``delegations`` per example (over all agents) to the
 tokens, latency and cost every example objective reports.
 
 >>> offered_schemas({"add": {"type": "function", "function": {"name": "add", "description": "Add."}}},
