@@ -26,7 +26,7 @@ from reinforge.tune.report import print_table, rich_progress, write_outputs
 from reinforge.tune.run import Budget, optimize
 from reinforge.tune.schema import TuneConfig
 from reinforge.tune.space import Space
-from reinforge.tune.storage import Storage
+from reinforge.tune.storage_rdb import is_url, open_storage
 from reinforge.tune.train_objective import TrainObjective, run_pbt
 
 
@@ -46,11 +46,11 @@ def run_config(cfg: TuneConfig, config_path: Path | None, resume: bool, yes: boo
         paths = write_outputs(pbt_study, out, best_base, summary["best_params"])  # a row per member segment
         echo(f"wrote {out / 'pbt_summary.json'}, {', '.join(str(p) for p in paths)}")
         return summary
-    exists = cfg.storage_path.exists() and cfg.study in Storage(cfg.storage_path).study_names()
+    where = cfg.study_storage
+    exists = (is_url(where) or Path(where).exists()) and cfg.study in open_storage(where).study_names()
     if exists and not resume:
         raise ReinforgeError(
-            f"{cfg.storage_path}: study {cfg.study!r} exists; pass --resume to continue it "
-            "or set another study/storage"
+            f"{where}: study {cfg.study!r} exists; pass --resume to continue it or set another study/storage"
         )
     if isinstance(objective, TrainObjective) and not exists:
         objective.check_fresh(cfg.study)

@@ -27,7 +27,7 @@ def build_study(cfg: TuneConfig) -> Study:
         Space.from_dict(cfg.space),
         cfg.sampler,
         cfg.objectives,
-        cfg.storage_path,
+        cfg.study_storage,
         cfg.study,
         cfg.seed,
         cfg.constraints or None,

@@ -18,7 +18,7 @@ from reinforge.tune.executors import Executor, make_executor
 from reinforge.tune.sampler_base import Sampler, SearchExhausted
 from reinforge.tune.schedulers import WAIT, Job, Scheduler, make_scheduler
 from reinforge.tune.space import Space, nest
-from reinforge.tune.storage import Trial
+from reinforge.tune.storage import Trial, abandoned
 from reinforge.tune.study import Study, normalise_result
 
 
@@ -82,7 +82,7 @@ def optimize(
     spent: dict[str, float] = {}
     for t in existing:
         add_spend(spent, t.attrs)
-    stale = [t for t in existing if t.state == "running"]
+    stale = [t for t in existing if abandoned(t)]  # not another live process's running trials
     started = len(existing) - len(stale)
     if scheduler is not None:  # a halving schedule restarts; interrupted trials are closed, their cache kept
         for t in stale:

@@ -69,7 +69,9 @@ class TuneConfig(TrackerSettings):
     sends each finished trial to the trackers as a run of its own (``train/trackers.py``)."""
 
     study: str = "study"  # study name inside the storage file
-    storage: str | None = None  # SQLite file (default: <output_dir>/study.db)
+    # SQLite file (default: <output_dir>/study.db), or a database URL (postgresql://USER@HOST/DB): Optuna's
+    # storage, where processes on several machines run trials of one study (tune/storage_rdb.py)
+    storage: str | None = None
     output_dir: str = "runs/tune"  # exports, plots, best.yaml, training runs
     space: SpaceSpec  # name -> {type: int|float|bool|choice|text, ...}; a list is a choice
     objective: ObjectiveSettings
@@ -91,4 +93,13 @@ class TuneConfig(TrackerSettings):
 
     @property
     def storage_path(self) -> Path:
+        """The study's SQLite file, which also caches evaluations; with a database URL, the cache alone
+        (``<output_dir>/cache.db``, one per machine)."""
+        if self.storage and "://" in self.storage:
+            return Path(self.output_dir) / "cache.db"
         return Path(self.storage) if self.storage else Path(self.output_dir) / "study.db"
+
+    @property
+    def study_storage(self) -> str | Path:
+        """Where the study lives: the database URL, else :attr:`storage_path`."""
+        return self.storage if self.storage and "://" in self.storage else self.storage_path

@@ -15,6 +15,8 @@ that free for every example already graded). ``path=None`` keeps everything in m
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -68,6 +70,33 @@ class Trial:
         return None if self.finished is None or self.started is None else self.finished - self.started
 
 
+def owner() -> str:
+    """Who runs a trial started here: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def abandoned(trial: Trial) -> bool:
+    """A running trial no process is running any more, so a resumed study evaluates it again: started by
+    this process, by a process of this machine that has ended, or by a version that recorded no owner. A
+    trial of another machine's process is never taken (that machine's own resume does it)."""
+    if trial.state != "running":
+        return False
+    host, _, pid = str(trial.attrs.get("owner") or "").rpartition(":")
+    if not pid.isdigit():
+        return True
+    if host != socket.gethostname():
+        return False
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)  # signal 0: is the process there?
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # there, another user's
+        pass
+    return False
+
+
 class Storage:
     """Thread-safe SQLite storage; several processes may share one file (WAL mode)."""
 
@@ -92,7 +121,8 @@ class Storage:
 
     # -- studies
     def create_study(self, name: str, meta: dict) -> None:
-        self._exec("INSERT INTO studies (name, meta) VALUES (?, ?)", (name, json.dumps(meta)))
+        # OR IGNORE: another process sharing the file made the same study first
+        self._exec("INSERT OR IGNORE INTO studies (name, meta) VALUES (?, ?)", (name, json.dumps(meta)))
 
     def study_meta(self, name: str) -> dict | None:
         rows = self._exec("SELECT meta FROM studies WHERE name = ?", (name,))
@@ -107,6 +137,25 @@ class Storage:
             "INSERT INTO trials (study, number, params, state, started) VALUES (?, ?, ?, 'running', ?)",
             (study, number, json.dumps(params), time.time()),
         )
+
+    def new_trial(self, study: str) -> int:
+        """Start a running trial under the study's next number, in one statement, so processes sharing the
+        file never get the same number; :meth:`set_params` gives it its parameters."""
+        return self._exec(
+            "INSERT INTO trials (study, number, params, state, attrs, started) "
+            "SELECT ?, COALESCE(MAX(number) + 1, 0), '{}', 'running', ?, ? FROM trials WHERE study = ? "
+            "RETURNING number",
+            (study, json.dumps({"owner": owner()}), time.time(), study),
+        )[0][0]
+
+    def set_params(self, study: str, number: int, params: dict) -> None:
+        self._exec(
+            "UPDATE trials SET params = ? WHERE study = ? AND number = ?", (json.dumps(params), study, number)
+        )
+
+    def drop_trial(self, study: str, number: int) -> None:
+        """Forget a trial :meth:`new_trial` started that got no parameters (the search was exhausted)."""
+        self._exec("DELETE FROM trials WHERE study = ? AND number = ?", (study, number))
 
     def next_number(self, study: str) -> int:
         return self._exec("SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study = ?", (study,))[0][0]

@@ -33,6 +33,7 @@ from reinforge.tune.sampler_base import AskContext, Sampler
 from reinforge.tune.samplers import make_sampler
 from reinforge.tune.space import Space
 from reinforge.tune.storage import Storage, Trial
+from reinforge.tune.storage_rdb import OptunaStorage, is_url, open_storage
 
 OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
 FINAL_STATES = ("complete", "pruned", "failed")  # how a trial may end (it starts "running")
@@ -80,7 +81,7 @@ class Study:
         space: Space | Mapping,
         sampler: str | dict | Sampler = "bayes",
         directions: Sequence[str] | Mapping[str, str] = ("minimize",),
-        storage: str | Path | Storage | None = None,
+        storage: str | Path | Storage | OptunaStorage | None = None,  # a file, a database URL, None: memory
         name: str = "study",
         seed: int = 0,
         constraints: Sequence[str] | Callable | None = None,
@@ -88,13 +89,12 @@ class Study:
         load_if_exists: bool = True,
         metric: str | None = None,
     ):
-        self.storage = storage if isinstance(storage, Storage) else Storage(storage)
+        self.storage = storage if isinstance(storage, Storage | OptunaStorage) else open_storage(storage)
         self.name = name
         meta = self.storage.study_meta(name)
         if meta is not None and not load_if_exists:
-            raise ReinforgeError(
-                f"study {name!r} already exists in {self.storage.path}; pass --resume to continue it"
-            )
+            where = self.storage.path or getattr(self.storage, "url", "memory")
+            raise ReinforgeError(f"study {name!r} already exists in {where}; pass --resume to continue it")
         if isinstance(directions, Mapping):
             names, dirs = list(directions), list(directions.values())
         else:
@@ -130,10 +130,10 @@ class Study:
     @classmethod
     def load(cls, storage: str | Path, name: str | None = None) -> Study:
         """Open a stored study with its own space, sampler and directions (for ask/tell and export)."""
-        if not Path(storage).is_file():
+        if not is_url(storage) and not Path(storage).is_file():
             raise ReinforgeError(f"{storage}: no study file there (a study's .db file or its config .yaml)")
         try:
-            st = Storage(storage)
+            st = open_storage(storage)
             names = st.study_names()
         except sqlite3.DatabaseError as e:
             raise ReinforgeError(
@@ -163,20 +163,25 @@ class Study:
     def ask(self, params: dict | None = None) -> Trial:
         """Start a trial: the sampler's proposal, or ``params`` given by hand."""
         with self.lock:
-            trials = self.trials
-            number = self.storage.next_number(self.name)
-            if params is None:
-                ctx = AskContext(
-                    self.space,
-                    trials,
-                    number,
-                    self.directions,
-                    bool(self.constraint_texts or self.constraint_fn),
-                )
-                params = self.sampler.ask(ctx)
-            else:
-                params = self.space.validate(params)
-            self.storage.add_trial(self.name, number, params)
+            # the number first: unique even when other processes share the storage, and the sampler's
+            # draw for trial n then differs from theirs
+            number = self.storage.new_trial(self.name)
+            try:
+                if params is None:
+                    ctx = AskContext(
+                        self.space,
+                        [t for t in self.trials if t.number != number],
+                        number,
+                        self.directions,
+                        bool(self.constraint_texts or self.constraint_fn),
+                    )
+                    params = self.sampler.ask(ctx)
+                else:
+                    params = self.space.validate(params)
+            except BaseException:  # SearchExhausted, a bad params dict: no trial started
+                self.storage.drop_trial(self.name, number)
+                raise
+            self.storage.set_params(self.name, number, params)
             return Trial(number, params)
 
     def report(self, number: int, budget: int, value: float) -> None:
