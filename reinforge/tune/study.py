@@ -93,7 +93,7 @@ class Study:
         self.name = name
         meta = self.storage.study_meta(name)
         if meta is not None and not load_if_exists:
-            where = self.storage.path or getattr(self.storage, "url", "memory")
+            where = getattr(self.storage, "url", None) or self.storage.path or "memory"
             raise ReinforgeError(f"study {name!r} already exists in {where}; pass --resume to continue it")
         if isinstance(directions, Mapping):
             names, dirs = list(directions), list(directions.values())
