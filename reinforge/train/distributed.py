@@ -219,6 +219,17 @@ def gather_rows(t: torch.Tensor, pad: float = 0) -> torch.Tensor:
     return torch.cat(parts).to(t.device)
 
 
+def split_work(fn, items: list) -> torch.Tensor:
+    """``fn(items)``'s (n, ...) rows computed once across the ranks: each rank runs ``fn`` on its
+    contiguous block of ``items`` (blocks differ by at most one), and every rank gets all rows in order
+    (DPO's reference log-probs, computed once before training)."""
+    if not active():
+        return fn(items)
+    W, r = world_size(), rank()
+    lo, hi = len(items) * r // W, len(items) * (r + 1) // W
+    return gather_rows(fn(items[lo:hi]))
+
+
 def for_logging(roll):
     """The step's rollout as it is logged: rewards, grades, texts and completion masks of every rank
     (the tensors the update used stay this rank's)."""

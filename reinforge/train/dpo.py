@@ -162,9 +162,9 @@ def train_dpo(
         dtype = None if cfg.dtype == "auto" else cfg.dtype
         policy, tok = load_model(str(run.last or cfg.model), dtype=dtype, device=cfg.device, trainable=True)
         ref_model, _ = load_model(cfg.model, dtype=dtype, device=cfg.device)
-        # 0. reference log-probs, once
-        b_ref = reference_logps(ref_model, tok, train_pairs, cfg)
-        v_ref = reference_logps(ref_model, tok, val_pairs, cfg)
+        # 0. reference log-probs, once (data parallel: each rank computes a block of them)
+        b_ref = distributed.split_work(lambda ps: reference_logps(ref_model, tok, ps, cfg), train_pairs)
+        v_ref = distributed.split_work(lambda ps: reference_logps(ref_model, tok, ps, cfg), val_pairs)
         eval_rows, grader = [], None
         if cfg.task:
             task = get_task(cfg.task)

@@ -42,6 +42,12 @@ def _rank_main(rank: int, port: int, out) -> None:
     ragged = torch.ones(rank + 1, rank + 2)  # rank 0: (1, 2), rank 1: (2, 3)
     adv = torch.tensor([[1.0, 2.0, 9.0], [3.0, 4.0, 9.0]]) + 4 * rank  # rank 1's rows: 5..8
     adv_mask = torch.tensor([[1, 1, 0], [1, 1, 0]])  # the 9s are padding
+    blocks: list[list[int]] = []
+
+    def tenfold(xs: list[int]) -> torch.Tensor:  # (n, 1); records the block this rank computed
+        blocks.append(xs)
+        return torch.tensor(xs, dtype=torch.float32).reshape(-1, 1) * 10
+
     out.put(
         (
             rank,
@@ -57,6 +63,8 @@ def _rank_main(rank: int, port: int, out) -> None:
                 "share": distributed.share(1.0 + 2 * rank),  # tokens 1 and 3: shares 0.5, 1.5
                 "fields": distributed.mean_fields({"loss": rank * 2.0, "acc": 1.0 - rank}),
                 "white": distributed.whiten_across(adv, adv_mask),
+                "split": distributed.split_work(tenfold, [1, 2, 3, 4, 5]).reshape(-1).tolist(),
+                "blocks": blocks,
             },
         )
     )
@@ -84,6 +92,8 @@ def test_collectives_on_two_gloo_ranks():
     assert got[0]["block"] == [10, 11, 12] and got[1]["block"] == [13, 14, 15]  # a step's rows, in blocks
     assert (got[0]["share"], got[1]["share"]) == (0.5, 1.5)
     assert got[0]["fields"] == got[1]["fields"] == {"loss": 1.0, "acc": 0.5}
+    assert got[0]["split"] == got[1]["split"] == [10, 20, 30, 40, 50]  # every row, in order, on each rank
+    assert got[0]["blocks"] == [[1, 2]] and got[1]["blocks"] == [[3, 4, 5]]  # each computed its block only
     # whitened over both ranks' 8 real entries, as one process whitens them all at once
     whole = whiten(torch.arange(1.0, 9.0), None)
     white = torch.cat([got[r]["white"][:, :2].reshape(-1) for r in range(2)])
