@@ -41,8 +41,8 @@ SETTINGS: dict[str, Any] = dict(
     sft_steps=150,
     sft_batch=16,
     validation_examples=64,
-    max_new_tokens=48,  # per turn: the call is ~80 characters with its markup
-    agent=dict(max_episode_steps=3, max_tool_calls=2, max_episode_tokens=160),
+    max_new_tokens=96,  # per turn: the call (~85 characters, a token each) and its end token
+    agent=dict(max_episode_steps=3, max_tool_calls=2, max_episode_tokens=256),
     rft=dict(
         steps=40,
         prompts_per_step=8,

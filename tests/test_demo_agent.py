@@ -8,7 +8,8 @@ import json
 import httpx
 import pytest
 
-from reinforge.demo_agent import ToolServer, calculator_app, run_demo_agent
+from reinforge.demo_agent import ToolServer, calculator_app, run_demo_agent, settings
+from reinforge.tasks.calculator import TOOL
 
 SUMMARY_KEYS = (
     "no_tool_val_reward",
@@ -53,3 +54,24 @@ def test_quick_demo_runs_every_stage_to_the_summary_and_plot(tmp_path):
     assert "eval/agent/tool_calls_mean" in evals[-1]
     assert (tmp_path / "demo" / "agent_demo.png").stat().st_size > 0
     assert (run / "final" / "config.json").exists()
+
+
+def test_a_turn_and_an_episode_have_room_for_the_longest_call_and_answer():
+    """The demo once gave each turn 48 tokens: every call (~85 characters, one token each) was cut off, so
+    every episode ended truncated with no call made and RFT had nothing to learn from."""
+    from reinforge.models.tiny import build_tokenizer
+    from reinforge.tasks.calculator import demonstrations
+    from reinforge.train.sft import tokenize_chat
+
+    tok = build_tokenizer()
+    widest = f"{10**6 - 1}*{10**6 - 1}"  # the task's longest expression and longest answer
+    demo = demonstrations(
+        [{"messages": [{"role": "user", "content": widest}], "tools": [TOOL], "answer": ""}]
+    )[0]
+    demo["messages"][-1]["content"] = demo["messages"][-2]["content"]
+    ids, labels = tokenize_chat(tok, demo["messages"], demo["tools"])
+    prompt = len(tokenize_chat(tok, demo["messages"][:1], demo["tools"])[0]) + 1  # + the assistant header
+    first_turn = next(i for i in range(prompt, len(labels)) if labels[i] == -100) - prompt  # the call and EOS
+    s = settings(quick=False)
+    assert first_turn <= s["max_new_tokens"]
+    assert len(ids) - prompt <= s["agent"]["max_episode_tokens"]
