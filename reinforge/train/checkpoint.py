@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from reinforge.errors import StorageError
+from reinforge.train.fsdp import load_optimizer
 
 
 def rng_state() -> dict[str, Any]:
@@ -37,9 +38,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_pretrained_model(model, tokenizer, path: Path) -> None:
-    """Save a plain HF model: LoRA adapters are merged into a copy so ``final/`` needs no peft."""
-    if hasattr(model, "merge_and_unload") and hasattr(model, "peft_config"):
+def save_pretrained_model(model, tokenizer, path: Path, weights: dict | None = None) -> None:
+    """Save a plain HF model: LoRA adapters are merged into a copy so ``final/`` needs no peft.
+    ``weights``: its whole state dict where the model holds only shards (``train/fsdp.py``)."""
+    if weights is not None:
+        model.save_pretrained(path, state_dict=weights)
+    elif hasattr(model, "merge_and_unload") and hasattr(model, "peft_config"):
         import copy
 
         merged = copy.deepcopy(model).merge_and_unload()
@@ -81,24 +85,36 @@ def disk_full(path: Path, slack: int = 64 * 1024) -> bool:
     return st.f_bavail * st.f_frsize < slack
 
 
-def save_final(run_dir: Path, model, tokenizer) -> Path:
+def save_final(run_dir: Path, model, tokenizer, weights: dict | None = None) -> Path:
     """Write ``final/``: the trained model, loadable with plain ``transformers``."""
     return write_dir_atomically(
         run_dir / "final",
-        lambda tmp: save_pretrained_model(model, tokenizer, tmp),
+        lambda tmp: save_pretrained_model(model, tokenizer, tmp, weights),
         "the final model",
         "the run's checkpoints are intact",
     )
 
 
-def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer, scheduler, state: dict) -> Path:
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    model,
+    tokenizer,
+    optimizer,
+    scheduler,
+    state: dict,
+    weights: dict | None = None,
+    optimizer_state: dict | None = None,
+) -> Path:
+    """``weights``/``optimizer_state``: the whole states where the model and optimizer hold shards."""
+
     def write(tmp: Path) -> None:
         if hasattr(model, "peft_config"):
             model.save_pretrained(tmp / "adapter")  # trainable adapter weights, for exact resume
-        save_pretrained_model(model, tokenizer, tmp)
+        save_pretrained_model(model, tokenizer, tmp, weights)
         torch.save(
             {
-                "optimizer": optimizer.state_dict(),
+                "optimizer": optimizer_state if optimizer_state is not None else optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler else None,
                 "rng": rng_state(),
             },
@@ -125,11 +141,15 @@ def save_and_prune(
     state: dict,
     keep: int,
     started: float,
+    weights: dict | None = None,
+    optimizer_state: dict | None = None,
 ) -> Path:
     """:func:`save_checkpoint` with the training time since ``started`` (a ``time.time()``, moved back by
     :func:`elapsed_seconds` on resume), then drop all but the newest ``keep`` checkpoints."""
     state = {**state, "seconds": time.time() - started}
-    path = save_checkpoint(run_dir, step, model, tokenizer, optimizer, scheduler, state)
+    path = save_checkpoint(
+        run_dir, step, model, tokenizer, optimizer, scheduler, state, weights, optimizer_state
+    )
     prune_checkpoints(run_dir, keep)
     return path
 
@@ -169,7 +189,9 @@ def elapsed_seconds(ckpt: Path | None) -> float:
     return float(load_trainer_state(ckpt).get("seconds", 0.0)) if ckpt is not None else 0.0
 
 
-def load_optimizer_state(ckpt: Path, optimizer, scheduler, *, lr: float, weight_decay: float) -> None:
+def load_optimizer_state(
+    ckpt: Path, optimizer, scheduler, *, lr: float, weight_decay: float, model=None
+) -> None:
     """Restore the optimizer's moments, the scheduler's position and the RNG states saved in ``ckpt``,
     then apply the current config's hyperparameters to every param group: base rate ``lr`` (the rate
     of the next step is ``lr`` times the schedule at the restored step) and ``weight_decay``.
@@ -178,7 +200,10 @@ def load_optimizer_state(ckpt: Path, optimizer, scheduler, *, lr: float, weight_
     its old base rates: without this, ``--resume --set learning_rate=X`` (or a PBT exploit) keeps the
     old rate and the old weight decay."""
     blob = torch.load(Path(ckpt) / "optimizer.pt", weights_only=False)
-    optimizer.load_state_dict(blob["optimizer"])
+    if model is not None:  # sharded or saved by name: train/fsdp.py maps it onto this optimizer
+        load_optimizer(model, optimizer, blob["optimizer"])
+    else:
+        optimizer.load_state_dict(blob["optimizer"])
     if scheduler is not None and blob.get("scheduler") is not None:
         scheduler.load_state_dict(blob["scheduler"])  # its lambdas stay the current config's
     for group in optimizer.param_groups:

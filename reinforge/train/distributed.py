@@ -32,9 +32,11 @@ from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
+from torch.distributed.tensor import DTensor
 
 from reinforge.config import Config
 from reinforge.errors import ConfigError
+from reinforge.train.fsdp import clip_gradients
 from reinforge.train.losses import whiten
 
 
@@ -46,6 +48,9 @@ class DistributedSettings(Config):
     use_gpu: bool = False  # ray: one GPU per worker (NCCL), else CPU workers (gloo)
     cpus_per_worker: float = 1  # ray: CPUs each worker reserves
     address: str | None = None  # ray: a cluster's address ("auto": the one this machine joined); null: local
+    # FSDP2 (train/fsdp.py): each decoder layer's weights, gradients and AdamW state sharded over the
+    # ranks (rft, sft); false: every rank holds the whole model (data parallel)
+    fsdp: bool = False
 
 
 def init() -> bool:
@@ -118,17 +123,18 @@ def optimizer_step(optimizer, loss: torch.Tensor, params, max_grad_norm: float) 
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     average_gradients(params)
-    gn = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    gn = clip_gradients(params, max_grad_norm)
     optimizer.step()
-    return float(gn)
+    return gn
 
 
 def average_gradients(params) -> None:
     """Replace each parameter's gradient by its mean over the ranks (one flat all-reduce). A parameter
-    without a gradient on this rank counts as zero, so every rank sends the same buffer."""
+    without a gradient on this rank counts as zero, so every rank sends the same buffer. FSDP-sharded
+    parameters are left alone: their backward already averaged them (train/fsdp.py)."""
     if not active():
         return
-    params = [p for p in params if p.requires_grad]
+    params = [p for p in params if p.requires_grad and not isinstance(p, DTensor)]
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)

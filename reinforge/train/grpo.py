@@ -27,7 +27,7 @@ from reinforge.graders import as_grader
 from reinforge.graders.registry import GraderSpec
 from reinforge.models.vllm_backend import make_backend
 from reinforge.tasks import get_task
-from reinforge.train import distributed
+from reinforge.train import distributed, fsdp
 from reinforge.train.agent import AgentSettings, agent_bar, agent_finish, kept_group_advantages
 from reinforge.train.batching import load_prompt_rows, steps_for
 from reinforge.train.evaluate import evaluate
@@ -284,9 +284,7 @@ def grpo_update(policy, ref, optimizer, roll, cfg: GRPOConfig, step_seed: int) -
                 )
                 sums["clip"] += (clipped.float() * mb_mask).sum().item() / n_tokens
             distributed.average_gradients(policy.parameters())  # N ranks with B/N rows: one with B
-            gn = torch.nn.utils.clip_grad_norm_(
-                [p for p in policy.parameters() if p.requires_grad], cfg.max_grad_norm
-            )
+            gn = fsdp.clip_gradients([p for p in policy.parameters() if p.requires_grad], cfg.max_grad_norm)
             optimizer.step()
             for k in ("loss", "policy", "clip"):
                 stats[k].append(sums[k])
@@ -324,7 +322,8 @@ def train_grpo(
         optimizer, scheduler = run.optimizer(policy, tok, total, cfg.schedule_steps)
         backend = make_backend(cfg.generation_backend, policy, tok, cfg.compile_decode)
         rollouts = StepRollouts(backend, grader, train_rows, tok, cfg)
-        audit = preflight(cfg, run, backend, tok, grader, train_rows)  # the grader audit, before step 1
+        with fsdp.full_weights(policy):  # fsdp: every rank gathers the layers, then decodes alone
+            audit = preflight(cfg, run, backend, tok, grader, train_rows)  # the grader audit, before step 1
 
         def run_eval(step: int) -> dict:
             res = evaluate(
@@ -348,7 +347,8 @@ def train_grpo(
         for step in run.steps(run_eval if val_rows else None, state):
             t0 = time.perf_counter()
             # 1-2. rollout and score: G samples for each of the step's B prompts
-            roll = rollouts(step, n=cfg.group_size)
+            with fsdp.full_weights(policy):  # fsdp: ranks' decoding lengths may differ
+                roll = rollouts(step, n=cfg.group_size)
             # 3-4. advantages and update
             with run.autocast():  # precision: bf16 -> bf16 compute over fp32 master weights
                 upd = grpo_update(policy, ref, optimizer, roll, cfg, step_seed=cfg.seed * 7919 + step)

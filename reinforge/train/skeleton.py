@@ -18,8 +18,9 @@ Experiment trackers are more :class:`MetricSink` s: ``report_to: [tensorboard, w
 trainer changes. Under ``torch.distributed`` (``train/distributed.py``, joined here) every rank runs the same
 loop and the same cadence (the stop signal is agreed across ranks in :meth:`Run.steps`); only rank 0
 (``is_main``) evaluates, sends records to the sinks and writes checkpoints, ``final/``, the summary, the
-plot and the table; the other ranks read ``metrics.jsonl`` back. A sharded model's checkpoint gathering
-belongs in the one ``save_and_prune`` call of :meth:`Run.steps`.
+plot and the table; the other ranks read ``metrics.jsonl`` back. With ``distributed: {fsdp: true}``
+(``train/fsdp.py``) the model is sharded in :meth:`Run.optimizer`, every rank gathers it for rank 0's
+evaluation and for each checkpoint and ``final/``, and the optimizer's state is gathered and restored whole.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reinforge.config import Config, load_config
-from reinforge.errors import ReinforgeError
+from reinforge.errors import ConfigError, ReinforgeError
 from reinforge.train import checkpoint as ck
-from reinforge.train import distributed
+from reinforge.train import distributed, fsdp
 from reinforge.train.optimizer import adamw
 from reinforge.train.precision import autocast, enable_gradient_checkpointing
 from reinforge.train.progress import TrainProgress, print_table
@@ -77,6 +78,7 @@ class Run:
         self.algorithm, self.name = algorithm, name
         self.on_step, self.should_stop = on_step, should_stop
         distributed.init()  # torchrun's process group, joined once (train/distributed.py)
+        check_fsdp(cfg, algorithm)
         self.is_main = distributed.rank() == 0
         self.t_start = time.time()
         self.dir = prepare_run_dir(Path(cfg.output_dir), resume, cfg.to_yaml())
@@ -113,13 +115,20 @@ class Run:
         distributed.broadcast_parameters(model)  # every rank starts from rank 0's weights
         if getattr(cfg, "gradient_checkpointing", False):
             enable_gradient_checkpointing(model)
+        if getattr(cfg, "distributed", None) is not None and cfg.distributed.fsdp:
+            fsdp.shard(model)  # each decoder layer sharded over the ranks, before AdamW sees the shards
         self.optim = adamw(model.parameters(), cfg.learning_rate, cfg.weight_decay)
         self.scheduler = make_scheduler(
             self.optim, cfg.warmup_steps, schedule_steps or total, cfg.lr_schedule
         )
         if self.last is not None:
             ck.load_optimizer_state(
-                self.last, self.optim, self.scheduler, lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+                self.last,
+                self.optim,
+                self.scheduler,
+                lr=cfg.learning_rate,
+                weight_decay=cfg.weight_decay,
+                model=model,
             )
         # metrics.jsonl is written (or cut back to the resume step) only once data and models have loaded
         resume_step = self.start if self.resume else None  # other ranks only read what rank 0 writes
@@ -169,6 +178,7 @@ class Run:
             if (save_last or step != total) and ck.checkpoint_due(
                 step, total, self.stopped, cfg.save_interval
             ):
+                weights, optim = fsdp.full_state(self.model, self.optim)  # sharded: gathered to rank 0
                 if self.is_main:
                     ck.save_and_prune(
                         self.dir,
@@ -180,6 +190,8 @@ class Run:
                         state(step),
                         cfg.keep_checkpoints,
                         self.t_start,
+                        weights=weights,
+                        optimizer_state=optim,
                     )
                 distributed.barrier()  # a kill after this step finds its checkpoint whole
             if self.stopped:
@@ -209,7 +221,10 @@ class Run:
             self._bar.update(record["step"], {**bar, label: latest})
 
     def _evaluate(self, evaluate: Callable[[int], dict[str, Any]] | None, step: int) -> dict:
-        fields = evaluate(step) if evaluate is not None and self.is_main else {}
+        fields: dict[str, Any] = {}
+        if evaluate is not None:
+            with fsdp.full_weights(self.model):  # sharded: every rank gathers, rank 0 evaluates
+                fields = evaluate(step) if self.is_main else {}
         rec = {"step": step, "kind": "eval", **fields} if fields else {}
         if rec:
             self.log(rec)
@@ -225,10 +240,11 @@ class Run:
 
     def save_final(self, model=None, tokenizer=None) -> None:
         """``final/``: the trained model (default: the one checkpoints save), loadable by ``transformers``."""
+        if model is None:
+            model, tokenizer = self.model, self.tokenizer
+        weights, _ = fsdp.full_state(model)  # sharded: every rank gathers, rank 0 writes
         if self.is_main:
-            if model is None:
-                model, tokenizer = self.model, self.tokenizer
-            ck.save_final(self.dir, model, tokenizer)
+            ck.save_final(self.dir, model, tokenizer, weights)
 
     def records(self, kind: str | None = None) -> list[dict]:
         """The run's logged records, the ones before a resume included."""
@@ -271,6 +287,22 @@ class Run:
                 shown = {k: v for k, v in summary.items() if v is not None and k != "run_dir"}
                 print_table(f"{self.name} {self.dir}", shown)
         return summary
+
+
+def check_fsdp(cfg: Any, algorithm: str) -> None:
+    """``distributed.fsdp`` only where it is wired: rft and sft, without LoRA."""
+    if getattr(cfg, "distributed", None) is None or not cfg.distributed.fsdp:
+        return
+    if algorithm not in ("grpo", "sft"):
+        raise ConfigError(
+            f"distributed.fsdp: true is supported by rft and sft, not {algorithm}; "
+            "set --set distributed.fsdp=false (data parallel) for this trainer"
+        )
+    if getattr(cfg, "lora", None) is not None:
+        raise ConfigError(
+            "distributed.fsdp: true with lora: the adapters are small, shard nothing; "
+            "set --set distributed.fsdp=false (data parallel) or drop lora"
+        )
 
 
 def main(

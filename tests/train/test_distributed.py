@@ -268,22 +268,29 @@ def test_two_rank_run_killed_resumes_on_one_rank(tiny_addition_dir, tmp_path):
     assert summary["steps"] == 4 and summary["status"] == "succeeded"
 
 
-@pytest.mark.slow
-def test_two_rank_sft_step_is_the_one_process_step(tmp_path):
+def sft_on_1_and_2_ranks(tmp_path: Path, rows: int = 16, **kw) -> tuple[dict, dict]:
+    """One SFT step on a micro model, on 1 process and on 2 ranks: ({nproc: final weights}, {nproc: records})."""
     from tests.helpers import chat_rows, micro_model, write_jsonl
 
     model = micro_model(tmp_path / "m")
-    data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(16))
-    weights, losses = {}, {}
+    data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(rows))
+    weights, records = {}, {}
     for nproc in (1, 2):
         cfg = dict(model=str(model), train_file=str(data), output_dir=str(tmp_path / f"run{nproc}"), steps=1,
                    batch_size=8, learning_rate=1e-2, max_length=64, eval_interval=0, save_interval=0,
-                   progress=False, device="cpu")  # fmt: skip
+                   progress=False, device="cpu", **kw)  # fmt: skip
         (tmp_path / "sft.yaml").write_text(yaml.safe_dump(cfg))
         finished(launch(tmp_path / "sft.yaml", nproc, command="sft"))
         weights[nproc] = load_file(str(tmp_path / f"run{nproc}" / "final" / "model.safetensors"))
-        recs = [json.loads(x) for x in (tmp_path / f"run{nproc}" / "metrics.jsonl").read_text().splitlines()]
-        losses[nproc] = [r["loss/sft"] for r in recs if r["kind"] == "train"]
+        lines = (tmp_path / f"run{nproc}" / "metrics.jsonl").read_text().splitlines()
+        records[nproc] = [json.loads(x) for x in lines]
+    return weights, records
+
+
+@pytest.mark.slow
+def test_two_rank_sft_step_is_the_one_process_step(tmp_path):
+    weights, records = sft_on_1_and_2_ranks(tmp_path)
+    losses = {n: [r["loss/sft"] for r in recs if r["kind"] == "train"] for n, recs in records.items()}
     worst = max((weights[2][k] - weights[1][k]).abs().max().item() for k in weights[1])
     assert worst < 1e-5, worst  # 2 ranks of 4 rows: the update of 1 process with the 8 rows
     assert losses[2] == pytest.approx(losses[1], rel=1e-5)  # the loss over all 8 rows, logged once
