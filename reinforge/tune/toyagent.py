@@ -229,7 +229,8 @@ class ToyEndpoint:
     ``requests`` holds every chat request's body, in order of arrival."""
 
     def __init__(self, port: int = 0):
-        outer, self.requests = self, []
+        outer = self
+        self.requests: list[dict] = []
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
