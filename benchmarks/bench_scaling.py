@@ -6,7 +6,13 @@ its warm-up, so both sides sample the same length distribution: equal work in ex
 term, no evaluation or checkpoints between steps. The figure is each side's median ``perf/completions_per_s``
 (rank 0's step time, which waits for the gradient all-reduce) over the steps after the first; the sides run in
 alternating blocks (1, 2, 1, 2, ...) so that load from other processes hits both alike.
-Speedup = completions/s of 2 ranks / of 1 rank; efficiency = speedup / 2.
+Speedup = completions/s of 2 ranks / of 1 rank; efficiency = speedup / 2. Where the time goes, per side: the
+median rollout seconds (``perf/gen_seconds``: sampling and grading) and update seconds (the rest of the step:
+log-prob forwards, backward, the all-reduce, AdamW, the log's gathers), each phase's speedup, and the time of
+one flat gloo all-reduce of the model's gradient size between 2 forked ranks (``allreduce_s``). On a shared
+machine the wall-clock speedup measures the scheduler as much as the code (two processes may get no more CPU
+than one); ``cpu_speedup`` (a step's CPU seconds on 1 rank over rank 0's on 2 ranks, ``perf/cpu_seconds``) is
+the speedup the code would reach with a free core per rank: the split work plus what the ranks add.
 
     python -m benchmarks.bench_scaling                       # 11m model, 8 prompts x 8, 16 tokens, 6 steps
     python -m benchmarks.bench_scaling --size 1m --steps 4 --repeats 1
@@ -16,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +33,7 @@ import time
 from pathlib import Path
 
 import yaml
+from safetensors.torch import load_file
 
 
 def config(model_dir: Path, out: Path, a: argparse.Namespace) -> dict:
@@ -59,8 +68,49 @@ def run_side(ranks: int, cfg_path: Path, out: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{ranks} rank(s) failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    cps = [r["perf/completions_per_s"] for r in recs if r.get("kind") == "train"][1:]  # after the warm-up
-    return {"completions_per_s": statistics.median(cps), "wall_s": wall}
+    train = [r for r in recs if r.get("kind") == "train"][1:]  # after the warm-up step
+    return {
+        "completions_per_s": statistics.median(r["perf/completions_per_s"] for r in train),
+        "gen_s": statistics.median(r["perf/gen_seconds"] for r in train),
+        "update_s": statistics.median(r["perf/step_seconds"] - r["perf/gen_seconds"] for r in train),
+        "cpu_s": statistics.median(r["perf/cpu_seconds"] for r in train),
+        "wall_s": wall,
+    }
+
+
+def _allreduce_rank(rank: int, port: int, n: int, repeats: int, out) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2")
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    flat, times = torch.ones(n), []
+    for _ in range(repeats):
+        dist.barrier()
+        t0 = time.perf_counter()
+        dist.all_reduce(flat)
+        times.append(time.perf_counter() - t0)
+    if rank == 0:
+        out.put(statistics.median(times))
+    dist.destroy_process_group()
+
+
+def allreduce_seconds(n: int, repeats: int = 5) -> float:
+    """Median seconds of one all-reduce of ``n`` float32 between 2 forked gloo ranks of 1 thread: what
+    ``distributed.average_gradients`` sends once per optimizer step."""
+    ctx = mp.get_context("fork")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_allreduce_rank, args=(r, port, n, repeats, out)) for r in range(2)]
+    for p in procs:
+        p.start()
+    seconds = out.get(timeout=300)
+    for p in procs:
+        p.join()
+    return seconds
 
 
 def main() -> None:
@@ -83,7 +133,10 @@ def main() -> None:
         for rep in range(a.repeats):
             for ranks in (1, 2):
                 sides[ranks].append(run_side(ranks, cfg_path, Path(tmp) / f"run-{ranks}-{rep}"))
-    cps = {r: statistics.median(s["completions_per_s"] for s in runs) for r, runs in sides.items()}
+        n_params = sum(t.numel() for t in load_file(str(Path(model_dir) / "model.safetensors")).values())
+        allreduce = allreduce_seconds(n_params)
+    med = lambda key, r: statistics.median(s[key] for s in sides[r])  # noqa: E731
+    cps = {r: med("completions_per_s", r) for r in sides}
     speedup = cps[2] / cps[1]
     print(
         json.dumps(
@@ -97,8 +150,19 @@ def main() -> None:
                 "completions_per_s_2x1": round(cps[2], 1),
                 "speedup": round(speedup, 2),
                 "efficiency": round(speedup / 2, 2),
-                "wall_s_1x1": round(statistics.median(s["wall_s"] for s in sides[1]), 1),
-                "wall_s_2x1": round(statistics.median(s["wall_s"] for s in sides[2]), 1),
+                "gen_s_1x1": round(med("gen_s", 1), 2),
+                "gen_s_2x1": round(med("gen_s", 2), 2),
+                "gen_speedup": round(med("gen_s", 1) / med("gen_s", 2), 2),
+                "update_s_1x1": round(med("update_s", 1), 2),
+                "update_s_2x1": round(med("update_s", 2), 2),
+                "update_speedup": round(med("update_s", 1) / med("update_s", 2), 2),
+                "allreduce_s": round(allreduce, 3),
+                # a step's CPU seconds on 1 rank / on one of 2 ranks: the speedup with a free core per rank
+                "cpu_s_1x1": round(med("cpu_s", 1), 2),
+                "cpu_s_2x1": round(med("cpu_s", 2), 2),
+                "cpu_speedup": round(med("cpu_s", 1) / med("cpu_s", 2), 2),
+                "wall_s_1x1": round(med("wall_s", 1), 1),
+                "wall_s_2x1": round(med("wall_s", 2), 1),
                 "load_avg_1m": round(os.getloadavg()[0], 1),
             }
         ),

@@ -345,7 +345,7 @@ def train_grpo(
             return {"data_position": step * cfg.prompts_per_step, "epoch_rows": len(train_rows)}
 
         for step in run.steps(run_eval if val_rows else None, state):
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             # 1-2. rollout and score: G samples for each of the step's B prompts
             with fsdp.full_weights(policy):  # fsdp: ranks' decoding lengths may differ
                 roll = rollouts(step, n=cfg.group_size)
@@ -372,6 +372,7 @@ def train_grpo(
                 "lr": scheduler.get_last_lr()[0],
                 "perf/step_seconds": dt,
                 "perf/gen_seconds": roll.gen_seconds,
+                "perf/cpu_seconds": time.process_time() - cpu0,  # this rank's CPU (all its threads)
                 "perf/tokens_per_s": n_tokens / dt,
                 "perf/completions_per_s": r.numel() / dt,
             }

@@ -116,6 +116,7 @@ def test_fsdp_rft_step_is_the_one_process_step(tiny_addition_dir, tmp_path):
     assert worst_diff(two_ranks, one) < 1e-5  # same update, to float tolerance
     recs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in recs] == ["eval", "train", "eval"]  # logged once
+    assert 0 < recs[1]["perf/cpu_seconds"]  # rank 0's CPU time of the step (bench_scaling's cpu_speedup)
 
 
 @pytest.mark.slow
