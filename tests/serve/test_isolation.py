@@ -26,6 +26,7 @@ BODY_REF = "body"  # the body names A's objects (BODY_REFS): B is refused, 400 o
 OWN = "own"  # creates an object of the caller's own and reads no one else's
 NO_OBJECTS = "none"  # stateless or public: holds no tenant's objects
 ADMIN = "admin"  # key management: 403 for every key without the admin scope
+TRIAL = "trial"  # the path names one of A's studies by file and name (and a trial number): B gets 404
 
 ROUTES = {
     ("POST", "/v1/files"): OWN,
@@ -61,6 +62,9 @@ ROUTES = {
     ("DELETE", "/v1/keys/{key_id}"): ADMIN,
     ("GET", "/v1/studies"): LISTING,
     ("GET", "/v1/studies/{study_id:path}"): OBJECT,
+    ("POST", "/v1/trials/{file}/{name}/ask"): TRIAL,
+    ("POST", "/v1/trials/{file}/{name}/{number}/try"): TRIAL,
+    ("POST", "/v1/trials/{file}/{name}/{number}/tell"): TRIAL,
     ("GET", "/"): NO_OBJECTS,  # the page itself
     ("GET", "/health"): NO_OBJECTS,
     ("POST", "/ui/login"): NO_OBJECTS,  # trades a key for a session of that same key
@@ -85,6 +89,8 @@ OBJECTS = {
 BODIES = {
     ("POST", "/v1/feedback/items/{item_id}"): {"ranking": [1, 0]},
     ("POST", "/v1/feedback/queues/{qid}/round"): {"status": "done"},
+    ("POST", "/v1/trials/{file}/{name}/{number}/try"): {"examples": 1},
+    ("POST", "/v1/trials/{file}/{name}/{number}/tell"): {"values": [0.5]},
 }
 
 
@@ -191,6 +197,22 @@ def test_other_tenants_objects_are_404(tenants):
             checked += 1
     assert checked >= 12
     assert a_views(client, ha, a) == before  # B's cancel/pause/resume/delete/judge changed nothing
+
+
+def test_other_tenants_studies_cannot_be_asked_tried_or_told(tenants):
+    client, ha, hb, a = tenants
+    study_file, name = a["study"].split("/")
+    checked = 0
+    for (method, path), kind in ROUTES.items():
+        if kind != TRIAL:
+            continue
+        url = path.format(file=study_file, name=name, number=0)
+        r = client.request(method, url, headers=hb, json=BODIES.get((method, path)))
+        assert r.status_code == 404 and a["key_id"] not in r.text, (method, url, r.status_code, r.text)
+        checked += 1
+    assert checked == 3
+    listed = client.get(f"/v1/studies/{a['study']}", headers=ha).json()
+    assert listed["trials"] == [], "B's ask/tell reached A's study"
 
 
 def test_listings_never_name_other_tenants_objects(tenants):
