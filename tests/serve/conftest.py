@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.serve.helpers import Postgres, SmallDisk, launch_chromium, start_server
+from tests.serve.helpers import Postgres, SmallDisk, launch_chromium, signed_in_page, start_server
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +27,15 @@ def browser():
         b = launch_chromium(p)
         yield b
         b.close()
+
+
+@pytest.fixture
+def page(browser, server, api_key, request):
+    """A page signed in with ``api_key``, sized by the test module's ``VIEWPORT`` (1280x900 by default)."""
+    pg = signed_in_page(browser, server.url, api_key)
+    pg.set_viewport_size(getattr(request.module, "VIEWPORT", {"width": 1280, "height": 900}))
+    yield pg
+    pg.context.close()
 
 
 @pytest.fixture(scope="session")

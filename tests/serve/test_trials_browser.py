@@ -10,21 +10,13 @@ import pytest
 
 from reinforge.tune.study import Study
 from reinforge.tune.toyagent import ToyEndpoint
-from tests.serve.helpers import CHROMIUM, signed_in_page
+from tests.serve.helpers import CHROMIUM
 from tests.serve.study_helpers import agent_study
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed"),
 ]
-
-
-@pytest.fixture
-def page(browser, server, api_key):
-    pg = signed_in_page(browser, server.url, api_key)
-    pg.set_viewport_size({"width": 1280, "height": 900})
-    yield pg
-    pg.context.close()
 
 
 def test_a_person_runs_an_asked_trial_on_examples_and_scores_it(server, page, tmp_path):

@@ -17,7 +17,6 @@ from tests.serve.helpers import (
     api,
     rft_rows,
     sft_rows,
-    signed_in_page,
     two_objective_study,
 )
 
@@ -26,13 +25,7 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed"),
 ]
 
-
-@pytest.fixture
-def page(browser, server, api_key):
-    pg = signed_in_page(browser, server.url, api_key)
-    pg.set_viewport_size({"width": 1280, "height": 820})
-    yield pg
-    pg.context.close()
+VIEWPORT = {"width": 1280, "height": 820}  # the README screenshots' size
 
 
 def shot(page, tmp_path: Path, name: str) -> None:
