@@ -365,7 +365,7 @@ def demo(
         Path | None, typer.Option(help="Run directory (default runs/demo or runs/demo-rlhf).")
     ] = None,
     quick: Annotated[bool, typer.Option(help="A much shorter run, for smoke tests.")] = False,
-    task: Annotated[str, typer.Option(help="rft: the task, addition or reverse.")] = "addition",
+    task: Annotated[str, typer.Option(help="rft: the task, reverse or addition.")] = "reverse",
     seed: Annotated[list[int] | None, typer.Option(help="rft: a seed; repeat it for the spread.")] = None,
 ) -> None:
     """The demos. `demo`: RFT beats tuned SFT and a 4x larger tuned SFT model; `demo rlhf`: the RLHF loop."""

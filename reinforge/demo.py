@@ -9,8 +9,10 @@
 
 The point, as in OpenAI's RFT results: a grader lets a small model learn from prompts no one labelled,
 and beat both its tuned SFT self and a larger, tuned SFT-only model trained on the same labels.
-Tasks: ``addition`` (a number) and ``reverse`` (a word reversed, partial credit); ``--seeds`` repeats
-the demo and reports the spread.
+Tasks: ``reverse`` (the default: a word reversed, partial credit) and ``addition`` (a number); ``--seed``
+repeated runs the demo once per seed and reports the spread. Reversal is the default because its headline
+holds on every seed measured; on addition it depends on whether SFT happens to learn the ones digit (a
+100-entry mod-10 table learnt in a seed-dependent jump, which RFT does not create: benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from reinforge.train.run import write_summary
 
 # The recipe, in one place. Times are for 2 CPU cores.
 DEMO: dict[str, Any] = dict(
-    task="addition",
+    task="reverse",
     labelled_examples=200,  # the only labels anyone wrote
     small_size="1m",
     large_size="4m",  # ~4x the parameters of the small model
@@ -40,8 +42,8 @@ DEMO: dict[str, Any] = dict(
     # each baseline's study: 6 Sobol points of (learning rate, weight decay), SFT length 150/300/600 by
     # ASHA (~2400 SFT steps per model); the larger model gets the same budget
     sft_tuning=SFTTuning(),
-    # RFT's hyperparameters are fixed, not tuned per run: chosen by hand on seed 0 while the demo was
-    # written (0 trials here), and kept when the baselines became tuned
+    # RFT's hyperparameters are fixed, not tuned per run: chosen by hand on seed 0 of the addition task
+    # while the demo was written (0 trials here), kept when the baselines became tuned and for reversal
     rft=dict(
         steps=800,
         prompts_per_step=16,
@@ -51,7 +53,7 @@ DEMO: dict[str, Any] = dict(
         warmup_steps=20,
         loss_type="dapo",  # token-level mean: long wrong answers are not diluted per sequence
         beta=0.0,  # no reference model: the grader is exact, there is no reward model to hack
-        max_new_tokens=5,
+        max_new_tokens=7,  # 6 letters + the end
         eval_interval=100,
         save_interval=200,
         train_examples=5000,
@@ -59,8 +61,8 @@ DEMO: dict[str, Any] = dict(
 )
 # per task: what differs from DEMO
 TASKS: dict[str, dict[str, Any]] = {
-    "addition": {},
-    "reverse": dict(task="reverse", rft={**DEMO["rft"], "max_new_tokens": 7}),  # 6 letters + the end
+    "reverse": {},
+    "addition": dict(task="addition", rft={**DEMO["rft"], "max_new_tokens": 5}),  # "198" + the end, and slack
 }
 QUICK: dict[str, Any] = dict(
     labelled_examples=64,
@@ -68,7 +70,7 @@ QUICK: dict[str, Any] = dict(
     sft_tuning=SFTTuning(trials=2, min_steps=10, max_steps=20),
     rft=dict(steps=4, prompts_per_step=4, group_size=4, eval_interval=2, save_interval=2),
 )
-RFT_TUNING = "fixed recipe: chosen by hand on seed 0 while the demo was written; 0 trials per run"
+RFT_TUNING = "fixed recipe: chosen by hand on seed 0 of addition while the demo was written; 0 trials per run"
 
 
 def error_rate_reduction(baseline: float, final: float) -> float | None:
@@ -141,7 +143,7 @@ def recipe_for(task: str, quick: bool = False) -> tuple[dict, dict]:
 
 
 def run_demo(
-    output_dir: Path = Path("runs/demo"), quick: bool = False, seed: int = 0, task: str = "addition"
+    output_dir: Path = Path("runs/demo"), quick: bool = False, seed: int = 0, task: str = "reverse"
 ) -> dict:
     t0 = time.time()
     recipe, rft_kw = recipe_for(task, quick)
@@ -241,7 +243,7 @@ def spread_of(runs: list[dict]) -> dict:
 
 
 def run_demos(
-    output_dir: Path, seeds: list[int], quick: bool = False, task: str = "addition"
+    output_dir: Path, seeds: list[int], quick: bool = False, task: str = "reverse"
 ) -> dict | list[dict]:
     """The demo once (one seed, in ``output_dir``) or per seed (``output_dir/seed-N``) with the spread
     over the seeds in ``output_dir/spread.json`` (:func:`spread_of`)."""
