@@ -185,7 +185,7 @@ def run_demo(
     console.print("[bold]3/3[/] summary")
     records = [json.loads(x) for x in (out / "rft" / "metrics.jsonl").read_text().splitlines()]
     base, final = small["val_reward"], rft["final_val_reward"]
-    tuned = ("sft_steps", "learning_rate", "weight_decay", "steps_trained", "tune_reward")
+    tuned = ("sft_steps", "init_seed", "learning_rate", "weight_decay", "steps_trained", "tune_reward")
     summary = {
         "task": spec.name,
         "seed": seed,

@@ -222,7 +222,7 @@ def run_demo_agent(output_dir: Path = Path("runs/demo-agent"), quick: bool = Fal
     mt = s["max_new_tokens"]
 
     say(f"1/3 SFT on {len(rows)} questions: without the tool (answers only), then with it (demonstrations)")
-    tok = build_tokenizer()
+    tok = build_tokenizer(tool_tokens=True)  # the Hermes tags as single tokens, as in Qwen3's tokenizer
     warmed = sft(build_model(s["size"], seed, len(tok)), tok, warm, s["echo_steps"], 32, seed, "echo warm-up")
     plain = sft(
         copy.deepcopy(warmed), tok, sft_rows(rows), s["sft_steps"], s["sft_batch"], seed, "SFT, no tool"

@@ -6,6 +6,11 @@ the steps. Each job is a complete SFT run from scratch with its own cosine sched
 every (parameters, steps) pair evaluated is a finished baseline of that length; the baseline is the
 best of them on a tuning set, and its model is kept. Both models get the same trial budget.
 
+Each trial starts from its own initialisation (and data order), :func:`trial_seed`: whether a tiny model
+learns a task's skill from 200 rows (addition's ones digit, reversing past three letters) turns on the
+initialisation more than on the learning rate, so a study that kept one initialisation for all its trials
+would tune the wrong knob and leave the baseline at that one draw (benchmarks/README.md, "Restarts").
+
 The tuning set (:func:`tuning_rows`) is held out from the same split as the validation set the
 comparison reports, and disjoint from it: the best of ~10 jobs on one set is flattered (or penalised)
 by that set's noise, so the chosen model is scored afresh on the reported set, where RFT is scored too.
@@ -47,6 +52,15 @@ def tuning_rows(task, report: list[dict], n: int, seed: int) -> list[dict]:
     return [r for r in rows if r["messages"][-1]["content"] not in seen][:n]
 
 
+def trial_seed(seed: int, trial: int) -> int:
+    """The initialisation and data-order seed of a study's ``trial``; trial 0 keeps the study's seed.
+
+    >>> [trial_seed(0, t) for t in range(3)], trial_seed(1, 0), trial_seed(1, 2)
+    ([0, 1000, 2000], 1, 2001)
+    """
+    return seed + 1000 * trial
+
+
 class SFTObjective:
     """One SFT run from scratch per job: ``budget`` steps at the trial's learning rate and weight decay,
     scored on the tuning rows ``val``; the best model of all jobs so far is saved to ``out``."""
@@ -61,7 +75,8 @@ class SFTObjective:
         self.best: dict | None = None
 
     def __call__(self, params: dict, budget: int, *, trial: int) -> dict:
-        model = build_model(self.size, self.seed, len(self.tok))
+        job_seed = trial_seed(self.seed, trial)  # a promoted trial reruns from the same initialisation
+        model = build_model(self.size, job_seed, len(self.tok))
         with TrainProgress(budget, 0, f"{self.size} SFT #{trial}", enabled=self.progress) as bar:
             sft_warmup(
                 model,
@@ -70,12 +85,12 @@ class SFTObjective:
                 steps=budget,
                 lr=params["learning_rate"],
                 weight_decay=params["weight_decay"],
-                seed=self.seed,
+                seed=job_seed,
                 on_step=lambda done, loss: bar.update(done, {"loss": loss}),
             )
         backend = HFBackend(model, self.tok)
         score = evaluate(backend, self.tok, self.task.grader, self.val, self.max_tokens)["reward_mean"]
-        job = {"trial": trial, "sft_steps": budget, **params, "tune_reward": score}
+        job = {"trial": trial, "init_seed": job_seed, "sft_steps": budget, **params, "tune_reward": score}
         self.jobs.append(job)
         console.print(
             f"    {self.size} SFT #{trial}: {budget} steps, lr {params['learning_rate']:.2g}, "

@@ -7,6 +7,7 @@ import json
 
 import httpx
 import pytest
+from transformers import AutoTokenizer
 
 from reinforge.demo_agent import ToolServer, calculator_app, run_demo_agent, settings
 from reinforge.tasks.calculator import TOOL
@@ -54,6 +55,9 @@ def test_quick_demo_runs_every_stage_to_the_summary_and_plot(tmp_path):
     assert "eval/agent/tool_calls_mean" in evals[-1]
     assert (tmp_path / "demo" / "agent_demo.png").stat().st_size > 0
     assert (run / "final" / "config.json").exists()
+    # the trained model keeps the Hermes tags as single tokens (a tiny model copies across them far better)
+    tok = AutoTokenizer.from_pretrained(run / "final")
+    assert tok.tokenize("<tool_response>7</tool_response>") == ["<tool_response>", "7", "</tool_response>"]
 
 
 def test_a_turn_and_an_episode_have_room_for_the_longest_call_and_answer():
