@@ -360,13 +360,12 @@ def data_to_sft(
 @app.command()
 @user_errors
 def demo(
-    which: Annotated[str, typer.Argument(help="rft (default), rlhf or agent")] = "rft",
-    output_dir: Annotated[
-        Path | None, typer.Option(help="Run directory (default runs/demo or runs/demo-rlhf).")
-    ] = None,
+    which: Annotated[str, typer.Argument(help="rft (default), rlhf, agent or tune-agent")] = "rft",
+    output_dir: Annotated[Path | None, typer.Option(help="Run directory (runs/demo[-WHICH]).")] = None,
     quick: Annotated[bool, typer.Option(help="A much shorter run, for smoke tests.")] = False,
     task: Annotated[str, typer.Option(help="rft: the task, reverse or addition.")] = "reverse",
     seed: Annotated[list[int] | None, typer.Option(help="rft: a seed; repeat it for the spread.")] = None,
+    model_dir: Annotated[Path | None, typer.Option(help="tune-agent: the tool model's directory.")] = None,
 ) -> None:
     """The demos. `demo`: RFT beats tuned SFT and a 4x larger tuned SFT model; `demo rlhf`: the RLHF loop."""
     if which == "rft":
@@ -381,8 +380,12 @@ def demo(
         from reinforge.demo_agent import run_demo_agent
 
         run_demo_agent(output_dir or Path("runs/demo-agent"), quick=quick)
+    elif which == "tune-agent":  # tune a served tool model's agent knobs, judged on held-out questions
+        from reinforge.demo_tune_agent import run_demo_tune_agent
+
+        run_demo_tune_agent(output_dir or Path("runs/demo-tune-agent"), model_dir, quick)
     else:
-        raise ReinforgeError(f"demo {which!r}: unknown demo; choose rft, rlhf or agent")
+        raise ReinforgeError(f"demo {which!r}: unknown demo; choose rft, rlhf, agent or tune-agent")
 
 
 def main() -> None:

@@ -1,0 +1,262 @@
+"""``reinforge demo tune-agent``: tune a tool-using agent served by ``reinforge serve``; judge it on held-out questions.
+
+1. The calculator tool model (a saved ``transformers`` directory: ``--model-dir``, else
+   :func:`reinforge.demo_agent.tool_model` trains one) is served by the OpenAI-compatible service in a
+   thread on loopback, with the calculator as an HTTP tool beside it (Agent RFT's endpoint shape) and
+   three distractor tools (``lookup``, ``clock``, ``weather``: Python functions answering fixed text).
+2. A multi-objective study (TPE) over the agent's knobs (:func:`space`: the system prompt, which tools
+   are offered, the calculator's description, ``max_iterations``, temperature) on a few search
+   questions: accuracy (the exact answer) up, tokens and tool calls per question down.
+3. The out-of-the-box configuration (:data:`DEFAULT`: every tool, a generic system prompt, a one-line
+   tool description, temperature 1, ``max_iterations`` 1, so the agent never reads the tool's answer)
+   and the study's most accurate trial, both on held-out questions the search never saw:
+   ``summary.json`` (accuracy, tokens and tool calls per question of each), ``trials.json``, the
+   questions (``search.jsonl``, ``heldout.jsonl``) and ``pareto.png`` (accuracy against tokens and
+   against tool calls, the fronts marked).
+
+>>> space().validate(DEFAULT)["max_iterations"]
+1
+>>> search, heldout = question_rows(3, 5, seed=0)
+>>> {r["messages"][0]["content"] for r in search} & {r["messages"][0]["content"] for r in heldout}
+set()
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from reinforge.errors import ReinforgeError
+from reinforge.graders.base import CallableGrader
+from reinforge.tasks.calculator import NAME, TOOL, CalculatorTask
+from reinforge.tune.space import Float, Int, Space, Subset, Text, nest
+
+SETTINGS: dict[str, Any] = dict(
+    search_examples=24,  # the study's questions
+    heldout_examples=64,  # the verdict's, never seen by the study
+    n_trials=24,
+    sampler="tpe",
+    max_tokens=96,  # per turn: a calculator call is ~85 tokens
+    concurrency=32,  # episodes in flight; the service batches their turns
+)
+QUICK: dict[str, Any] = dict(search_examples=4, heldout_examples=4, n_trials=3)
+KEY_ENV = "REINFORGE_DEMO_TUNE_AGENT_KEY"  # the LLM client reads its key from the environment
+DISTRACTORS = ("lookup", "clock", "weather")  # reinforge.tune.toyagent's: nothing to do with arithmetic
+SYSTEMS = [
+    "You are a helpful assistant.",
+    "",  # none: the prompt as the tool model was trained on
+    "Call the calculator on the question's expression, then answer with its result alone.",
+]
+DESCRIPTIONS = [
+    "Evaluate an expression.",
+    "",  # none: the schema as the tool model was trained on
+    "Exact arithmetic on two whole numbers: A+B or A*B.",
+]
+DEFAULT: dict[str, Any] = {  # what a user starts from
+    "system": SYSTEMS[0],
+    "tools": [NAME, *DISTRACTORS],
+    "tool_descriptions.calculator": DESCRIPTIONS[0],
+    "max_iterations": 1,
+    "temperature": 1.0,
+}
+OBJECTIVES = {"score": "maximize", "tokens": "minimize", "tool_calls": "minimize"}
+
+
+def settings(quick: bool) -> dict[str, Any]:
+    return {**SETTINGS, **(QUICK if quick else {})}
+
+
+def space() -> Space:
+    """The agent's knobs; the calculator's description only when the calculator is offered."""
+    return Space(
+        {
+            "system": Text(SYSTEMS),
+            "tools": Subset([NAME, *DISTRACTORS], min_size=1),
+            "tool_descriptions.calculator": Text(DESCRIPTIONS, when={"tools": NAME}),
+            "max_iterations": Int(1, 4),
+            "temperature": Float(0.0, 1.0),
+        }
+    )
+
+
+def question_rows(n_search: int, n_heldout: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """Search and held-out questions from the calculator task's validation split (expressions no
+    training run of the tool model saw), no expression in both."""
+    rows, seen = [], set()
+    for row in CalculatorTask().make_rows(2 * (n_search + n_heldout), seed=seed + 100, split="validation"):
+        if row["messages"][0]["content"] not in seen:
+            seen.add(row["messages"][0]["content"])
+            rows.append(row)
+    return rows[:n_search], rows[n_search : n_search + n_heldout]
+
+
+def exact_answer(item: dict, sample: dict) -> float:
+    """1 when the final answer is the exact result, else 0."""
+    return float(sample.get("output_text", "").strip() == str(item["answer"]))
+
+
+def tool_model_dir(output_dir: Path, model_dir: Path | None) -> Path:
+    """``model_dir`` checked, else the directory :func:`reinforge.demo_agent.tool_model` leaves."""
+    if model_dir is None:
+        from reinforge import demo_agent
+
+        make = getattr(demo_agent, "tool_model", None)
+        if make is None:
+            raise ReinforgeError(
+                "demo tune-agent: reinforge.demo_agent has no tool_model() yet (issue 17) to train the "
+                "calculator tool model; pass --model-dir DIR, a saved transformers model that calls the calculator"
+            )
+        model_dir = Path(make(output_dir / "model"))
+    if not (Path(model_dir) / "config.json").is_file():
+        raise ReinforgeError(
+            f"--model-dir {model_dir}: no config.json there; give a saved transformers model directory "
+            "(a run's final/ or sft/)"
+        )
+    return Path(model_dir)
+
+
+@contextmanager
+def served(model_dir: Path, data_dir: Path) -> Iterator[tuple[str, str, str]]:
+    """``reinforge serve`` with ``model_dir`` and the HTTP calculator, in threads on loopback:
+    (the service's base URL, a key for it, the calculator's base URL)."""
+    from reinforge.demo_agent import ToolServer, calculator_app
+    from reinforge.serve.app import ServeSettings, create_app
+    from reinforge.serve.db import create_key
+
+    app = create_app(ServeSettings(data_dir=data_dir, models=[str(model_dir)], chat_per_minute=10**6))
+    _, key = create_key(app.state.service.engine, "demo-tune-agent")
+    with ToolServer(app) as url, ToolServer(calculator_app()) as tool_url:
+        yield url, key, tool_url
+
+
+def make_objective(url: str, model: str, tool_url: str, rows: list[dict], s: dict, cache: Path):
+    """``objective(params) -> metrics`` (score, tokens, tool_calls, ... per question) on ``rows``."""
+    from reinforge.tune.agent_objective import AgentPipeline, load_agent_tools
+    from reinforge.tune.llm_client import LLMClient
+    from reinforge.tune.objectives import whole_batch_objective
+
+    specs = [
+        {"name": NAME, "server_url": f"{tool_url}/{NAME}", "schema": TOOL},
+        *({"python": f"reinforge.tune.toyagent:{n}", "name": n} for n in DISTRACTORS),
+    ]
+    tools, schemas = load_agent_tools(specs, Path("."), rows)
+    client = LLMClient(model, base_url=f"{url}/v1", api_key_env=KEY_ENV, concurrency=s["concurrency"])
+    grader = CallableGrader(exact_answer, name="exact_answer")
+    obj = whole_batch_objective(
+        AgentPipeline(client, tools, schemas), rows, grader, "calculator", cache, (0, 0)
+    )
+    return lambda params: obj({**nest(params), "max_tokens": s["max_tokens"]})
+
+
+def plot_pareto(path: Path, trials: list[dict], default: dict, tuned: dict) -> Path:
+    """Accuracy against tokens and against tool calls per question: the search's trials with each
+    panel's Pareto front, and the default and tuned configurations on the held-out questions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reinforge.tune.pareto import non_dominated_sort, to_minimize
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
+    for ax, cost, label in zip(axes, ("tokens", "tool_calls"), ("tokens", "tool calls")):
+        pts = [(t[cost], t["score"]) for t in trials]
+        fronts = non_dominated_sort(to_minimize(pts, ["minimize", "maximize"]).tolist()) if pts else []
+        ax.scatter(
+            [p[0] for p in pts], [p[1] for p in pts], s=16, color="C0", alpha=0.6, label="trial (search)"
+        )
+        front = sorted(p for p, f in zip(pts, fronts) if f == 0)
+        if front:
+            ax.step([p[0] for p in front], [p[1] for p in front], "o-", where="post", color="C3",
+                    label="Pareto front (search)")  # fmt: skip
+        for point, marker, color, name in (
+            (default, "s", "0.6", "default (held-out)"),
+            (tuned, "*", "gold", "tuned (held-out)"),
+        ):
+            ax.scatter([point[cost]], [point["score"]], s=120, marker=marker, color=color, edgecolor="k",
+                       zorder=3, label=name)  # fmt: skip
+        ax.set_xlabel(f"{label} per question")
+        ax.set_ylabel("accuracy (exact answer)")
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def clean(out: Path) -> None:
+    """An empty run directory, but for a tool model cached in ``model/``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for child in out.iterdir():
+        if child.name != "model":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def run_demo_tune_agent(
+    output_dir: Path = Path("runs/demo-tune-agent"),
+    model_dir: Path | None = None,
+    quick: bool = False,
+    seed: int = 0,
+) -> dict:
+    from reinforge import tune
+    from reinforge.demo_agent import write_jsonl
+    from reinforge.train.progress import console, print_table
+    from reinforge.train.run import write_summary
+
+    t0 = time.time()
+    s = settings(quick)
+    out = Path(output_dir)
+    model = tool_model_dir(out, model_dir)  # before anything is written: a wrong --model-dir is one line
+    clean(out)
+    say = lambda text: console.print(f"[bold cyan]demo tune-agent[/] {text}")  # noqa: E731
+    search, heldout = question_rows(s["search_examples"], s["heldout_examples"], seed)
+    write_jsonl(out / "search.jsonl", search)
+    write_jsonl(out / "heldout.jsonl", heldout)
+    with served(model, out / "serve") as (url, key, tool_url):
+        os.environ[KEY_ENV] = key
+        say(f"1/3 serving {model} at {url}/v1, the calculator at {tool_url}/{NAME}")
+        on_search = make_objective(url, model.resolve().name, tool_url, search, s, out / "cache.db")
+        on_heldout = make_objective(url, model.resolve().name, tool_url, heldout, s, out / "cache.db")
+        say(f"2/3 study: {s['n_trials']} trials ({s['sampler']}) on {len(search)} search questions")
+
+        def progress(study, trial) -> None:
+            m = trial.attrs
+            console.print(
+                f"    trial {trial.number + 1}/{s['n_trials']}: accuracy {m.get('score', 0):.3f}, "
+                f"{m.get('tokens', 0):.0f} tokens, {m.get('tool_calls', 0):.2f} calls  {trial.params}"
+            )
+
+        study = tune.run(on_search, space(), s["sampler"], s["n_trials"], seed, directions=OBJECTIVES,
+                         storage=out / "study.db", study_name="tune-agent", progress=progress)  # fmt: skip
+        best = study.best
+        say(f"3/3 the default and the tuned configuration on {len(heldout)} held-out questions")
+        default, tuned = on_heldout(DEFAULT), on_heldout(best.params)
+    os.environ.pop(KEY_ENV, None)
+    trials = [dict(t.attrs, params=t.params) for t in study.finished()]
+    study.export(out / "trials.json")
+    plot_pareto(out / "pareto.png", trials, default, tuned)
+    summary = {
+        "model": str(model),
+        "search_examples": len(search),
+        "heldout_examples": len(heldout),
+        "trials": len(study.trials),
+        "default_params": DEFAULT,
+        "best_params": best.params,
+        "best_search_accuracy": best.attrs.get("score"),
+        **{f"{name}_{k}": m[metric] for name, m in (("default", default), ("tuned", tuned))
+           for k, metric in (("accuracy", "score"), ("tokens_per_example", "tokens"),
+                             ("tool_calls_per_example", "tool_calls"))},
+        "seconds": round(time.time() - t0, 1),
+    }  # fmt: skip
+    write_summary(out, summary)
+    print_table(
+        f"reinforge demo tune-agent ({out})", {k: v for k, v in summary.items() if k != "default_params"}
+    )
+    return summary
