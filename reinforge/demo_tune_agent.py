@@ -230,7 +230,7 @@ def run_demo_tune_agent(
             m = trial.attrs
             console.print(
                 f"    trial {trial.number + 1}/{s['n_trials']}: accuracy {m.get('score', 0):.3f}, "
-                f"{m.get('tokens', 0):.0f} tokens, {m.get('tool_calls', 0):.2f} calls  {trial.params}"
+                f"{m.get('tokens', 0):.0f} tokens, {m.get('tool_calls', 0):.2f} calls  {brief(trial.params)}"
             )
 
         study = tune.run(on_search, space(), s["sampler"], s["n_trials"], seed, directions=OBJECTIVES,
@@ -256,7 +256,15 @@ def run_demo_tune_agent(
         "seconds": round(time.time() - t0, 1),
     }  # fmt: skip
     write_summary(out, summary)
-    print_table(
-        f"reinforge demo tune-agent ({out})", {k: v for k, v in summary.items() if k != "default_params"}
-    )
+    shown = {k: v for k, v in summary.items() if not k.endswith("_params")}
+    print_table(f"reinforge demo tune-agent ({out})", {**shown, "best_params": brief(best.params)})
     return summary
+
+
+def brief(params: dict) -> str:
+    """A configuration on one short line.
+
+    >>> brief({"tools": ["calculator"], "max_iterations": 2, "temperature": 0.123456, "system": ""})
+    "tools=['calculator'] max_iterations=2 temperature=0.12 system=''"
+    """
+    return " ".join(f"{k}={round(v, 2) if isinstance(v, float) else repr(v)}" for k, v in params.items())
