@@ -121,23 +121,26 @@ def tool_model_dir(output_dir: Path, model_dir: Path | None) -> Path:
 
 
 @contextmanager
-def served(model_dir: Path, data_dir: Path) -> Iterator[tuple[str, str, str]]:
-    """``reinforge serve`` with ``model_dir`` and the HTTP calculator, in threads on loopback:
-    (the service's base URL, a key for it, the calculator's base URL)."""
+def served(model_dir: Path, data_dir: Path) -> Iterator[tuple[str, str]]:
+    """``reinforge serve`` with ``model_dir`` and the HTTP calculator, in threads on loopback: (the
+    service's base URL, the calculator's); a key for the service is in ``$KEY_ENV`` meanwhile."""
     from reinforge.demo_agent import ToolServer, calculator_app
     from reinforge.serve.app import ServeSettings, create_app
     from reinforge.serve.db import create_key
 
     app = create_app(ServeSettings(data_dir=data_dir, models=[str(model_dir)], chat_per_minute=10**6))
     _, key = create_key(app.state.service.engine, "demo-tune-agent")
-    with ToolServer(app) as url, ToolServer(calculator_app()) as tool_url:
-        yield url, key, tool_url
+    os.environ[KEY_ENV] = key
+    try:
+        with ToolServer(app) as url, ToolServer(calculator_app()) as tool_url:
+            yield url, tool_url
+    finally:
+        os.environ.pop(KEY_ENV, None)
 
 
-def make_objective(url: str, model: str, tool_url: str, rows: list[dict], s: dict, cache: Path):
+def make_objective(client, tool_url: str, rows: list[dict], s: dict, cache: Path):
     """``objective(params) -> metrics`` (score, tokens, tool_calls, ... per question) on ``rows``."""
     from reinforge.tune.agent_objective import AgentPipeline, load_agent_tools
-    from reinforge.tune.llm_client import LLMClient
     from reinforge.tune.objectives import whole_batch_objective
 
     specs = [
@@ -145,7 +148,6 @@ def make_objective(url: str, model: str, tool_url: str, rows: list[dict], s: dic
         *({"python": f"reinforge.tune.toyagent:{n}", "name": n} for n in DISTRACTORS),
     ]
     tools, schemas = load_agent_tools(specs, Path("."), rows)
-    client = LLMClient(model, base_url=f"{url}/v1", api_key_env=KEY_ENV, concurrency=s["concurrency"])
     grader = CallableGrader(exact_answer, name="exact_answer")
     obj = whole_batch_objective(
         AgentPipeline(client, tools, schemas), rows, grader, "calculator", cache, (0, 0)
@@ -209,6 +211,7 @@ def run_demo_tune_agent(
     from reinforge.demo_agent import write_jsonl
     from reinforge.train.progress import console, print_table
     from reinforge.train.run import write_summary
+    from reinforge.tune.llm_client import LLMClient
 
     t0 = time.time()
     s = settings(quick)
@@ -219,11 +222,16 @@ def run_demo_tune_agent(
     search, heldout = question_rows(s["search_examples"], s["heldout_examples"], seed)
     write_jsonl(out / "search.jsonl", search)
     write_jsonl(out / "heldout.jsonl", heldout)
-    with served(model, out / "serve") as (url, key, tool_url):
-        os.environ[KEY_ENV] = key
+    with served(model, out / "serve") as (url, tool_url):
         say(f"1/3 serving {model} at {url}/v1, the calculator at {tool_url}/{NAME}")
-        on_search = make_objective(url, model.resolve().name, tool_url, search, s, out / "cache.db")
-        on_heldout = make_objective(url, model.resolve().name, tool_url, heldout, s, out / "cache.db")
+        client = LLMClient(
+            model.resolve().name, f"{url}/v1", KEY_ENV, s["concurrency"], source="demo tune-agent"
+        )
+        client.chat(
+            [{"role": "user", "content": "1+1"}], max_tokens=1
+        )  # loads it: a broken model is one line
+        on_search = make_objective(client, tool_url, search, s, out / "cache.db")
+        on_heldout = make_objective(client, tool_url, heldout, s, out / "cache.db")
         say(f"2/3 study: {s['n_trials']} trials ({s['sampler']}) on {len(search)} search questions")
 
         def progress(study, trial) -> None:
@@ -238,7 +246,6 @@ def run_demo_tune_agent(
         best = study.best
         say(f"3/3 the default and the tuned configuration on {len(heldout)} held-out questions")
         default, tuned = on_heldout(DEFAULT), on_heldout(best.params)
-    os.environ.pop(KEY_ENV, None)
     trials = [dict(t.attrs, params=t.params) for t in study.finished()]
     study.export(out / "trials.json")
     plot_pareto(out / "pareto.png", trials, default, tuned)

@@ -87,3 +87,17 @@ def test_a_wrong_model_dir_is_one_line_exit_2_and_nothing_written(tmp_path):
     assert res.exit_code == 2 and text.startswith("error: ") and "\n" not in text, res.output
     assert "--model-dir" in text and "config.json" in text
     assert not out.exists()
+
+
+def test_a_model_the_service_cannot_load_is_one_line_before_the_study(tmp_path, tiny_tool_model):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((tiny_tool_model / "config.json").read_text())  # no weights
+    res = CliRunner().invoke(
+        app,
+        ["demo", "tune-agent", "--quick", "--model-dir", str(broken), "--output-dir", str(tmp_path / "run")],
+    )
+    text = res.stderr.strip().splitlines()[-1]
+    assert res.exit_code == 2 and text.startswith("error: demo tune-agent:"), res.output
+    assert "cannot load" in text and str(broken) in text and "Traceback" not in res.output
+    assert not (tmp_path / "run" / "study.db").exists()  # no trial was run
