@@ -6,7 +6,8 @@
    three distractor tools (``lookup``, ``clock``, ``weather``: Python functions answering fixed text).
 2. A multi-objective study (TPE) over the agent's knobs (:func:`space`: the system prompt, which tools
    are offered, the calculator's description, ``max_iterations``, temperature) on a few search
-   questions: accuracy (the exact answer) up, tokens and tool calls per question down.
+   questions: the calculator reward (the exact answer, and a part for a right call) up, tokens and
+   tool calls per question down.
 3. The out-of-the-box configuration (:data:`DEFAULT`: every tool, a generic system prompt, a one-line
    tool description, temperature 1, ``max_iterations`` 1, so the agent never reads the tool's answer)
    and the study's most accurate trial, both on held-out questions the search never saw:
@@ -32,14 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from reinforge.errors import ReinforgeError
-from reinforge.graders.base import CallableGrader
 from reinforge.tasks.calculator import NAME, TOOL, CalculatorTask
 from reinforge.tune.space import Float, Int, Space, Subset, Text, nest
 
 SETTINGS: dict[str, Any] = dict(
     search_examples=24,  # the study's questions
     heldout_examples=64,  # the verdict's, never seen by the study
-    n_trials=24,
+    n_trials=48,
     sampler="tpe",
     max_tokens=96,  # per turn: a calculator call is ~85 tokens
     concurrency=32,  # episodes in flight; the service batches their turns
@@ -95,9 +95,14 @@ def question_rows(n_search: int, n_heldout: int, seed: int) -> tuple[list[dict],
     return rows[:n_search], rows[n_search : n_search + n_heldout]
 
 
-def exact_answer(item: dict, sample: dict) -> float:
-    """1 when the final answer is the exact result, else 0."""
-    return float(sample.get("output_text", "").strip() == str(item["answer"]))
+def accuracy(scores: list[float]) -> float:
+    """The exact-answer rate under the calculator task's reward (0.8 for the exact answer + 0.2 for a
+    call on the question's expression): an exact answer scores at least 0.8, anything else at most 0.2.
+
+    >>> accuracy([1.0, 0.8, 0.2, 0.0])
+    0.5
+    """
+    return sum(s >= 0.8 for s in scores) / len(scores)
 
 
 def tool_model_dir(output_dir: Path, model_dir: Path | None) -> Path:
@@ -139,7 +144,9 @@ def served(model_dir: Path, data_dir: Path) -> Iterator[tuple[str, str]]:
 
 
 def make_objective(client, tool_url: str, rows: list[dict], s: dict, cache: Path):
-    """``objective(params) -> metrics`` (score, tokens, tool_calls, ... per question) on ``rows``."""
+    """``objective(params) -> metrics`` on ``rows``: ``score`` (the calculator task's reward: a right call
+    earns a part, so the study is guided before any answer is right), ``accuracy``, and per question
+    ``tokens``, ``tool_calls``, ...."""
     from reinforge.tune.agent_objective import AgentPipeline, load_agent_tools
     from reinforge.tune.objectives import whole_batch_objective
 
@@ -148,11 +155,14 @@ def make_objective(client, tool_url: str, rows: list[dict], s: dict, cache: Path
         *({"python": f"reinforge.tune.toyagent:{n}", "name": n} for n in DISTRACTORS),
     ]
     tools, schemas = load_agent_tools(specs, Path("."), rows)
-    grader = CallableGrader(exact_answer, name="exact_answer")
-    obj = whole_batch_objective(
-        AgentPipeline(client, tools, schemas), rows, grader, "calculator", cache, (0, 0)
-    )
-    return lambda params: obj({**nest(params), "max_tokens": s["max_tokens"]})
+    pipeline = AgentPipeline(client, tools, schemas)
+    obj = whole_batch_objective(pipeline, rows, CalculatorTask().grader, "calculator", cache, (0, 0))
+
+    def objective(params: dict) -> dict:
+        metrics = obj({**nest(params), "max_tokens": s["max_tokens"]})
+        return {**metrics, "accuracy": accuracy(metrics["scores"])}
+
+    return objective
 
 
 def plot_pareto(path: Path, trials: list[dict], default: dict, tuned: dict) -> Path:
@@ -167,7 +177,7 @@ def plot_pareto(path: Path, trials: list[dict], default: dict, tuned: dict) -> P
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
     for ax, cost, label in zip(axes, ("tokens", "tool_calls"), ("tokens", "tool calls")):
-        pts = [(t[cost], t["score"]) for t in trials]
+        pts = [(t[cost], t["accuracy"]) for t in trials]
         fronts = non_dominated_sort(to_minimize(pts, ["minimize", "maximize"]).tolist()) if pts else []
         ax.scatter(
             [p[0] for p in pts], [p[1] for p in pts], s=16, color="C0", alpha=0.6, label="trial (search)"
@@ -180,7 +190,7 @@ def plot_pareto(path: Path, trials: list[dict], default: dict, tuned: dict) -> P
             (default, "s", "0.6", "default (held-out)"),
             (tuned, "*", "gold", "tuned (held-out)"),
         ):
-            ax.scatter([point[cost]], [point["score"]], s=120, marker=marker, color=color, edgecolor="k",
+            ax.scatter([point[cost]], [point["accuracy"]], s=120, marker=marker, color=color, edgecolor="k",
                        zorder=3, label=name)  # fmt: skip
         ax.set_xlabel(f"{label} per question")
         ax.set_ylabel("accuracy (exact answer)")
@@ -237,7 +247,8 @@ def run_demo_tune_agent(
         def progress(study, trial) -> None:
             m = trial.attrs
             console.print(
-                f"    trial {trial.number + 1}/{s['n_trials']}: accuracy {m.get('score', 0):.3f}, "
+                f"    trial {trial.number + 1}/{s['n_trials']}: accuracy {m.get('accuracy', 0):.3f}, "
+                f"reward {m.get('score', 0):.3f}, "
                 f"{m.get('tokens', 0):.0f} tokens, {m.get('tool_calls', 0):.2f} calls  {brief(trial.params)}"
             )
 
@@ -256,9 +267,9 @@ def run_demo_tune_agent(
         "trials": len(study.trials),
         "default_params": DEFAULT,
         "best_params": best.params,
-        "best_search_accuracy": best.attrs.get("score"),
+        "best_search_accuracy": best.attrs.get("accuracy"),
         **{f"{name}_{k}": m[metric] for name, m in (("default", default), ("tuned", tuned))
-           for k, metric in (("accuracy", "score"), ("tokens_per_example", "tokens"),
+           for k, metric in (("accuracy", "accuracy"), ("reward", "score"), ("tokens_per_example", "tokens"),
                              ("tool_calls_per_example", "tool_calls"))},
         "seconds": round(time.time() - t0, 1),
     }  # fmt: skip

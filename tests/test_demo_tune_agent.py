@@ -16,6 +16,7 @@ from reinforge.tasks.calculator import NAME, split_of
 
 SUMMARY_KEYS = (
     "default_accuracy",
+    "default_reward",
     "tuned_accuracy",
     "default_tokens_per_example",
     "tuned_tokens_per_example",
