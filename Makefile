@@ -34,6 +34,10 @@ demo-rlhf: $(STAMP)
 demo-agent: $(STAMP)  # a tiny model learns to call a calculator: SFT on demonstrations, RFT against its HTTP endpoint
 	$(BIN)/reinforge demo agent
 
+.PHONY: agent-base
+agent-base: $(STAMP)  # rebuild the agent demo's shipped base model (~8 min on 2 cores): reinforge/demo_data/agent-base
+	$(BIN)/python -m reinforge.demo_agent_base
+
 .PHONY: demo-tune-agent
 demo-tune-agent: $(STAMP)  # tune a served calculator tool model's agent knobs; held-out accuracy, pareto.png
 	$(BIN)/reinforge demo tune-agent $(if $(MODEL_DIR),--model-dir $(MODEL_DIR))

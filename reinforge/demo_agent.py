@@ -11,15 +11,16 @@
    ``valid_call_rate``, ``mean_tool_calls``, ``discarded_rollouts``, ``seconds``) and ``agent_demo.png``
    (reward and tool calls per episode against step).
 
-Both copies start from one model warmed on echoing digit strings and expressions: a stand-in for the
-copying every pretrained LLM can do and a model trained from scratch on a few dozen rows cannot learn.
+Both copies start from one base warmed up on generic tool use (:mod:`reinforge.tasks.tool_use`: echoing,
+then episodes with a ``lookup`` tool), a stand-in for what pretraining gives an LLM: copying from its context
+and the shape of a call. The tokenizer is a BPE trained on the demo's text with digits one per token, as
+Qwen's: a call's JSON is ~15 tokens, not ~60 characters.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import random
 import shutil
 import socket
 import threading
@@ -30,19 +31,20 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
+from reinforge.demo_agent_base import base_dir, build_base, sft
 from reinforge.tasks.calculator import NAME, CalculatorTask, calculator, demonstrations
 
 # The recipe, in one place (2 CPU cores).
 SETTINGS: dict[str, Any] = dict(
-    size="1m",
-    echo_rows=2000,  # warm-up: digit strings and expressions to repeat (copying, as pretraining gives)
-    echo_steps=300,
-    demonstrations=48,  # the only tool-use examples anyone wrote
-    sft_steps=150,
+    demonstrations=48,  # the only calculator examples anyone wrote
+    # ...by people who add in their heads: 9 in 10 of their additions have no call (multiplications all do)
+    mental_additions=0.9,
+    sft_steps=60,
     sft_batch=16,
+    sft_lr=1e-3,
     validation_examples=64,
-    max_new_tokens=96,  # per turn: the call (~85 characters, a token each) and its end token
-    agent=dict(max_episode_steps=3, max_tool_calls=2, max_episode_tokens=256),
+    max_new_tokens=48,  # per turn: the call (~30 tokens) and its end token
+    agent=dict(max_episode_steps=3, max_tool_calls=2, max_episode_tokens=160),
     rft=dict(
         steps=40,
         prompts_per_step=8,
@@ -57,8 +59,6 @@ SETTINGS: dict[str, Any] = dict(
     ),
 )
 QUICK: dict[str, Any] = dict(
-    echo_rows=64,
-    echo_steps=10,
     demonstrations=8,
     sft_steps=10,
     sft_batch=8,
@@ -117,32 +117,6 @@ class ToolServer:
         self.sock.close()
 
 
-def echo_rows(task: CalculatorTask, n: int, seed: int) -> list[dict]:
-    """Chat rows whose answer repeats the question: digit strings and expressions like the task's."""
-    r = random.Random(seed)
-
-    def text() -> str:
-        if r.random() < 0.3:
-            return "".join(r.choice("0123456789") for _ in range(r.randint(4, 12)))
-        return f"{task.operand(r)}{r.choice('+*')}{task.operand(r)}"
-
-    return [
-        {"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": t}]}
-        for t in (text() for _ in range(n))
-    ]
-
-
-def sft(model, tok, rows: list[dict], steps: int, batch: int, seed: int, label: str):
-    """SFT ``model`` in place on chat ``rows`` (with their ``tools``), with a progress bar."""
-    from reinforge.train.progress import TrainProgress
-    from reinforge.train.sft import sft_warmup
-
-    with TrainProgress(steps, 0, label) as bar:
-        sft_warmup(model, tok, rows, steps=steps, batch_size=batch, seed=seed,
-                   on_step=lambda done, loss: bar.update(done, {"loss": loss}))  # fmt: skip
-    return model
-
-
 def plot_agent_demo(out: Path, summary: dict, records: list[dict]) -> Path:
     """Reward (train, validation, the baselines) and tool calls per episode against RFT step."""
     import matplotlib
@@ -190,22 +164,40 @@ def valid_call_rate(metrics: dict, prefix: str = "") -> float | None:
     return 1 - invalid
 
 
+def tool_model(out: Path, seed: int = 0, quick: bool = False) -> Path:
+    """A calculator tool model for other demos (``demo tune-agent``): the shipped base after SFT on this demo's
+    questions, every one demonstrated with the calculator (seconds on a CPU), saved at ``out``."""
+    from reinforge.models.tiny import save_tiny
+    from reinforge.train.warmup import load_model
+
+    s = settings(quick)
+    base = build_base(Path(out).with_name(Path(out).name + "-base"), quick=True) if quick else base_dir()
+    model, tok = load_model(str(base), trainable=True)
+    demos = demonstrations(CalculatorTask().make_rows(s["demonstrations"], seed=seed + 1, split="train"))
+    sft(model, tok, demos, s["sft_steps"], s["sft_batch"], seed, "SFT, tool", s["sft_lr"])
+    return save_tiny(model, tok, Path(out))
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> str:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
 
 
-def run_demo_agent(output_dir: Path = Path("runs/demo-agent"), quick: bool = False, seed: int = 0) -> dict:
+def run_demo_agent(
+    output_dir: Path = Path("runs/demo-agent"), quick: bool = False, seed: int = 0, base: Path | None = None
+) -> dict:
+    """The demo; ``base``: a base model directory built by :func:`build_base` instead of the shipped one."""
     import torch
 
     from reinforge.models.generation import HFBackend
-    from reinforge.models.tiny import build_model, build_tokenizer, save_tiny
+    from reinforge.models.tiny import save_tiny
     from reinforge.tasks import sft_rows
     from reinforge.train.agent import AgentRunner, AgentSettings
     from reinforge.train.evaluate import evaluate
     from reinforge.train.grpo import GRPOConfig, train_grpo
     from reinforge.train.progress import console, print_table
     from reinforge.train.run import write_summary
+    from reinforge.train.warmup import load_model
 
     t0 = time.time()
     s = settings(quick)
@@ -218,18 +210,21 @@ def run_demo_agent(output_dir: Path = Path("runs/demo-agent"), quick: bool = Fal
     task = CalculatorTask()
     rows = task.make_rows(s["demonstrations"], seed=seed + 1, split="train")
     val = task.make_rows(s["validation_examples"], seed=seed, split="validation")
-    warm = echo_rows(task, s["echo_rows"], seed + 2)
     mt = s["max_new_tokens"]
 
-    say(f"1/3 SFT on {len(rows)} questions: without the tool (answers only), then with it (demonstrations)")
-    tok = build_tokenizer(tool_tokens=True)  # the Hermes tags as single tokens, as in Qwen3's tokenizer
-    warmed = sft(build_model(s["size"], seed, len(tok)), tok, warm, s["echo_steps"], 32, seed, "echo warm-up")
-    plain = sft(
-        copy.deepcopy(warmed), tok, sft_rows(rows), s["sft_steps"], s["sft_batch"], seed, "SFT, no tool"
-    )
+    # quick (the tests): a base built here in seconds, so its recipe's code runs too
+    if base is None:
+        base = build_base(out / "base", quick=True) if quick else base_dir()
+    base = base_dir(Path(base))
+    say(f"1/3 SFT of the base ({base}) on {len(rows)} questions: without the tool, then with it")
+    warmed, tok = load_model(str(base), trainable=True)
+    lr, steps, batch = s["sft_lr"], s["sft_steps"], s["sft_batch"]
+    plain, tool_model = copy.deepcopy(warmed), warmed
+    sft(plain, tok, sft_rows(rows), steps, batch, seed, "SFT, no tool", lr)
     no_tool = [{k: v for k, v in r.items() if k != "tools"} for r in val]
     no_tool_score = evaluate(HFBackend(plain, tok), tok, task.grader, no_tool, max_tokens=16)["reward_mean"]
-    tool_model = sft(warmed, tok, demonstrations(rows), s["sft_steps"], s["sft_batch"], seed, "SFT, tool")
+    demos = demonstrations(rows, s["mental_additions"], seed)
+    sft(tool_model, tok, demos, steps, batch, seed, "SFT, tool", lr)
     save_tiny(tool_model, tok, out / "sft")
     console.print(f"    validation reward without the tool: {no_tool_score:.3f}")
 
@@ -263,6 +258,7 @@ def run_demo_agent(output_dir: Path = Path("runs/demo-agent"), quick: bool = Fal
     last_eval = [r for r in records if r.get("kind") == "eval"][-1]
     summary = {
         "task": task.name,
+        "base": str(base),
         "demonstrations": len(rows),
         "validation_examples": len(val),
         "rft_episodes": s["rft"]["steps"] * s["rft"]["prompts_per_step"] * s["rft"]["group_size"],

@@ -150,7 +150,7 @@ def make_objective(client, tool_url: str, rows: list[dict], s: dict, cache: Path
     from reinforge.tune.agent_objective import AgentPipeline, load_agent_tools
     from reinforge.tune.objectives import whole_batch_objective
 
-    specs = [
+    specs: list[dict] = [
         {"name": NAME, "server_url": f"{tool_url}/{NAME}", "schema": TOOL},
         *({"python": f"reinforge.tune.toyagent:{n}", "name": n} for n in DISTRACTORS),
     ]

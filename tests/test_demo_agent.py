@@ -61,13 +61,14 @@ def test_quick_demo_runs_every_stage_to_the_summary_and_plot(tmp_path):
 
 
 def test_a_turn_and_an_episode_have_room_for_the_longest_call_and_answer():
-    """The demo once gave each turn 48 tokens: every call (~85 characters, one token each) was cut off, so
-    every episode ended truncated with no call made and RFT had nothing to learn from."""
-    from reinforge.models.tiny import build_tokenizer
+    """The demo once gave each turn 48 tokens with a character-level tokenizer: every call (~85 characters,
+    one token each) was cut off, so every episode ended truncated with no call made and RFT had nothing to
+    learn from."""
+    from reinforge.demo_agent_base import BASE_DIR
     from reinforge.tasks.calculator import demonstrations
     from reinforge.train.sft import tokenize_chat
 
-    tok = build_tokenizer()
+    tok = AutoTokenizer.from_pretrained(BASE_DIR)
     widest = f"{10**6 - 1}*{10**6 - 1}"  # the task's longest expression and longest answer
     demo = demonstrations(
         [{"messages": [{"role": "user", "content": widest}], "tools": [TOOL], "answer": ""}]

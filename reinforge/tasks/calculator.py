@@ -107,12 +107,26 @@ class CalculatorTask:
         return rows
 
 
-def demonstrations(rows: list[dict]) -> list[dict]:
+def demonstrations(rows: list[dict], mental_additions: float = 0.0, seed: int = 0) -> list[dict]:
     """SFT rows showing the tool in use (OpenAI's chat fine-tuning format): the call, the tool's answer,
-    then the answer."""
+    then the answer. ``mental_additions``: the share of additions (exactly, rounded; which ones drawn with
+    ``seed``) whose writer answered without the tool, as people do: the sum is right, but a model imitating
+    them answers from "memory" and gets it wrong.
+
+    >>> rows = CalculatorTask().make_rows(40, seed=0)
+    >>> direct = [d for d in demonstrations(rows, mental_additions=1.0) if len(d["messages"]) == 2]
+    >>> all("+" in d["messages"][0]["content"] for d in direct) and len(direct) > 0
+    True
+    """
+    additions = [i for i, row in enumerate(rows) if "+" in row["messages"][-1]["content"]]
+    mental = set(random.Random(seed).sample(additions, round(mental_additions * len(additions))))
     out = []
-    for row in rows:
+    for i, row in enumerate(rows):
         expression = row["messages"][-1]["content"]
+        if i in mental:
+            out.append({"messages": [*row["messages"], {"role": "assistant", "content": row["answer"]}],
+                        "tools": row["tools"]})  # fmt: skip
+            continue
         call = {
             "id": "call_0",
             "type": "function",

@@ -66,3 +66,17 @@ def test_a_demonstration_renders_its_call_in_the_hermes_format():
         in text
     )
     assert f"<tool_response>{calculator(expression)}</tool_response>" in text
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 0.9, 1.0])
+def test_mental_additions_are_that_share_of_the_additions_exactly_and_nothing_else(share):
+    rows = get_task("calculator").make_rows(48, seed=1)
+    demos = demonstrations(rows, mental_additions=share, seed=0)
+    additions = [r for r in rows if "+" in r["messages"][0]["content"]]
+    direct = [(r, d) for r, d in zip(rows, demos) if "tool_calls" not in d["messages"][1]]
+    assert len(direct) == round(share * len(additions))
+    # the writer's own sums are right; every multiplication still shows the calculator in use
+    assert all(
+        "+" in r["messages"][0]["content"] and d["messages"][1]["content"] == r["answer"] for r, d in direct
+    )
+    assert demonstrations(rows, share, seed=0) == demos  # the same draw for a seed
