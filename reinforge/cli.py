@@ -379,11 +379,11 @@ def demo(
     elif which == "agent":  # a tiny model learns to call a calculator (HTTP, on loopback)
         from reinforge.demo_agent import run_demo_agent
 
-        run_demo_agent(output_dir or Path("runs/demo-agent"), quick=quick)
+        run_demo_agent(output_dir or Path("runs/demo-agent"), quick=quick, seed=(seed or [0])[0])
     elif which == "tune-agent":  # tune a served tool model's agent knobs, judged on held-out questions
         from reinforge.demo_tune_agent import run_demo_tune_agent
 
-        run_demo_tune_agent(output_dir or Path("runs/demo-tune-agent"), model_dir, quick)
+        run_demo_tune_agent(output_dir or Path("runs/demo-tune-agent"), model_dir, quick, (seed or [0])[0])
     else:
         raise ReinforgeError(f"demo {which!r}: unknown demo; choose rft, rlhf, agent or tune-agent")
 
