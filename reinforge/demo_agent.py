@@ -11,10 +11,10 @@
    ``valid_call_rate``, ``mean_tool_calls``, ``discarded_rollouts``, ``seconds``) and ``agent_demo.png``
    (reward and tool calls per episode against step).
 
-Both copies start from one base warmed up on generic tool use (:mod:`reinforge.tasks.tool_use`: echoing,
-then episodes with a ``lookup`` tool), a stand-in for what pretraining gives an LLM: copying from its context
-and the shape of a call. The tokenizer is a BPE trained on the demo's text with digits one per token, as
-Qwen's: a call's JSON is ~15 tokens, not ~60 characters.
+Both copies start from the shipped base (:mod:`reinforge.demo_agent_base`: generic tool use learnt with a
+``lookup`` tool, the stand-in for a pretrained LLM). The demonstrations are written as a person would: every
+multiplication with the calculator, 9 in 10 additions answered in the head (``mental_additions``); SFT
+imitates that and answers most additions without the tool, wrongly, and RFT learns to call it for them too.
 """
 
 from __future__ import annotations
@@ -164,17 +164,20 @@ def valid_call_rate(metrics: dict, prefix: str = "") -> float | None:
     return 1 - invalid
 
 
-def tool_model(out: Path, seed: int = 0, quick: bool = False) -> Path:
-    """A calculator tool model for other demos (``demo tune-agent``): the shipped base after SFT on this demo's
-    questions, every one demonstrated with the calculator (seconds on a CPU), saved at ``out``."""
+def tool_model(
+    out: Path, seed: int = 0, quick: bool = False, demos: list[dict] | None = None, steps: int | None = None
+) -> Path:
+    """A calculator tool model for other demos (``demo tune-agent``): the shipped base after SFT on ``demos``
+    (default: this demo's questions, every one demonstrated with the calculator), saved at ``out``."""
     from reinforge.models.tiny import save_tiny
     from reinforge.train.warmup import load_model
 
     s = settings(quick)
     base = build_base(Path(out).with_name(Path(out).name + "-base"), quick=True) if quick else base_dir()
     model, tok = load_model(str(base), trainable=True)
-    demos = demonstrations(CalculatorTask().make_rows(s["demonstrations"], seed=seed + 1, split="train"))
-    sft(model, tok, demos, s["sft_steps"], s["sft_batch"], seed, "SFT, tool", s["sft_lr"])
+    if demos is None:
+        demos = demonstrations(CalculatorTask().make_rows(s["demonstrations"], seed=seed + 1, split="train"))
+    sft(model, tok, demos, steps or s["sft_steps"], s["sft_batch"], seed, "SFT, tool", s["sft_lr"])
     return save_tiny(model, tok, Path(out))
 
 

@@ -24,7 +24,9 @@ set()
 
 from __future__ import annotations
 
+import copy
 import os
+import random
 import shutil
 import time
 from collections.abc import Iterator
@@ -45,6 +47,7 @@ SETTINGS: dict[str, Any] = dict(
     concurrency=32,  # episodes in flight; the service batches their turns
 )
 QUICK: dict[str, Any] = dict(search_examples=4, heldout_examples=4, n_trials=3)
+TOOL_MODEL = dict(rows=96, steps=150)  # the served model's SFT (without --model-dir): its questions and steps
 KEY_ENV = "REINFORGE_DEMO_TUNE_AGENT_KEY"  # the LLM client reads its key from the environment
 DISTRACTORS = ("lookup", "clock", "weather")  # reinforge.tune.toyagent's: nothing to do with arithmetic
 SYSTEMS = [
@@ -105,18 +108,54 @@ def accuracy(scores: list[float]) -> float:
     return sum(s >= 0.8 for s in scores) / len(scores)
 
 
-def tool_model_dir(output_dir: Path, model_dir: Path | None) -> Path:
+def distractor_schemas() -> list[dict]:
+    from reinforge.tune.agent_objective import load_agent_tools
+
+    specs = [{"python": f"reinforge.tune.toyagent:{n}", "name": n} for n in DISTRACTORS]
+    return list(load_agent_tools(specs, Path("."), [])[1].values())
+
+
+def varied_demonstrations(seed: int, quick: bool = False) -> list[dict]:
+    """The agent demo's calculator demonstrations, each under a random system prompt (from :data:`SYSTEMS`),
+    a random subset of the distractor tools beside the calculator, in random order, and a random calculator
+    description (from :data:`DESCRIPTIONS`): the tool model learns to call the calculator whatever else the
+    prompt holds, as instruction-tuned models do.
+
+    >>> rows = varied_demonstrations(0, quick=True)
+    >>> all(any(t["function"]["name"] == NAME for t in r["tools"]) for r in rows)
+    True
+    """
+    from reinforge.tasks.calculator import demonstrations
+
+    r = random.Random(seed)
+    others = distractor_schemas()
+    out = []
+    for demo in demonstrations(CalculatorTask().make_rows(TOOL_MODEL["rows"] // (8 if quick else 1),
+                                                          seed=seed + 1, split="train")):  # fmt: skip
+        calculator: dict[str, Any] = copy.deepcopy(TOOL)
+        if description := r.choice(DESCRIPTIONS):
+            calculator["function"]["description"] = description
+        tools = [calculator, *r.sample(others, r.randint(0, len(others)))]
+        r.shuffle(tools)
+        system = r.choice(SYSTEMS)
+        messages = ([{"role": "system", "content": system}] if system else []) + demo["messages"]
+        out.append({"messages": messages, "tools": tools})
+    return out
+
+
+def tool_model_dir(output_dir: Path, model_dir: Path | None, seed: int = 0, quick: bool = False) -> Path:
     """``model_dir`` checked, else the directory :func:`reinforge.demo_agent.tool_model` leaves."""
     if model_dir is None:
         from reinforge import demo_agent
 
-        make = getattr(demo_agent, "tool_model", None)
+        make, steps = getattr(demo_agent, "tool_model", None), 10 if quick else TOOL_MODEL["steps"]
         if make is None:
             raise ReinforgeError(
                 "demo tune-agent: reinforge.demo_agent has no tool_model() yet (issue 17) to train the "
                 "calculator tool model; pass --model-dir DIR, a saved transformers model that calls the calculator"
             )
-        model_dir = Path(make(output_dir / "model"))
+        # trained on prompts as varied as the study's, so that more than one configuration works
+        model_dir = Path(make(output_dir / "model", seed, quick, varied_demonstrations(seed, quick), steps))
     if not (Path(model_dir) / "config.json").is_file():
         raise ReinforgeError(
             f"--model-dir {model_dir}: no config.json there; give a saved transformers model directory "
@@ -226,7 +265,9 @@ def run_demo_tune_agent(
     t0 = time.time()
     s = settings(quick)
     out = Path(output_dir)
-    model = tool_model_dir(out, model_dir)  # before anything is written: a wrong --model-dir is one line
+    model = tool_model_dir(
+        out, model_dir, seed, quick
+    )  # before anything is written: a wrong --model-dir is one line
     clean(out)
     say = lambda text: console.print(f"[bold cyan]demo tune-agent[/] {text}")  # noqa: E731
     search, heldout = question_rows(s["search_examples"], s["heldout_examples"], seed)
