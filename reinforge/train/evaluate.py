@@ -10,7 +10,7 @@ import torch
 
 from reinforge.agents.episode import Episode, episode_metrics
 from reinforge.graders.base import Grader, make_sample
-from reinforge.models.chat import encode_prompt, encode_row, prompt_messages
+from reinforge.models.chat import encode_row
 from reinforge.models.generation import HFBackend, SamplingParams
 from reinforge.train.agent import AgentRunner
 from reinforge.train.logprobs import per_token_logps
@@ -39,7 +39,7 @@ def evaluate(
     ``progress``: a bar over the rows (``reinforge eval``), with the reward so far, after each batch.
     With ``agent``, each sample is an episode graded whole, and the greedy episodes' ``agent/*`` figures
     are in the result; discarded episodes (or truncated ones, with ``on_truncated: discard``) score 0."""
-    prompts = [] if agent else [encode_row(tokenizer, r) for r in rows]  # with the row's tools, if any
+    prompts = [] if agent else [encode_row(tokenizer, r) for r in rows]
     greedy_rewards, outputs, sampled = [], [], []
     episodes: list[Episode] = []  # the greedy ones, with an agent
 
@@ -108,7 +108,7 @@ def evaluate_policy(
     rewards, extra, kls, lengths = [], [], [], []
     for i in range(0, len(rows), batch_size):
         chunk_rows = rows[i : i + batch_size]
-        prompts = [encode_prompt(tok, prompt_messages(r)) for r in chunk_rows]
+        prompts = [encode_row(tok, r) for r in chunk_rows]
         sp = SamplingParams(temperature=temperature, max_tokens=max_tokens, n=samples, seed=seed + i)
         roll = collect_rollout(backend, reward_grader, chunk_rows, prompts, sp, backend.pad_id)
         rewards += roll.rewards.flatten().tolist()

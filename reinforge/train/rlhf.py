@@ -148,7 +148,7 @@ def sample_comparisons(
     policy, tok, rows: list[dict], max_new_tokens: int, temperature: float, seed: int, tag: str = ""
 ) -> list[ComparisonRequest]:
     """Two distinct sampled responses per row (rows whose two samples are identical are dropped)."""
-    from reinforge.models.chat import encode_prompt, prompt_messages
+    from reinforge.models.chat import encode_row, prompt_messages
     from reinforge.models.generation import HFBackend, SamplingParams
 
     backend = HFBackend(policy, tok)
@@ -156,7 +156,7 @@ def sample_comparisons(
     for i in range(0, len(rows), 128):
         chunk = rows[i : i + 128]
         gens = backend.generate(
-            [encode_prompt(tok, prompt_messages(r)) for r in chunk],
+            [encode_row(tok, r) for r in chunk],
             SamplingParams(temperature=temperature, max_tokens=max_new_tokens, n=2, seed=seed + i),
         )
         for k, r in enumerate(chunk):

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from reinforge.graders.base import Grade, Grader, GraderError, make_sample
-from reinforge.models.chat import encode_prompt, prompt_messages
+from reinforge.models.chat import encode_row
 from reinforge.models.generation import GenerationBackend, SamplingParams
 from reinforge.train import distributed
 from reinforge.train.agent import AgentRunner, agent_runner
@@ -185,7 +185,7 @@ class StepRollouts:
         self.tokenizer = tokenizer
         # episodes instead of completions when cfg has an agent section or the rows offer tools
         self.agent = agent_runner(cfg, rows)
-        self.prompt_ids = [] if self.agent else [encode_prompt(tokenizer, prompt_messages(r)) for r in rows]
+        self.prompt_ids = [] if self.agent else [encode_row(tokenizer, r) for r in rows]
 
     def __call__(self, step: int, n: int, shard: tuple[int, int] | None = None) -> Rollout:
         # shard: (rank, world size) of the block to sample; default: this process's (train/distributed.py)
