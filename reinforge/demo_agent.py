@@ -31,7 +31,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
-from reinforge.demo_agent_base import base_dir, build_base, sft
+from reinforge.demo_agent_base import load_base, sft
 from reinforge.tasks.calculator import NAME, CalculatorTask, calculator, demonstrations
 
 # The recipe, in one place (2 CPU cores).
@@ -170,11 +170,9 @@ def tool_model(
     """A calculator tool model for other demos (``demo tune-agent``): the shipped base after SFT on ``demos``
     (default: this demo's questions, every one demonstrated with the calculator), saved at ``out``."""
     from reinforge.models.tiny import save_tiny
-    from reinforge.train.warmup import load_model
 
     s = settings(quick)
-    base = build_base(Path(out).with_name(Path(out).name + "-base"), quick=True) if quick else base_dir()
-    model, tok = load_model(str(base), trainable=True)
+    model, tok, _ = load_base(None, quick, Path(out).with_name(Path(out).name + "-base"))
     if demos is None:
         demos = demonstrations(CalculatorTask().make_rows(s["demonstrations"], seed=seed + 1, split="train"))
     sft(model, tok, demos, steps or s["sft_steps"], s["sft_batch"], seed, "SFT, tool", s["sft_lr"])
@@ -200,7 +198,6 @@ def run_demo_agent(
     from reinforge.train.grpo import GRPOConfig, train_grpo
     from reinforge.train.progress import console, print_table
     from reinforge.train.run import write_summary
-    from reinforge.train.warmup import load_model
 
     t0 = time.time()
     s = settings(quick)
@@ -215,12 +212,8 @@ def run_demo_agent(
     val = task.make_rows(s["validation_examples"], seed=seed, split="validation")
     mt = s["max_new_tokens"]
 
-    # quick (the tests): a base built here in seconds, so its recipe's code runs too
-    if base is None:
-        base = build_base(out / "base", quick=True) if quick else base_dir()
-    base = base_dir(Path(base))
+    warmed, tok, base = load_base(base, quick, out / "base")
     say(f"1/3 SFT of the base ({base}) on {len(rows)} questions: without the tool, then with it")
-    warmed, tok = load_model(str(base), trainable=True)
     lr, steps, batch = s["sft_lr"], s["sft_steps"], s["sft_batch"]
     plain, tool_model = copy.deepcopy(warmed), warmed
     sft(plain, tok, sft_rows(rows), steps, batch, seed, "SFT, no tool", lr)

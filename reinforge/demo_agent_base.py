@@ -4,8 +4,8 @@ A pretrained model copies text from its context and has seen JSON function calls
 scratch has neither, and the calculator's few dozen demonstrations cannot teach both. So the demo starts
 from a base warmed up on generic tool use (:mod:`reinforge.tasks.tool_use`: 400 steps of repeating text,
 then 1,500 steps of episodes with a ``lookup`` tool; the calculator never appears). Copying forms in sudden
-jumps whose timing depends on the seed (benchmarks/README.md, "The agent demo"), and the warm-up takes
-~8 minutes on 2 cores, more than the whole demo may: so it is built here, once, by
+jumps whose timing depends on the seed (benchmarks/README.md, "The agent demo learns"), and the warm-up
+takes ~14 minutes on one core (833 s), more than the whole demo may: so it is built here, once, by
 ``python -m reinforge.demo_agent_base`` (``make agent-base``), and its weights ship in
 ``reinforge/demo_data/agent-base`` with ``recipe.json``: the recipe, the seconds it took, its final
 losses and its copy check. ``reinforge demo agent`` starts from it as users start from Qwen.
@@ -26,12 +26,13 @@ from reinforge.graders.base import CallableGrader
 from reinforge.models.chat import render_prompt
 from reinforge.models.generation import HFBackend
 from reinforge.models.tiny import build_bpe_tokenizer, build_model, build_tokenizer, save_tiny
-from reinforge.tasks.calculator import CalculatorTask, demonstrations
+from reinforge.tasks.calculator import CalculatorTask, call_arguments, demonstrations
 from reinforge.tasks.tool_use import echo_rows, lookup_episodes
 from reinforge.train.agent import AgentRunner, AgentSettings
 from reinforge.train.evaluate import evaluate
 from reinforge.train.progress import TrainProgress
 from reinforge.train.sft import sft_warmup
+from reinforge.train.warmup import load_model
 
 BASE_DIR = Path(__file__).parent / "demo_data" / "agent-base"
 RECIPE: dict[str, Any] = dict(
@@ -71,7 +72,7 @@ def copy_check(model, tok, n: int = 64, seed: int = 10_000) -> dict[str, float]:
 
     def called(item: dict, sample: dict) -> float:
         want = item["messages"][0]["content"]
-        return float(any(want in c["function"]["arguments"] for c in sample.get("output_tools") or []))
+        return float(any(call_arguments(c).get("key") == want for c in sample.get("output_tools") or []))
 
     def answered(item: dict, sample: dict) -> float:
         return float(sample.get("output_text", "").strip() == item["messages"][2]["content"])
@@ -116,6 +117,16 @@ def weights_sha256(path: Path) -> str:
     return hashlib.sha256((Path(path) / "model.safetensors").read_bytes()).hexdigest()
 
 
+def load_base(base: Path | None, quick: bool, scratch: Path):
+    """(model, tokenizer, directory) of ``base``, else of the shipped base; ``quick`` (the tests): a base
+    built in seconds at ``scratch``, so the recipe's code runs too."""
+    if base is None:
+        base = build_base(scratch, quick=True) if quick else BASE_DIR
+    base = base_dir(Path(base))
+    model, tok = load_model(str(base), trainable=True)
+    return model, tok, base
+
+
 def base_dir(path: Path = BASE_DIR) -> Path:
     """The shipped base (or ``path``), checked against its recipe's hash."""
     manifest = path / "recipe.json"
@@ -131,7 +142,7 @@ def base_dir(path: Path = BASE_DIR) -> Path:
 if __name__ == "__main__":
     import argparse
 
-    p = argparse.ArgumentParser(description="Build the agent demo's base model (~8 minutes on 2 cores).")
+    p = argparse.ArgumentParser(description="Build the agent demo's base model (~14 minutes on one core).")
     p.add_argument("--out", type=Path, default=BASE_DIR)
     p.add_argument("--seed", type=int, default=None)
     a = p.parse_args()
