@@ -50,6 +50,7 @@ QUICK: dict[str, Any] = dict(search_examples=4, heldout_examples=4, n_trials=3)
 TOOL_MODEL = dict(rows=96, steps=150)  # the served model's SFT (without --model-dir): its questions and steps
 KEY_ENV = "REINFORGE_DEMO_TUNE_AGENT_KEY"  # the LLM client reads its key from the environment
 DISTRACTORS = ("lookup", "clock", "weather")  # reinforge.tune.toyagent's: nothing to do with arithmetic
+DISTRACTOR_SPECS = [{"python": f"reinforge.tune.toyagent:{n}", "name": n} for n in DISTRACTORS]
 SYSTEMS = [
     "You are a helpful assistant.",
     "",  # none: the prompt as the tool model was trained on
@@ -111,8 +112,7 @@ def accuracy(scores: list[float]) -> float:
 def distractor_schemas() -> list[dict]:
     from reinforge.tune.agent_objective import load_agent_tools
 
-    specs = [{"python": f"reinforge.tune.toyagent:{n}", "name": n} for n in DISTRACTORS]
-    return list(load_agent_tools(specs, Path("."), [])[1].values())
+    return list(load_agent_tools(DISTRACTOR_SPECS, Path("."), [])[1].values())
 
 
 def varied_demonstrations(seed: int, quick: bool = False) -> list[dict]:
@@ -191,7 +191,7 @@ def make_objective(client, tool_url: str, rows: list[dict], s: dict, cache: Path
 
     specs: list[dict] = [
         {"name": NAME, "server_url": f"{tool_url}/{NAME}", "schema": TOOL},
-        *({"python": f"reinforge.tune.toyagent:{n}", "name": n} for n in DISTRACTORS),
+        *DISTRACTOR_SPECS,
     ]
     tools, schemas = load_agent_tools(specs, Path("."), rows)
     pipeline = AgentPipeline(client, tools, schemas)
