@@ -6,7 +6,7 @@ demo's models called the calculator with invented digits). Two corpora, used in 
 
 1. :func:`echo_rows`: repeat the user's text. Copying forms here within a few hundred steps, while in a
    tool call, across ~15 tokens of JSON, it did not form at all in 600 steps (1m model; benchmarks/README.md,
-   "The agent demo").
+   "The agent demo learns").
 2. :func:`lookup_episodes`: whole episodes with a generic ``lookup`` tool: the user's text copied into the
    call's argument, then the tool's answer (random digits) copied into the final answer.
 
